@@ -1,0 +1,32 @@
+//! A registered OAuth client (RFC 6749 §2).
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "clients")]
+pub struct Model {
+    /// The public `client_id`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the server-generated secret; `None` for a public client.
+    pub secret_hash: Option<Vec<u8>>,
+    /// JSON array of registered redirect URIs, matched by exact string comparison.
+    pub redirect_uris: String,
+    /// Space-separated grant types the client may use.
+    pub grant_types: String,
+    /// Space-separated scopes the client may request.
+    pub scopes: String,
+    /// A resource server allowed to call `/introspect`.
+    pub can_introspect: bool,
+    /// A first-party client whose users are not asked for consent.
+    pub skip_consent: bool,
+    /// Users signing in for this client must have a second factor.
+    pub require_2fa: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[sea_orm(has_many)]
+    pub grants: HasMany<super::grant::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+//! SeaORM entities of Umbra, one module per table.
+//!
+//! Times are Unix seconds (`i64`) so that the same columns compare and index the same way on
+//! Postgres, SQLite and the distributed SQL engines Umbra may move to. Token and code rows are
+//! keyed by the SHA-256 of the token string; the plaintext is never stored.
+//!
+//! Regenerate after a schema change with
+//! `sea-orm-cli generate entity --entity-format dense -u "$DATABASE_URL" -o entity/src --lib`
+//! and keep the doc comments.
+
+pub mod access_token;
+pub mod authorization_code;
+pub mod client;
+pub mod consent;
+pub mod grant;
+pub mod refresh_token;
+pub mod user;
+
+pub mod prelude {
+    pub use super::access_token::Entity as AccessToken;
+    pub use super::authorization_code::Entity as AuthorizationCode;
+    pub use super::client::Entity as Client;
+    pub use super::consent::Entity as Consent;
+    pub use super::grant::Entity as Grant;
+    pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::user::Entity as User;
+}

@@ -1,0 +1,28 @@
+//! A person who signs in (resource owner).
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// As the user typed it at creation.
+    pub username: String,
+    /// Lower-cased, unique: usernames are unique case-insensitively.
+    #[sea_orm(unique)]
+    pub username_normalized: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[sea_orm(has_many)]
+    pub grants: HasMany<super::grant::Entity>,
+    #[sea_orm(has_many)]
+    pub consents: HasMany<super::consent::Entity>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

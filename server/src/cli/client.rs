@@ -1,0 +1,282 @@
+//! `umbra client create | list | show | delete | rotate-secret`.
+use super::output;
+use crate::clock;
+use crate::oauth::client::{Client, validate_redirect_uri};
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::scope::ScopeSet;
+use crate::oauth::token::{Token, TokenKind};
+use crate::store::{NewClient, Store};
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Args, Subcommand};
+use rand::TryRng;
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id and, for a confidential client, its secret
+    /// (shown once, stored only as a hash).
+    Create(CreateArgs),
+    /// List registered clients.
+    List,
+    /// Show one client.
+    Show { client_id: String },
+    /// Delete a client with all its grants and tokens.
+    Delete { client_id: String },
+    /// Issue a new secret; the old one stops working (within clients.cache_ttl_secs on
+    /// running servers).
+    RotateSecret { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// A human-readable name, shown on consent pages.
+    name: String,
+    /// The client_id to use instead of a random one.
+    #[arg(long = "id")]
+    id: Option<String>,
+    /// A public client (no secret; e.g. a single-page or native app).
+    #[arg(long)]
+    public: bool,
+    /// A redirect URI, matched exactly (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// A grant type the client may use (repeatable). Default: authorization_code and
+    /// refresh_token with redirect URIs, client_credentials without.
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    grant_types: Vec<GrantType>,
+    /// Scopes the client may request (repeatable, or space-separated).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// The client is a resource server that may call /introspect.
+    #[arg(long)]
+    introspect: bool,
+    /// A first-party client: users are not asked for consent.
+    #[arg(long)]
+    skip_consent: bool,
+    /// Users signing in for this client must use a second factor.
+    #[arg(long = "require-2fa")]
+    require_2fa: bool,
+}
+
+/// A client as the CLI shows it: everything but the secret hash.
+#[derive(Serialize)]
+struct ClientView<'a> {
+    client_id: &'a str,
+    name: &'a str,
+    public: bool,
+    redirect_uris: &'a [String],
+    grant_types: Vec<&'static str>,
+    scopes: String,
+    introspect: bool,
+    skip_consent: bool,
+    require_2fa: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'a str>,
+}
+
+impl<'a> ClientView<'a> {
+    fn of(client: &'a Client, secret: Option<&'a Token>) -> Self {
+        Self {
+            client_id: &client.id,
+            name: &client.name,
+            public: client.is_public(),
+            redirect_uris: &client.redirect_uris,
+            grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+            scopes: client.scopes.to_string(),
+            introspect: client.can_introspect,
+            skip_consent: client.skip_consent,
+            require_2fa: client.require_2fa,
+            client_secret: secret.map(Token::expose),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut rows = vec![
+            ("client_id", self.client_id.to_owned()),
+            ("name", self.name.to_owned()),
+            (
+                "type",
+                if self.public {
+                    "public"
+                } else {
+                    "confidential"
+                }
+                .to_owned(),
+            ),
+            ("redirect_uris", self.redirect_uris.join(" ")),
+            ("grant_types", self.grant_types.join(" ")),
+            ("scopes", self.scopes.clone()),
+            ("introspect", self.introspect.to_string()),
+            ("skip_consent", self.skip_consent.to_string()),
+            ("require_2fa", self.require_2fa.to_string()),
+        ];
+        if let Some(secret) = self.client_secret {
+            rows.push((
+                "client_secret",
+                format!("{secret}  (shown once: store it now)"),
+            ));
+        }
+        output::fields(&rows)
+    }
+}
+
+impl ClientCommand {
+    pub async fn run(self, store: &Store, json: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Create(args) => {
+                let (new, secret) = args.into_new_client()?;
+                let client = store.create_client(new, clock::now()).await?;
+                let view = ClientView::of(&client, secret.as_ref());
+                output::print(json, &view, &view.text());
+            }
+            Self::List => {
+                let clients = store.list_clients().await?;
+                let views: Vec<ClientView> =
+                    clients.iter().map(|c| ClientView::of(c, None)).collect();
+                let text = if views.is_empty() {
+                    "no clients".to_owned()
+                } else {
+                    views
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "{}\t{}\t{}\t{}",
+                                v.client_id,
+                                if v.public { "public" } else { "confidential" },
+                                v.grant_types.join(","),
+                                v.name
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                output::print(json, &views, &text);
+            }
+            Self::Show { client_id } => {
+                let client = store
+                    .find_client(&client_id)
+                    .await?
+                    .with_context(|| format!("no client with id {client_id:?}"))?;
+                let view = ClientView::of(&client, None);
+                output::print(json, &view, &view.text());
+            }
+            Self::Delete { client_id } => {
+                if !store.delete_client(&client_id).await? {
+                    bail!("no client with id {client_id:?}");
+                }
+                output::print(
+                    json,
+                    &serde_json::json!({"deleted": client_id}),
+                    &format!("deleted client {client_id} and all its tokens"),
+                );
+            }
+            Self::RotateSecret { client_id } => {
+                let client = store
+                    .find_client(&client_id)
+                    .await?
+                    .with_context(|| format!("no client with id {client_id:?}"))?;
+                if client.is_public() {
+                    bail!("client {client_id:?} is public and has no secret");
+                }
+                let secret = Token::generate(TokenKind::ClientSecret)?;
+                if !store
+                    .set_client_secret(&client_id, secret.hash(), clock::now())
+                    .await?
+                {
+                    bail!("no client with id {client_id:?}");
+                }
+                output::print(
+                    json,
+                    &serde_json::json!({"client_id": client_id, "client_secret": secret.expose()}),
+                    &output::fields(&[
+                        ("client_id", client_id.clone()),
+                        (
+                            "client_secret",
+                            format!("{}  (shown once: store it now)", secret.expose()),
+                        ),
+                    ]),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CreateArgs {
+    /// Checks the registration and draws the id and secret.
+    fn into_new_client(self) -> anyhow::Result<(NewClient, Option<Token>)> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            bail!("the client name must not be empty");
+        }
+        let id = match self.id {
+            Some(id) => {
+                validate_client_id(&id)?;
+                id
+            }
+            None => random_client_id()?,
+        };
+        for uri in &self.redirect_uris {
+            validate_redirect_uri(uri)
+                .map_err(|why| anyhow::anyhow!("redirect URI {uri:?}: {why}"))?;
+        }
+        let mut grant_types = self.grant_types;
+        if grant_types.is_empty() {
+            grant_types = if self.redirect_uris.is_empty() {
+                vec![GrantType::ClientCredentials]
+            } else {
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+            };
+        }
+        grant_types.dedup();
+        if self.public && grant_types.contains(&GrantType::ClientCredentials) {
+            bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
+        }
+        if self.public && self.introspect {
+            bail!("a public client cannot introspect: it has no secret to authenticate with");
+        }
+        if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            bail!("authorization_code needs at least one --redirect-uri");
+        }
+        let scopes = ScopeSet::parse(&self.scopes.join(" ")).map_err(|_| {
+            anyhow::anyhow!("a scope may not contain spaces, quotes or backslashes")
+        })?;
+        let secret = if self.public {
+            None
+        } else {
+            Some(Token::generate(TokenKind::ClientSecret)?)
+        };
+        let new = NewClient {
+            id,
+            name,
+            secret_hash: secret.as_ref().map(Token::hash),
+            redirect_uris: self.redirect_uris,
+            grant_types,
+            scopes,
+            can_introspect: self.introspect,
+            skip_consent: self.skip_consent,
+            require_2fa: self.require_2fa,
+        };
+        Ok((new, secret))
+    }
+}
+
+/// 128 random bits, base64url.
+fn random_client_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn validate_client_id(id: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if id.is_empty() || id.len() > crate::store::MAX_CLIENT_ID_LEN || !id.chars().all(allowed) {
+        bail!(
+            "a client id is 1 to {} characters of A-Z a-z 0-9 - . _ ~",
+            crate::store::MAX_CLIENT_ID_LEN
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The `umbra` command line: `serve` (the default), `migrate`, `client …`.
+//!
+//! Every command takes `--json`. Errors print one line on stderr and exit non-zero.
+mod client;
+mod output;
+
+use crate::settings::Settings;
+use crate::startup::Application;
+use crate::store::{self, Store};
+use crate::telemetry::{self, Writer};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "umbra",
+    version,
+    about = "Umbra, an OAuth 2.0 authorization server"
+)]
+pub struct Cli {
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default). Applies pending migrations first unless
+    /// database.migrate_on_start is false.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Register and manage OAuth clients.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+}
+
+/// Parses the command line, runs the command, and turns any error into one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    let line = format!("{err:#}").replace(['\n', '\r'], " ");
+    eprintln!("umbra: error: {line}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init(&settings.log, Writer::Stdout);
+            let application = Application::build(settings).await?;
+            application.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            telemetry::init(&quiet(&settings), Writer::Stderr);
+            store::migrate(&settings.database).await?;
+            output::print(
+                cli.json,
+                &serde_json::json!({"migrated": true}),
+                "migrations applied",
+            );
+            Ok(())
+        }
+        Command::Client(command) => {
+            telemetry::init(&quiet(&settings), Writer::Stderr);
+            let store = open_store(&settings).await?;
+            command.run(&store, cli.json).await
+        }
+    }
+}
+
+/// CLI commands log only warnings, on stderr, so their output stays clean.
+fn quiet(settings: &Settings) -> crate::settings::LogSettings {
+    crate::settings::LogSettings {
+        level: "warn".into(),
+        ..settings.log.clone()
+    }
+}
+
+/// Connects for an administrative command, applying migrations first when configured so that
+/// `umbra client create` works on a fresh installation.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.database.migrate_on_start {
+        store::migrate(&settings.database).await?;
+    }
+    Ok(Store::new(store::connect(&settings.database).await?))
+}

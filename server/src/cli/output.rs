@@ -1,0 +1,23 @@
+//! Printing command results: JSON for machines, aligned text for people.
+use serde::Serialize;
+
+/// Prints `value` as JSON when asked, otherwise `text`.
+pub fn print<T: Serialize>(json: bool, value: &T, text: &str) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(encoded) => println!("{encoded}"),
+            Err(err) => eprintln!("umbra: error: cannot encode the output: {err}"),
+        }
+    } else {
+        println!("{text}");
+    }
+}
+
+/// `label: value` lines with the values aligned.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(label, value)| format!("{:width$} {value}", format!("{label}:")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,20 @@
+//! Liveness and readiness probes.
+use super::AppState;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+/// The process answers HTTP.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The process can reach its database.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `POST /introspect` (RFC 7662): resource servers ask whether a token is active.
+use super::AppState;
+use super::client_auth::authenticate;
+use super::form::OAuthRequest;
+use super::token::no_store;
+use crate::clock;
+use crate::oauth::OAuthError;
+use crate::oauth::introspection::Introspection;
+use crate::oauth::token::{self, TokenKind};
+use actix_web::{HttpResponse, web};
+
+#[tracing::instrument(level = "debug", name = "introspect", skip_all, fields(client_id))]
+pub async fn introspect(
+    state: web::Data<AppState>,
+    request: OAuthRequest,
+) -> Result<HttpResponse, OAuthError> {
+    let caller = authenticate(&state, &request).await?;
+    if caller.is_public() || !caller.can_introspect {
+        return Err(
+            OAuthError::unauthorized_client("this client may not introspect tokens")
+                .with_status(403),
+        );
+    }
+    let presented = request.params.require("token")?;
+    let answer = match token::parse(presented) {
+        Some(parsed) if parsed.kind == TokenKind::AccessToken => {
+            let record = state.store.access_token_record(&parsed.hash).await?;
+            Introspection::of(record, clock::now(), &state.settings.server.issuer)
+        }
+        _ => Introspection::inactive(),
+    };
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}

@@ -1,0 +1,207 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 §2.3.1): HTTP Basic (`client_secret_basic`), credentials in the body
+//! (`client_secret_post`), or a bare `client_id` for public clients (`none`).
+use super::client::Client;
+use super::error::OAuthError;
+use super::params::Params;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::percent_decode_str;
+use secrecy::{ExposeSecret, SecretString};
+use std::borrow::Borrow;
+
+/// How the client presented its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client identifying itself with `client_id` alone.
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Credentials as presented, not yet checked.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    pub method: AuthMethod,
+}
+
+impl ClientCredentials {
+    /// Reads credentials from the `Authorization` header value (if any) and the body.
+    ///
+    /// "The client MUST NOT use more than one authentication method in each request."
+    pub fn extract(authorization: Option<&[u8]>, params: &Params) -> Result<Self, OAuthError> {
+        let body_id = params.get("client_id");
+        let body_secret = params.get("client_secret");
+        if let Some(header) = authorization {
+            let (client_id, secret) = parse_basic(header)?;
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not both Basic and client_secret",
+                ));
+            }
+            if body_id.is_some_and(|id| id != client_id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the Authorization header",
+                ));
+            }
+            return Ok(Self {
+                client_id,
+                secret: Some(secret),
+                method: AuthMethod::ClientSecretBasic,
+            });
+        }
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Self {
+                client_id: id.to_owned(),
+                secret: Some(SecretString::from(secret)),
+                method: AuthMethod::ClientSecretPost,
+            }),
+            (Some(id), None) => Ok(Self {
+                client_id: id.to_owned(),
+                secret: None,
+                method: AuthMethod::None,
+            }),
+            (None, _) => Err(
+                OAuthError::invalid_client("client authentication is required")
+                    .with_basic_challenge(),
+            ),
+        }
+    }
+
+    /// Checks the credentials against the client record looked up by `client_id`.
+    /// Every failure gives the same answer, so the response does not tell which part was wrong.
+    pub fn authenticate<C: Borrow<Client>>(&self, client: Option<C>) -> Result<C, OAuthError> {
+        let authenticated = client.filter(|client| {
+            let client: &Client = client.borrow();
+            match (&self.secret, client.is_public()) {
+                (None, true) => true,
+                (Some(secret), false) => client.verify_secret(secret.expose_secret()),
+                _ => false,
+            }
+        });
+        authenticated.ok_or_else(|| self.failure())
+    }
+
+    /// `invalid_client`, with the Basic challenge when the client used the header.
+    pub fn failure(&self) -> OAuthError {
+        let err = OAuthError::invalid_client("client authentication failed");
+        if self.method == AuthMethod::ClientSecretBasic {
+            err.with_basic_challenge()
+        } else {
+            err
+        }
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`.
+fn parse_basic(header: &[u8]) -> Result<(String, SecretString), OAuthError> {
+    let malformed = || {
+        OAuthError::invalid_client("malformed Basic authorization header").with_basic_challenge()
+    };
+    let header = std::str::from_utf8(header).map_err(|_| malformed())?;
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "only the Basic authorization scheme is supported here",
+        )
+        .with_basic_challenge());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let url_decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| malformed())
+    };
+    let id = url_decode(id)?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok((id, SecretString::from(url_decode(secret)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::ErrorCode;
+
+    fn basic(id: &str, secret: &str) -> Vec<u8> {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))).into_bytes()
+    }
+
+    #[test]
+    fn basic_credentials_are_url_decoded() {
+        let creds =
+            ClientCredentials::extract(Some(&basic("my%20app", "s%3Ae")), &Params::default())
+                .unwrap();
+        assert_eq!(creds.client_id, "my app");
+        assert_eq!(creds.secret.unwrap().expose_secret(), "s:e");
+        assert_eq!(creds.method, AuthMethod::ClientSecretBasic);
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let header = format!("bAsIc {}", STANDARD.encode("a:b"));
+        let creds = ClientCredentials::extract(Some(header.as_bytes()), &Params::default());
+        assert_eq!(creds.unwrap().client_id, "a");
+    }
+
+    #[test]
+    fn post_credentials_come_from_the_body() {
+        let params = Params::parse(b"client_id=a&client_secret=b").unwrap();
+        let creds = ClientCredentials::extract(None, &params).unwrap();
+        assert_eq!(creds.method, AuthMethod::ClientSecretPost);
+    }
+
+    #[test]
+    fn a_bare_client_id_is_a_public_client() {
+        let params = Params::parse(b"client_id=spa").unwrap();
+        let creds = ClientCredentials::extract(None, &params).unwrap();
+        assert_eq!(creds.method, AuthMethod::None);
+        assert!(creds.secret.is_none());
+    }
+
+    #[test]
+    fn two_methods_at_once_are_invalid_request() {
+        let params = Params::parse(b"client_secret=b").unwrap();
+        let err = ClientCredentials::extract(Some(&basic("a", "b")), &params).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn no_credentials_is_invalid_client_with_a_challenge() {
+        let err = ClientCredentials::extract(None, &Params::default()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidClient);
+        assert!(err.basic_challenge());
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_invalid_client() {
+        for header in [
+            &b"Basic"[..],
+            b"Basic !!!",
+            b"Bearer abc",
+            b"Basic bm9jb2xvbg==", // "nocolon"
+            b"Basic OnNlY3JldA==", // ":secret"
+            b"\xff\xfe",
+        ] {
+            let err = ClientCredentials::extract(Some(header), &Params::default()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidClient, "{header:?}");
+            assert!(err.basic_challenge());
+        }
+    }
+}

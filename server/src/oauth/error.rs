@@ -1,0 +1,208 @@
+//! The one OAuth error type (RFC 6749 §5.2), shared by every endpoint.
+//!
+//! It carries a client-safe description and an optional private cause that is only logged.
+//! Rendering to HTTP happens in exactly one place (`http::error`).
+use std::borrow::Cow;
+use std::fmt;
+
+/// Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// "The request is missing a required parameter, includes an unsupported parameter value
+    /// (other than grant type), repeats a parameter, includes multiple credentials, utilizes
+    /// more than one mechanism for authenticating the client, or is otherwise malformed."
+    InvalidRequest,
+    /// "Client authentication failed (e.g., unknown client, no client authentication included,
+    /// or unsupported authentication method)."
+    InvalidClient,
+    /// "The provided authorization grant (e.g., authorization code, resource owner credentials)
+    /// or refresh token is invalid, expired, revoked, does not match the redirection URI used
+    /// in the authorization request, or was issued to another client."
+    InvalidGrant,
+    /// "The authenticated client is not authorized to use this authorization grant type."
+    UnauthorizedClient,
+    /// "The authorization grant type is not supported by the authorization server."
+    UnsupportedGrantType,
+    /// "The requested scope is invalid, unknown, malformed, or exceeds the scope granted by the
+    /// resource owner."
+    InvalidScope,
+    /// "The resource owner or authorization server denied the request."
+    AccessDenied,
+    /// "The authorization server does not support obtaining an authorization code using this
+    /// method."
+    UnsupportedResponseType,
+    /// "The authorization server does not support the revocation of the presented token type."
+    UnsupportedTokenType,
+    /// "The authorization server encountered an unexpected condition that prevented it from
+    /// fulfilling the request."
+    ServerError,
+    /// "The authorization server is currently unable to handle the request due to a temporary
+    /// overloading or maintenance of the server."
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The `error` value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The HTTP status RFC 6749 §5.2 gives the code: 401 for failed client authentication,
+    /// 400 for the rest of the client's mistakes; 500 and 503 for the server's own trouble.
+    pub fn default_status(self) -> u16 {
+        match self {
+            Self::InvalidClient => 401,
+            Self::ServerError => 500,
+            Self::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An OAuth error response: code, client-safe description, HTTP status and, privately, the
+/// cause that is logged but never sent.
+pub struct OAuthError {
+    code: ErrorCode,
+    description: Cow<'static, str>,
+    status: u16,
+    basic_challenge: bool,
+    cause: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            status: code.default_status(),
+            basic_challenge: false,
+            cause: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, description)
+    }
+
+    pub fn unauthorized_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, description)
+    }
+
+    /// An internal failure: the client learns nothing but `server_error`; the cause is logged.
+    pub fn server_error(cause: impl fmt::Display) -> Self {
+        Self::new(ErrorCode::ServerError, "internal error").with_cause(cause)
+    }
+
+    /// The database (or another dependency) cannot be reached right now.
+    pub fn temporarily_unavailable(cause: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable, retry later",
+        )
+        .with_cause(cause)
+    }
+
+    /// Overrides the status RFC 6749 gives the code (e.g. 413 for an oversized body).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Adds `WWW-Authenticate: Basic` to the response (RFC 6749 §5.2: required when the client
+    /// tried to authenticate with the Authorization header).
+    pub fn with_basic_challenge(mut self) -> Self {
+        self.basic_challenge = true;
+        self
+    }
+
+    /// Attaches a private cause, logged and never sent to the client.
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub fn basic_challenge(&self) -> bool {
+        self.basic_challenge
+    }
+
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
+}
+
+impl fmt::Debug for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthError")
+            .field("code", &self.code.as_str())
+            .field("description", &self.description)
+            .field("status", &self.status)
+            .field("cause", &self.cause)
+            .finish()
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_client_authentication_is_401_and_the_rest_of_client_errors_400() {
+        assert_eq!(OAuthError::invalid_client("x").status(), 401);
+        assert_eq!(OAuthError::invalid_grant("x").status(), 400);
+        assert_eq!(
+            OAuthError::invalid_request("x").with_status(413).status(),
+            413
+        );
+    }
+
+    #[test]
+    fn a_server_error_hides_its_cause_from_the_description() {
+        let err = OAuthError::server_error("connection refused to 10.0.0.1");
+        assert_eq!(err.description(), "internal error");
+        assert_eq!(err.cause(), Some("connection refused to 10.0.0.1"));
+    }
+}

@@ -1,0 +1,69 @@
+//! One module per grant type (RFC 6749 §4), dispatched by [`GrantType`] with a `match` in the
+//! token endpoint.
+//!
+//! [`GrantType`]: super::grant_type::GrantType
+pub mod client_credentials;
+
+use super::error::OAuthError;
+use super::scope::ScopeSet;
+use serde::Serialize;
+
+/// Resolves the `scope` parameter against what may be granted: absent means everything
+/// allowed, otherwise every requested scope must be allowed (RFC 6749 §3.3).
+pub fn requested_scope(
+    requested: Option<&str>,
+    allowed: &ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.clone());
+    };
+    let requested = ScopeSet::parse(requested)
+        .map_err(|_| OAuthError::invalid_scope("the scope parameter is malformed"))?;
+    if !requested.is_subset_of(allowed) {
+        return Err(OAuthError::invalid_scope(
+            "the requested scope exceeds what this client may be granted",
+        ));
+    }
+    Ok(requested)
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::ErrorCode;
+
+    #[test]
+    fn no_scope_requested_means_every_allowed_scope() {
+        let allowed = ScopeSet::parse("read write").unwrap();
+        assert_eq!(requested_scope(None, &allowed).unwrap(), allowed);
+    }
+
+    #[test]
+    fn a_scope_beyond_the_allowed_ones_is_invalid_scope() {
+        let allowed = ScopeSet::parse("read").unwrap();
+        let err = requested_scope(Some("read admin"), &allowed).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidScope);
+        let err = requested_scope(Some("bad\"scope"), &allowed).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidScope);
+    }
+}

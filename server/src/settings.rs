@@ -1,0 +1,184 @@
+//! Typed, layered configuration: the built-in `config/default.toml`, the file of that name in
+//! the config directory, `config/<UMBRA_ENV>.toml`, then `UMBRA__SECTION__KEY` variables and
+//! `DATABASE_URL`. Unknown keys are errors.
+use serde::Deserialize;
+use std::path::PathBuf;
+
+const BUILT_IN_DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Where the service runs; production refuses development conveniences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip, default = "default_environment")]
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub cleanup: CleanupSettings,
+    pub clients: ClientSettings,
+    pub log: LogSettings,
+}
+
+fn default_environment() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// The issuer identifier (RFC 8414 §2), without a trailing slash.
+    pub issuer: String,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub authorization_code_ttl_secs: i64,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSettings {
+    pub interval_secs: u64,
+    pub batch_size: u64,
+    pub revoked_retention_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A configuration that cannot be used; its message is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads from the process environment: `UMBRA_ENV`, `UMBRA_CONFIG_DIR` (default `config`),
+    /// `UMBRA__…` variables and `DATABASE_URL`.
+    pub fn load() -> Result<Self, SettingsError> {
+        let environment = match std::env::var("UMBRA_ENV").as_deref() {
+            Err(_) | Ok("") | Ok("development") => Environment::Development,
+            Ok("production") => Environment::Production,
+            Ok(other) => {
+                return Err(SettingsError::Invalid(format!(
+                    "UMBRA_ENV must be development or production, not {other:?}"
+                )));
+            }
+        };
+        let dir =
+            PathBuf::from(std::env::var("UMBRA_CONFIG_DIR").unwrap_or_else(|_| "config".into()));
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(
+                BUILT_IN_DEFAULTS,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(
+                config::File::from(dir.join(format!("{}.toml", environment.as_str())))
+                    .required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("UMBRA")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types cannot: ranges and the issuer's shape.
+    pub fn validate(&mut self) -> Result<(), SettingsError> {
+        let invalid = |msg: &str| Err(SettingsError::Invalid(msg.to_owned()));
+        self.server.issuer = self.server.issuer.trim_end_matches('/').to_owned();
+        let issuer = &self.server.issuer;
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(['?', '#'])
+        {
+            return invalid("server.issuer must be an http(s) URL without query or fragment");
+        }
+        if self.environment == Environment::Production && !issuer.starts_with("https://") {
+            return invalid("server.issuer must use https in production");
+        }
+        if !(512..=1024 * 1024).contains(&self.server.body_limit_bytes) {
+            return invalid("server.body_limit_bytes must be between 512 and 1048576");
+        }
+        let t = &self.tokens;
+        if t.authorization_code_ttl_secs <= 0
+            || t.access_token_ttl_secs <= 0
+            || t.refresh_token_ttl_secs <= 0
+        {
+            return invalid("token lifetimes must be positive");
+        }
+        if self.database.max_connections == 0
+            || self.database.min_connections > self.database.max_connections
+        {
+            return invalid(
+                "database.max_connections must be positive and at least min_connections",
+            );
+        }
+        if self.cleanup.batch_size == 0 || self.cleanup.revoked_retention_secs < 0 {
+            return invalid(
+                "cleanup.batch_size must be positive and revoked_retention_secs not negative",
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Builds the application from settings: database, migrations, listener, server, background
+//! tasks. Tests start the very same thing on port 0.
+use crate::http::{self, AppState};
+use crate::settings::Settings;
+use crate::store::{self, ClientCache, Store, StoreError};
+use crate::telemetry::RequestSpan;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tracing_actix_web::TracingLogger;
+
+/// Why the service could not start; each message is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run Umbra.
+pub struct Application {
+    port: u16,
+    server: Server,
+    cleanup: Option<JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings.database.migrate_on_start {
+            store::migrate(&settings.database).await?;
+        }
+        let db = store::connect(&settings.database).await?;
+        let store = Store::new(db);
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let cleanup = store::spawn_cleanup(store.clone(), settings.cleanup.clone());
+        let server = run(listener, store, Arc::new(settings))?;
+        Ok(Self {
+            port,
+            server,
+            cleanup,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM), then stops background tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.abort();
+        }
+        result
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    store: Store,
+    settings: Arc<Settings>,
+) -> Result<Server, StartupError> {
+    let workers = settings.server.workers;
+    let clients = ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs));
+    let state = web::Data::new(AppState {
+        store,
+        clients,
+        settings,
+    });
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .app_data(state.clone())
+            .configure(http::routes)
+    })
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        address: address.clone(),
+        source,
+    })?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    tracing::info!(%address, "umbra listening");
+    Ok(server.run())
+}

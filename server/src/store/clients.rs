@@ -1,0 +1,189 @@
+//! Client records, and the short-lived in-process cache that keeps client authentication off
+//! the database on the introspection hot path.
+use super::{Store, StoreError};
+use crate::oauth::client::Client;
+use crate::oauth::grant_type::GrantType;
+use crate::oauth::scope::ScopeSet;
+use crate::oauth::token::TokenHash;
+use entity::client;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest client_id looked up; longer ones cannot exist and never reach the database.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// A client to register.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<TokenHash>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: ScopeSet,
+    pub can_introspect: bool,
+    pub skip_consent: bool,
+    pub require_2fa: bool,
+}
+
+impl Store {
+    pub async fn create_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+        let redirect_uris = serde_json::to_string(&new.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = client::ActiveModel {
+            id: Set(new.id.clone()),
+            name: Set(new.name.clone()),
+            secret_hash: Set(new.secret_hash.map(|h| h.as_bytes().to_vec())),
+            redirect_uris: Set(redirect_uris),
+            grant_types: Set(join(new.grant_types.iter().map(|g| g.as_str()))),
+            scopes: Set(new.scopes.to_string()),
+            can_introspect: Set(new.can_introspect),
+            skip_consent: Set(new.skip_consent),
+            require_2fa: Set(new.require_2fa),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match client::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(StoreError::Conflict(format!(
+                    "a client with id {:?} already exists",
+                    new.id
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        Ok(Client {
+            id: new.id,
+            name: new.name,
+            secret_hash: new.secret_hash,
+            redirect_uris: new.redirect_uris,
+            grant_types: new.grant_types,
+            scopes: new.scopes,
+            can_introspect: new.can_introspect,
+            skip_consent: new.skip_consent,
+            require_2fa: new.require_2fa,
+        })
+    }
+
+    pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        if id.len() > MAX_CLIENT_ID_LEN {
+            return Ok(None);
+        }
+        client::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(to_client)
+            .transpose()
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        client::Entity::find()
+            .order_by_asc(client::Column::CreatedAt)
+            .order_by_asc(client::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_client)
+            .collect()
+    }
+
+    /// Deletes a client with all its grants, tokens, codes and consents. `false` if unknown.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let result = client::Entity::delete_by_id(id.to_owned())
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// Replaces the secret hash. `false` if the client is unknown.
+    pub async fn set_client_secret(
+        &self,
+        id: &str,
+        secret_hash: TokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = client::Entity::update_many()
+            .col_expr(
+                client::Column::SecretHash,
+                Expr::value(secret_hash.as_bytes().to_vec()),
+            )
+            .col_expr(client::Column::UpdatedAt, Expr::value(now))
+            .filter(client::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.collect::<Vec<_>>().join(" ")
+}
+
+fn to_client(row: client::Model) -> Result<Client, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("client {}: {what}", row.id));
+    let secret_hash = match &row.secret_hash {
+        Some(bytes) => Some(TokenHash::from_slice(bytes).ok_or_else(|| corrupt("secret hash"))?),
+        None => None,
+    };
+    let redirect_uris: Vec<String> =
+        serde_json::from_str(&row.redirect_uris).map_err(|_| corrupt("redirect_uris"))?;
+    let grant_types = row
+        .grant_types
+        .split(' ')
+        .filter(|g| !g.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<GrantType>, _>>()
+        .map_err(|_| corrupt("grant_types"))?;
+    let scopes = ScopeSet::parse(&row.scopes).map_err(|_| corrupt("scopes"))?;
+    Ok(Client {
+        id: row.id,
+        name: row.name,
+        secret_hash,
+        redirect_uris,
+        grant_types,
+        scopes,
+        can_introspect: row.can_introspect,
+        skip_consent: row.skip_consent,
+        require_2fa: row.require_2fa,
+    })
+}
+
+/// Client records kept in memory for a bounded time. Its lifetime is how late a running
+/// instance sees a secret rotation, a rights change or a deletion; unknown ids are not cached,
+/// so a new client works at once.
+#[derive(Clone)]
+pub struct ClientCache {
+    cache: Option<moka::sync::Cache<String, Arc<Client>>>,
+}
+
+impl ClientCache {
+    pub fn new(ttl: Duration) -> Self {
+        let cache = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { cache }
+    }
+
+    pub async fn get(&self, store: &Store, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(id)) {
+            return Ok(Some(hit));
+        }
+        let Some(client) = store.find_client(id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        if let Some(cache) = &self.cache {
+            cache.insert(id.to_owned(), client.clone());
+        }
+        Ok(Some(client))
+    }
+}

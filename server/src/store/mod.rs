@@ -1,0 +1,96 @@
+//! Storage: one repository over SeaORM for clients, grants, tokens and codes.
+//!
+//! Single-use and rotation rules live here and are enforced atomically (a conditional UPDATE
+//! whose affected-row count decides), so two concurrent requests can never both win.
+mod cleanup;
+mod clients;
+mod connect;
+mod tokens;
+
+pub use cleanup::{CleanupReport, spawn_cleanup};
+pub use clients::{ClientCache, MAX_CLIENT_ID_LEN, NewClient};
+pub use connect::{connect, migrate};
+pub use tokens::NewAccessToken;
+
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+
+/// The repository. Cheap to clone: it holds a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out, connection lost).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    /// A uniqueness rule was broken (e.g. a client id that already exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database could not be prepared (e.g. its directory cannot be created).
+    #[error("{0}")]
+    Setup(String),
+    /// A stored row does not hold what the code expects.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// Failures that mean "the database is not there right now", as opposed to a bad query.
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                Sqlx::Io(_)
+                    | Sqlx::Tls(_)
+                    | Sqlx::PoolTimedOut
+                    | Sqlx::PoolClosed
+                    | Sqlx::WorkerCrashed
+                    | Sqlx::Protocol(_)
+            ) || is_postgres_shutdown(e)
+        }
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
+/// Postgres tells clients it is going away with SQLSTATE class 57 (operator intervention,
+/// e.g. `57P01 admin_shutdown`) and 08 (connection exception).
+fn is_postgres_shutdown(err: &sea_orm::sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("57") || code.starts_with("08"))
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::from)
+    }
+}
