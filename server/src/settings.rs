@@ -121,11 +121,7 @@ impl Settings {
         };
         let dir =
             PathBuf::from(std::env::var("UMBRA_CONFIG_DIR").unwrap_or_else(|_| "config".into()));
-        let builder = config::Config::builder()
-            .add_source(config::File::from_str(
-                BUILT_IN_DEFAULTS,
-                config::FileFormat::Toml,
-            ))
+        let builder = Self::built_in_sources()
             .add_source(config::File::from(dir.join("default.toml")).required(false))
             .add_source(
                 config::File::from(dir.join(format!("{}.toml", environment.as_str())))
@@ -138,6 +134,26 @@ impl Settings {
                     .try_parsing(true),
             )
             .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
+        Self::finish(builder, environment)
+    }
+
+    /// The built-in defaults alone, ignoring files and the environment (for tests and tools
+    /// that configure Umbra in code).
+    pub fn built_in() -> Result<Self, SettingsError> {
+        Self::finish(Self::built_in_sources(), Environment::Development)
+    }
+
+    fn built_in_sources() -> config::ConfigBuilder<config::builder::DefaultState> {
+        config::Config::builder().add_source(config::File::from_str(
+            BUILT_IN_DEFAULTS,
+            config::FileFormat::Toml,
+        ))
+    }
+
+    fn finish(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        environment: Environment,
+    ) -> Result<Self, SettingsError> {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.environment = environment;
         settings.validate()?;

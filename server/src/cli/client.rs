@@ -1,7 +1,7 @@
 //! `umbra client create | list | show | delete | rotate-secret`.
 use super::output;
 use crate::clock;
-use crate::oauth::client::{Client, validate_redirect_uri};
+use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id, validate_redirect_uri};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{Token, TokenKind};
@@ -271,12 +271,8 @@ fn random_client_id() -> anyhow::Result<String> {
 }
 
 fn validate_client_id(id: &str) -> anyhow::Result<()> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
-    if id.is_empty() || id.len() > crate::store::MAX_CLIENT_ID_LEN || !id.chars().all(allowed) {
-        bail!(
-            "a client id is 1 to {} characters of A-Z a-z 0-9 - . _ ~",
-            crate::store::MAX_CLIENT_ID_LEN
-        );
+    if !is_valid_client_id(id) {
+        bail!("a client id is 1 to {MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 - . _ ~");
     }
     Ok(())
 }

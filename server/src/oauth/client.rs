@@ -43,6 +43,19 @@ impl Client {
     }
 }
 
+/// Longest client_id Umbra issues or accepts.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// Client ids are 1 to 128 characters of the URL-safe unreserved set (RFC 3986 §2.3), so
+/// anything else names no client and never reaches the database.
+pub fn is_valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+}
+
 /// Checks a redirect URI at registration (RFC 6749 §3.1.2): "The redirection endpoint URI
 /// MUST be an absolute URI" and "MUST NOT include a fragment component". Native apps may use a
 /// private-use scheme (RFC 8252 §7.1), so any scheme is accepted.

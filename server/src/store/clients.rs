@@ -1,7 +1,7 @@
 //! Client records, and the short-lived in-process cache that keeps client authentication off
 //! the database on the introspection hot path.
 use super::{Store, StoreError};
-use crate::oauth::client::Client;
+use crate::oauth::client::{Client, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
@@ -10,9 +10,6 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Longest client_id looked up; longer ones cannot exist and never reach the database.
-pub const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// A client to register.
 #[derive(Debug, Clone)]
@@ -72,7 +69,7 @@ impl Store {
     }
 
     pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        if id.len() > MAX_CLIENT_ID_LEN {
+        if !is_valid_client_id(id) {
             return Ok(None);
         }
         client::Entity::find_by_id(id.to_owned())

@@ -8,7 +8,7 @@ mod connect;
 mod tokens;
 
 pub use cleanup::{CleanupReport, spawn_cleanup};
-pub use clients::{ClientCache, MAX_CLIENT_ID_LEN, NewClient};
+pub use clients::{ClientCache, NewClient};
 pub use connect::{connect, migrate};
 pub use tokens::NewAccessToken;
 

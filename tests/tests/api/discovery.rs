@@ -1,0 +1,48 @@
+//! Metadata (RFC 8414), health probes, unknown paths and methods.
+use reqwest::StatusCode;
+
+db_test! {
+    async fn the_metadata_lists_the_endpoints_and_what_works(app: TestApp) {
+        let response = app
+            .http
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let issuer = app.settings.server.issuer.as_str();
+        assert_eq!(body["issuer"], issuer);
+        assert_eq!(body["token_endpoint"], format!("{issuer}/token"));
+        assert_eq!(body["introspection_endpoint"], format!("{issuer}/introspect"));
+        assert_eq!(body["revocation_endpoint"], format!("{issuer}/revoke"));
+        assert_eq!(body["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            body["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post"])
+        );
+    }
+}
+
+db_test! {
+    async fn liveness_and_readiness_answer_ok(app: TestApp) {
+        for path in ["/health/live", "/health/ready"] {
+            let response = app.http.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["status"], "ok");
+        }
+    }
+}
+
+db_test! {
+    async fn a_wrong_method_is_405_and_an_unknown_path_404(app: TestApp) {
+        let response = app.http.get(app.url("/token")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "POST");
+
+        let response = app.http.get(app.url("/nope")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,37 @@
+//! One integration-test binary. Every test runs twice, against SQLite and against Postgres
+//! (when `TEST_DATABASE_URL` is set), each time on a fresh database and a freshly started app.
+
+/// Declares a test that runs on both backends: `mod name { fn sqlite(); fn postgres(); }`.
+macro_rules! db_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident: TestApp) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($app: umbra_tests::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = umbra_tests::TestApp::spawn(umbra_tests::Backend::Sqlite).await {
+                    body(app).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = umbra_tests::TestApp::spawn(umbra_tests::Backend::Postgres).await {
+                    body(app).await;
+                }
+            }
+        }
+    };
+}
+
+mod bad_input;
+mod client_credentials;
+mod discovery;
+mod introspection;
+mod outage;
+mod revocation;
+mod storage;
