@@ -54,7 +54,8 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {
-    let line = format!("{err:#}").replace(['\n', '\r'], " ");
+    // Every error type here carries its cause in its own message; the chain would repeat it.
+    let line = format!("{err}").replace(['\n', '\r'], " ");
     eprintln!("umbra: error: {line}");
     ExitCode::FAILURE
 }

@@ -1,0 +1,242 @@
+//! The `umbra` binary as an operator runs it: commands, JSON output, one-line errors.
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A scratch directory used as the working directory, removed afterwards.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("umbra-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn umbra(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_umbra"));
+        command
+            .args(args)
+            .current_dir(&self.0)
+            .env_remove("DATABASE_URL")
+            .env_remove("UMBRA_ENV")
+            .env_remove("RUST_LOG")
+            .env("UMBRA_CONFIG_DIR", self.0.join("config"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.umbra(args).output().unwrap()
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Asserts a failure printed exactly one line, without a panic or a backtrace.
+fn assert_one_line_error(output: &Output, mentions: &str) {
+    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.starts_with("umbra: error: "), "stderr: {stderr}");
+    assert!(stderr.contains(mentions), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn client_commands_create_list_show_rotate_and_delete_on_a_fresh_sqlite_file() {
+    let scratch = Scratch::new();
+
+    let created = json(&scratch.run(&[
+        "client",
+        "create",
+        "Billing",
+        "--scope",
+        "read write",
+        "--scope",
+        "admin",
+        "--json",
+    ]));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("cs_") && secret.len() == 52);
+    assert_eq!(created["scopes"], "read write admin");
+    assert_eq!(
+        created["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert!(
+        scratch.path().join("data/umbra.db").exists(),
+        "the default SQLite file is created"
+    );
+
+    let listed = json(&scratch.run(&["client", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("client_secret").is_none(),
+        "the secret is shown only once"
+    );
+
+    let shown = json(&scratch.run(&["client", "show", &id, "--json"]));
+    assert_eq!(shown["name"], "Billing");
+
+    let rotated = json(&scratch.run(&["client", "rotate-secret", &id, "--json"]));
+    assert_ne!(rotated["client_secret"], secret.as_str());
+
+    let deleted = json(&scratch.run(&["client", "delete", &id, "--json"]));
+    assert_eq!(deleted["deleted"], id.as_str());
+    assert_one_line_error(&scratch.run(&["client", "show", &id]), "no client");
+}
+
+#[test]
+fn a_duplicate_client_id_is_a_one_line_error() {
+    let scratch = Scratch::new();
+    assert!(
+        scratch
+            .run(&["client", "create", "A", "--id", "svc-a"])
+            .status
+            .success()
+    );
+
+    assert_one_line_error(
+        &scratch.run(&["client", "create", "B", "--id", "svc-a"]),
+        "already exists",
+    );
+}
+
+#[test]
+fn invalid_registrations_are_refused() {
+    let scratch = Scratch::new();
+    for (args, mentions) in [
+        (
+            &["client", "create", "X", "--public"][..],
+            "client_credentials",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "X",
+                "--grant-type",
+                "authorization_code",
+            ],
+            "redirect-uri",
+        ),
+        (
+            &["client", "create", "X", "--redirect-uri", "/relative"],
+            "absolute",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "X",
+                "--public",
+                "--introspect",
+                "--redirect-uri",
+                "https://a/cb",
+            ],
+            "introspect",
+        ),
+        (&["client", "create", "X", "--id", "bad id"], "client id"),
+        (&["client", "create", "X", "--scope", "a\"b"], "scope"),
+    ] {
+        assert_one_line_error(&scratch.run(args), mentions);
+    }
+}
+
+#[test]
+fn a_bad_configuration_is_one_line_and_a_non_zero_exit() {
+    let scratch = Scratch::new();
+
+    let output = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA__SERVER__PORT", "not-a-port")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "configuration");
+
+    let output = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA__SERVER__NO_SUCH_KEY", "1")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "no_such_key");
+
+    let output = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA_ENV", "staging")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "UMBRA_ENV");
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_and_a_non_zero_exit() {
+    let scratch = Scratch::new();
+
+    let output = scratch
+        .umbra(&["serve"])
+        .env("DATABASE_URL", "postgres://umbra@127.0.0.1:1/umbra")
+        .env("UMBRA__DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .output()
+        .unwrap();
+
+    assert_one_line_error(&output, "database");
+}
+
+#[test]
+fn serve_with_no_setup_answers_ready_on_the_embedded_sqlite_default() {
+    let scratch = Scratch::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = scratch
+        .umbra(&[])
+        .env("UMBRA__SERVER__PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answer = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .write_all(
+                    b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+            stream.read_to_string(&mut answer).ok();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.kill().ok();
+    server.wait().ok();
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer}");
+    assert!(scratch.path().join("data/umbra.db").exists());
+}
