@@ -12,7 +12,9 @@ pub struct Model {
     pub grant_id: Uuid,
     pub client_id: String,
     pub user_id: Uuid,
-    pub redirect_uri: String,
+    /// The redirect URI named in the authorization request; `None` if it named none (the
+    /// client has exactly one registered).
+    pub redirect_uri: Option<String>,
     pub scope: String,
     /// PKCE S256 challenge (RFC 7636); `None` only for confidential clients when PKCE is optional.
     pub code_challenge: Option<String>,

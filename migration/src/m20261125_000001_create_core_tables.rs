@@ -121,7 +121,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(Token::GrantId))
                     .col(string(Token::ClientId))
                     .col(uuid(Code::UserId))
-                    .col(text(Code::RedirectUri))
+                    .col(text_null(Code::RedirectUri))
                     .col(text(Token::Scope))
                     .col(string_null(Code::CodeChallenge))
                     .col(big_integer(Token::IssuedAt))

@@ -5,6 +5,7 @@
 //! [`http`] parses requests, calls the two and renders responses.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod http;

@@ -33,6 +33,11 @@ pub struct Settings {
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
     pub log: LogSettings,
+    pub authorize: AuthorizeSettings,
+    pub session: SessionSettings,
+    pub login: LoginSettings,
+    pub passwords: PasswordSettings,
+    pub scopes: ScopeSettings,
 }
 
 fn default_environment() -> Environment {
@@ -81,6 +86,59 @@ pub struct CleanupSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeSettings {
+    pub require_pkce_for_all: bool,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Base64 of at least 64 bytes; empty means "generate one per start" (development only).
+    pub key: String,
+    pub ttl_secs: i64,
+}
+
+impl std::fmt::Debug for SessionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSettings")
+            .field(
+                "key",
+                &if self.key.is_empty() {
+                    "(generated)"
+                } else {
+                    "(set)"
+                },
+            )
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    pub max_attempts_per_account: u32,
+    pub max_attempts_per_address: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub min_length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSettings {
+    pub descriptions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,11 +248,45 @@ impl Settings {
                 "database.max_connections must be positive and at least min_connections",
             );
         }
+        if self.environment == Environment::Production && self.session.key.is_empty() {
+            return invalid("session.key must be set in production (64+ random bytes, base64)");
+        }
+        if !self.session.key.is_empty() && self.session_key().is_none() {
+            return invalid("session.key must be base64 of at least 64 bytes");
+        }
+        if self.session.ttl_secs <= 0 {
+            return invalid("session.ttl_secs must be positive");
+        }
+        let l = &self.login;
+        if l.max_attempts_per_account == 0 || l.max_attempts_per_address == 0 || l.window_secs == 0
+        {
+            return invalid("login attempt limits and window must be positive");
+        }
+        let p = &self.passwords;
+        if argon2::Params::new(
+            p.argon2_memory_kib,
+            p.argon2_iterations,
+            p.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
+            return invalid("passwords.argon2_* are not valid argon2 parameters");
+        }
         if self.cleanup.batch_size == 0 || self.cleanup.revoked_retention_secs < 0 {
             return invalid(
                 "cleanup.batch_size must be positive and revoked_retention_secs not negative",
             );
         }
         Ok(())
+    }
+
+    /// The configured session key bytes, if one is set and long enough.
+    pub fn session_key(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(self.session.key.trim())
+            .ok()?;
+        (key.len() >= 64).then_some(key)
     }
 }

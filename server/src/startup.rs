@@ -1,9 +1,15 @@
 //! Builds the application from settings: database, migrations, listener, server, background
 //! tasks. Tests start the very same thing on port 0.
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::password::Passwords;
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::store::{self, ClientCache, Store, StoreError};
 use crate::telemetry::RequestSpan;
+use actix_session::SessionMiddleware;
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
@@ -17,6 +23,8 @@ use tracing_actix_web::TracingLogger;
 pub enum StartupError {
     #[error("database: {0}")]
     Database(#[from] StoreError),
+    #[error("password hashing: {0}")]
+    Passwords(#[from] crate::auth::password::PasswordError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -79,9 +87,13 @@ fn run(
 ) -> Result<Server, StartupError> {
     let workers = settings.server.workers;
     let clients = ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs));
+    let session_key = session_key(&settings);
+    let secure_cookies = settings.server.issuer.starts_with("https://");
     let state = web::Data::new(AppState {
         store,
         clients,
+        passwords: Arc::new(Passwords::new(&settings.passwords)?),
+        limiter: LoginLimiter::new(&settings.login),
         settings,
     });
     let address = listener
@@ -89,7 +101,16 @@ fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let mut server = HttpServer::new(move || {
+        let sessions =
+            SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                .cookie_name("umbra_session".into())
+                .cookie_secure(secure_cookies)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_content_security(CookieContentSecurity::Private)
+                .build();
         App::new()
+            .wrap(sessions)
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)
@@ -104,4 +125,19 @@ fn run(
     }
     tracing::info!(%address, "umbra listening");
     Ok(server.run())
+}
+
+/// The configured session key, or a random one for this process (development only: the
+/// settings refuse an empty key in production).
+fn session_key(settings: &Settings) -> Key {
+    match settings.session_key() {
+        Some(bytes) => Key::derive_from(&bytes),
+        None => {
+            tracing::warn!(
+                "session.key is not set: using a random key, so sign-ins do not survive a restart \
+                 and are not shared between instances"
+            );
+            Key::generate()
+        }
+    }
 }

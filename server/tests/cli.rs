@@ -240,3 +240,76 @@ fn serve_with_no_setup_answers_ready_on_the_embedded_sqlite_default() {
     assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer}");
     assert!(scratch.path().join("data/umbra.db").exists());
 }
+
+/// Runs `umbra` with `stdin` as standard input.
+fn run_with_stdin(scratch: &Scratch, args: &[&str], stdin: &str) -> Output {
+    let mut child = scratch
+        .umbra(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_commands_manage_people_with_passwords_from_stdin_only() {
+    let scratch = Scratch::new();
+
+    let created = json(&run_with_stdin(
+        &scratch,
+        &["user", "create", "Ada", "--password-stdin", "--json"],
+        "correct horse battery\n",
+    ));
+    assert_eq!(created["username"], "Ada");
+    assert!(created.get("password").is_none() && created.get("password_hash").is_none());
+
+    let duplicate = run_with_stdin(
+        &scratch,
+        &["user", "create", "ADA", "--password-stdin"],
+        "another password\n",
+    );
+    assert_one_line_error(&duplicate, "taken");
+    let short = run_with_stdin(
+        &scratch,
+        &["user", "create", "bob", "--password-stdin"],
+        "short\n",
+    );
+    assert_one_line_error(&short, "at least 8");
+
+    let disabled = json(&scratch.run(&["user", "disable", "ada", "--json"]));
+    assert_eq!(disabled["disabled"], true);
+    let shown = json(&scratch.run(&["user", "show", "ADA", "--json"]));
+    assert_eq!(shown["disabled"], true);
+    json(&scratch.run(&["user", "enable", "ada", "--json"]));
+    let changed = json(&run_with_stdin(
+        &scratch,
+        &["user", "set-password", "ada", "--password-stdin", "--json"],
+        "a brand new password\n",
+    ));
+    assert_eq!(changed["password_changed"], true);
+    let listed = json(&scratch.run(&["user", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    json(&scratch.run(&["user", "delete", "ada", "--json"]));
+    assert_one_line_error(&scratch.run(&["user", "show", "ada"]), "no user");
+}
+
+#[test]
+fn a_password_is_never_accepted_as_an_argument() {
+    let scratch = Scratch::new();
+
+    let output = scratch.run(&["user", "create", "ada", "--password", "hunter22"]);
+
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap refuses the unknown flag"
+    );
+}

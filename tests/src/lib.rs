@@ -5,19 +5,25 @@
 //! Postgres tests run when `TEST_DATABASE_URL` points at a server (any database on it; each
 //! test creates its own). Under `CI` a missing `TEST_DATABASE_URL` fails the test instead of
 //! skipping it.
+mod browser;
 mod database;
 
+pub use browser::{Browser, Pkce, location, query_param};
 pub use database::{Backend, TestDatabase};
 
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;
+use umbra::auth::password::Passwords;
 use umbra::oauth::client::Client;
 use umbra::oauth::grant_type::GrantType;
 use umbra::oauth::scope::ScopeSet;
 use umbra::oauth::token::{Token, TokenKind};
 use umbra::settings::Settings;
 use umbra::startup::Application;
-use umbra::store::{self, NewClient, Store};
+use umbra::store::{self, NewClient, Store, User};
+
+/// The redirect URI of [`TestApp::web_app`] clients.
+pub const REDIRECT_URI: &str = "https://app.example/callback";
 
 /// A running Umbra and what a test needs to talk to it and look into its database.
 pub struct TestApp {
@@ -55,6 +61,9 @@ impl TestApp {
         settings.server.workers = 2;
         settings.database.url = database.url().to_owned();
         settings.cleanup.interval_secs = 0;
+        // Cheap hashes keep the suite fast; production parameters are tested in unit tests.
+        settings.passwords.argon2_memory_kib = 1024;
+        settings.passwords.argon2_iterations = 1;
         configure(&mut settings);
         let application = Application::build(settings.clone())
             .await
@@ -128,6 +137,104 @@ impl TestApp {
             id,
             secret: secret.map(Token::into_string),
             record,
+        }
+    }
+
+    /// Registers a web application using the authorization code flow with `redirect_uri`,
+    /// scopes `read write`; public (PKCE, no secret) or confidential.
+    pub async fn web_app(&self, public: bool) -> TestClient {
+        self.register(ClientSpec {
+            public,
+            scopes: "read write",
+            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            redirect_uris: &[REDIRECT_URI],
+            ..ClientSpec::default()
+        })
+        .await
+    }
+
+    /// Creates a user with `password`.
+    pub async fn create_user(&self, username: &str, password: &str) -> User {
+        let passwords = Passwords::new(&self.settings.passwords).unwrap();
+        self.store
+            .create_user(
+                username,
+                passwords.hash(password).unwrap(),
+                umbra::clock::now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A new browser: its own cookie jar, redirects not followed.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.address)
+    }
+
+    /// Runs the whole front channel in `browser` (authorize, sign in, approve) and returns
+    /// the authorization code.
+    pub async fn authorization_code(
+        &self,
+        browser: &Browser,
+        client: &TestClient,
+        pkce: &Pkce,
+        username: &str,
+        password: &str,
+    ) -> String {
+        let response = browser
+            .authorize(client, pkce, "&scope=read+write&state=s1")
+            .await;
+        assert_eq!(location(&response), "/login");
+        let mut response = browser.sign_in(username, password).await;
+        // A consent remembered from an earlier run skips the page.
+        if location(&response) == "/consent" {
+            response = browser.consent("approve").await;
+        }
+        let to = location(&response);
+        assert!(to.starts_with(REDIRECT_URI), "{to}");
+        query_param(&to, "code").expect("a code")
+    }
+
+    /// `POST /token` with `grant_type=authorization_code` as `client` would send it.
+    pub async fn exchange_code(&self, client: &TestClient, code: &str, verifier: &str) -> Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier),
+        ];
+        self.post_as(client, &mut form).await
+    }
+
+    /// `POST /token` with `grant_type=refresh_token`.
+    pub async fn refresh(
+        &self,
+        client: &TestClient,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Response {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        self.post_as(client, &mut form).await
+    }
+
+    /// Posts to /token authenticating as the client does: Basic for confidential clients,
+    /// `client_id` in the body for public ones.
+    async fn post_as<'a>(
+        &self,
+        client: &'a TestClient,
+        form: &mut Vec<(&'a str, &'a str)>,
+    ) -> Response {
+        if client.secret.is_some() {
+            self.post_token(Some(client), form).await
+        } else {
+            form.push(("client_id", &client.id));
+            self.post_token(None, form).await
         }
     }
 

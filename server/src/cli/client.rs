@@ -4,13 +4,10 @@ use crate::clock;
 use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id, validate_redirect_uri};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::scope::ScopeSet;
-use crate::oauth::token::{Token, TokenKind};
+use crate::oauth::token::{Token, TokenKind, random_urlsafe};
 use crate::store::{NewClient, Store};
 use anyhow::{Context, bail};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Subcommand};
-use rand::TryRng;
 use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +213,8 @@ impl CreateArgs {
                 validate_client_id(&id)?;
                 id
             }
-            None => random_client_id()?,
+            // 128 random bits.
+            None => random_urlsafe(16)?,
         };
         for uri in &self.redirect_uris {
             validate_redirect_uri(uri)
@@ -261,13 +259,6 @@ impl CreateArgs {
         };
         Ok((new, secret))
     }
-}
-
-/// 128 random bits, base64url.
-fn random_client_id() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 16];
-    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn validate_client_id(id: &str) -> anyhow::Result<()> {

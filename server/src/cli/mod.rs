@@ -1,8 +1,9 @@
-//! The `umbra` command line: `serve` (the default), `migrate`, `client …`.
+//! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `user …`.
 //!
 //! Every command takes `--json`. Errors print one line on stderr and exit non-zero.
 mod client;
 mod output;
+mod user;
 
 use crate::settings::Settings;
 use crate::startup::Application;
@@ -35,6 +36,9 @@ enum Command {
     /// Register and manage OAuth clients.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Manage the people who sign in.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -83,6 +87,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, cli.json).await
+        }
+        Command::User(command) => {
+            telemetry::init(&quiet(&settings), Writer::Stderr);
+            let store = open_store(&settings).await?;
+            command.run(&store, &settings, cli.json).await
         }
     }
 }

@@ -1,14 +1,22 @@
 //! The HTTP layer: routes, extractors and handlers. Thin: parse, call protocol and storage,
 //! render. Errors become responses in one place ([`error`]).
+mod account;
+mod authorize;
 pub mod client_auth;
+mod consent;
 pub mod error;
 pub mod form;
 mod health;
 mod introspect;
+mod login;
 mod metadata;
 mod revoke;
+pub mod session;
+pub mod templates;
 mod token;
 
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::password::Passwords;
 use crate::settings::Settings;
 use crate::store::{ClientCache, Store};
 use actix_web::{HttpResponse, web};
@@ -19,7 +27,12 @@ pub struct AppState {
     pub store: Store,
     pub clients: ClientCache,
     pub settings: Arc<Settings>,
+    pub passwords: Arc<Passwords>,
+    pub limiter: LoginLimiter,
 }
+
+/// Largest HTML form accepted.
+const PAGE_FORM_LIMIT: usize = 16 * 1024;
 
 /// Registers every route. A known path with the wrong method answers 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -32,6 +45,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ))
         .service(get("/health/live", health::live))
         .service(get("/health/ready", health::ready))
+        .service(get("/authorize", authorize::authorize))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login::login_page))
+                .route(web::post().to(login::login))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
+        .service(post("/logout", login::logout))
+        .service(
+            web::resource("/consent")
+                .route(web::get().to(consent::consent_page))
+                .route(web::post().to(consent::decide))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
+        .service(get("/account", account::account))
+        .service(post(
+            "/account/consents/{client_id}/withdraw",
+            account::withdraw,
+        ))
+        .service(get("/static/umbra.css", templates::stylesheet))
+        .app_data(
+            web::FormConfig::default()
+                .limit(PAGE_FORM_LIMIT)
+                .error_handler(|err, _| {
+                    error::PageError::bad_request(format!("The form is invalid: {err}")).into()
+                }),
+        )
         .default_service(web::to(not_found));
 }
 

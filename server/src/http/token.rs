@@ -1,13 +1,16 @@
-//! `POST /token` (RFC 6749 §3.2): authenticate the client, dispatch on the grant type.
+//! `POST /token` (RFC 6749 §3.2): authenticate the client, then dispatch on the grant type.
 use super::AppState;
 use super::client_auth::authenticate;
 use super::form::OAuthRequest;
 use crate::clock;
+use crate::oauth::client::Client;
 use crate::oauth::grant_type::GrantType;
-use crate::oauth::grants::{TokenResponse, client_credentials};
-use crate::oauth::token::{Token, TokenKind};
+use crate::oauth::grants::{TokenResponse, authorization_code, client_credentials, refresh_token};
+use crate::oauth::params::Params;
+use crate::oauth::scope::ScopeSet;
+use crate::oauth::token::{self, Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::store::NewAccessToken;
+use crate::store::{Exchange, NewAccessToken, TokenPlan};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
@@ -25,36 +28,153 @@ pub async fn token(
     tracing::Span::current().record("grant_type", grant_type.as_str());
     let client = authenticate(&state, &request).await?;
     let grant_type: GrantType = grant_type.parse().map_err(|_| unsupported(&grant_type))?;
+    let params = &request.params;
     let response = match grant_type {
-        GrantType::ClientCredentials => {
-            let scope = client_credentials::authorize(&client, &request.params)?;
-            let now = clock::now();
-            let ttl = state.settings.tokens.access_token_ttl_secs;
-            let token =
-                Token::generate(TokenKind::AccessToken).map_err(OAuthError::server_error)?;
-            let record = NewAccessToken {
-                hash: token.hash(),
-                scope,
-                issued_at: now,
-                expires_at: now + ttl,
-            };
-            state
-                .store
-                .issue_client_credentials(&client.id, &record)
-                .await?;
-            TokenResponse {
-                access_token: token.into_string(),
-                token_type: "Bearer",
-                expires_in: ttl,
-                refresh_token: None,
-                scope: record.scope.to_string(),
-            }
-        }
-        GrantType::AuthorizationCode | GrantType::RefreshToken => {
-            return Err(unsupported(grant_type.as_str()));
-        }
+        GrantType::ClientCredentials => issue_client_credentials(&state, &client, params).await?,
+        GrantType::AuthorizationCode => redeem_code(&state, &client, params).await?,
+        GrantType::RefreshToken => refresh(&state, &client, params).await?,
     };
     Ok(no_store(HttpResponse::Ok()).json(response))
+}
+
+async fn issue_client_credentials(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let scope = client_credentials::authorize(client, params)?;
+    let fresh = FreshTokens::generate(state, false)?;
+    let record = NewAccessToken {
+        hash: fresh.plan.access,
+        scope,
+        issued_at: fresh.plan.issued_at,
+        expires_at: fresh.plan.access_expires_at,
+    };
+    state
+        .store
+        .issue_client_credentials(&client.id, &record)
+        .await?;
+    Ok(fresh.response(state, &record.scope))
+}
+
+async fn redeem_code(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    authorization_code::check_client(client)?;
+    let code = presented(params, "code", TokenKind::AuthorizationCode)?;
+    let fresh = FreshTokens::generate(state, client.allows_grant(GrantType::RefreshToken))?;
+    let outcome = state
+        .store
+        .redeem_code(
+            &code,
+            fresh.plan.issued_at,
+            |stored| authorization_code::check_redemption(stored, client, params),
+            &fresh.plan,
+        )
+        .await?;
+    match outcome {
+        Exchange::Issued { scope, .. } => Ok(fresh.response(state, &scope)),
+        Exchange::Refused(error) => Err(error),
+        Exchange::Replayed => {
+            tracing::warn!(client_id = %client.id, "authorization code replayed; its grant is revoked");
+            Err(OAuthError::invalid_grant(
+                "the authorization code was already used; every token issued from it is revoked",
+            ))
+        }
+        Exchange::Invalid => Err(OAuthError::invalid_grant(
+            "the authorization code is invalid or expired",
+        )),
+    }
+}
+
+async fn refresh(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    refresh_token::check_client(client)?;
+    let presented_token = presented(params, "refresh_token", TokenKind::RefreshToken)?;
+    let fresh = FreshTokens::generate(state, true)?;
+    let outcome = state
+        .store
+        .rotate_refresh_token(
+            &presented_token,
+            fresh.plan.issued_at,
+            |stored| refresh_token::check_refresh(stored, client, params),
+            &fresh.plan,
+        )
+        .await?;
+    match outcome {
+        Exchange::Issued { scope, .. } => Ok(fresh.response(state, &scope)),
+        Exchange::Refused(error) => Err(error),
+        Exchange::Replayed => {
+            tracing::warn!(client_id = %client.id, "rotated refresh token reused; its grant is revoked");
+            Err(OAuthError::invalid_grant(
+                "the refresh token was already used; the whole grant is revoked",
+            ))
+        }
+        Exchange::Invalid => Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        )),
+    }
+}
+
+/// The hash of a required token parameter; one of another kind or malformed is
+/// `invalid_grant` without a database query.
+fn presented(
+    params: &Params,
+    name: &'static str,
+    kind: TokenKind,
+) -> Result<token::TokenHash, OAuthError> {
+    match token::parse(params.require(name)?) {
+        Some(parsed) if parsed.kind == kind => Ok(parsed.hash),
+        _ => Err(OAuthError::invalid_grant(format!(
+            "the {name} is invalid or expired"
+        ))),
+    }
+}
+
+/// Newly drawn tokens and the plan to store them.
+struct FreshTokens {
+    access: Token,
+    refresh: Option<Token>,
+    plan: TokenPlan,
+}
+
+impl FreshTokens {
+    fn generate(state: &AppState, with_refresh: bool) -> Result<Self, OAuthError> {
+        let access = Token::generate(TokenKind::AccessToken).map_err(OAuthError::server_error)?;
+        let refresh = with_refresh
+            .then(|| Token::generate(TokenKind::RefreshToken))
+            .transpose()
+            .map_err(OAuthError::server_error)?;
+        let now = clock::now();
+        let lifetimes = &state.settings.tokens;
+        let plan = TokenPlan {
+            access: access.hash(),
+            refresh: refresh.as_ref().map(Token::hash),
+            issued_at: now,
+            access_expires_at: now + lifetimes.access_token_ttl_secs,
+            refresh_expires_at: now + lifetimes.refresh_token_ttl_secs,
+        };
+        Ok(Self {
+            access,
+            refresh,
+            plan,
+        })
+    }
+
+    fn response(self, state: &AppState, scope: &ScopeSet) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access.into_string(),
+            token_type: "Bearer",
+            expires_in: state.settings.tokens.access_token_ttl_secs,
+            refresh_token: self.refresh.map(Token::into_string),
+            scope: scope.to_string(),
+        }
+    }
 }
 
 fn unsupported(grant_type: &str) -> OAuthError {

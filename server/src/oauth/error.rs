@@ -33,6 +33,10 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// "The authorization server does not support the revocation of the presented token type."
     UnsupportedTokenType,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but the user is not signed in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but consent is needed.
+    ConsentRequired,
     /// "The authorization server encountered an unexpected condition that prevented it from
     /// fulfilling the request."
     ServerError,
@@ -54,6 +58,8 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

@@ -3,6 +3,7 @@
 //!
 //! Pure code: nothing here touches actix-web, SeaORM or the clock. Callers pass `now` in.
 
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod grant_type;
 pub mod grants;
 pub mod introspection;
 pub mod params;
+pub mod pkce;
 pub mod revocation;
 pub mod scope;
 pub mod token;

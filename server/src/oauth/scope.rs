@@ -43,6 +43,15 @@ impl ScopeSet {
         self.0.iter().all(|s| other.contains(s))
     }
 
+    /// Adds the scopes of `other` that are not in `self` yet.
+    pub fn extend(&mut self, other: &ScopeSet) {
+        for scope in other.iter() {
+            if !self.contains(scope) {
+                self.0.push(scope.to_owned());
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

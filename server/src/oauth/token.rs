@@ -129,6 +129,14 @@ impl fmt::Debug for Token {
     }
 }
 
+/// `bytes` random bytes from the operating system's CSPRNG, base64url-encoded: for ids and
+/// form tokens that need no prefix or checksum.
+pub fn random_urlsafe(bytes: usize) -> Result<String, rand::rngs::SysError> {
+    let mut random = vec![0u8; bytes];
+    rand::rngs::SysRng.try_fill_bytes(&mut random)?;
+    Ok(URL_SAFE_NO_PAD.encode(random))
+}
+
 /// A presented token that is well formed and whose checksum matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParsedToken {

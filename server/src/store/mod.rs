@@ -4,13 +4,21 @@
 //! whose affected-row count decides), so two concurrent requests can never both win.
 mod cleanup;
 mod clients;
+mod codes;
 mod connect;
+mod consents;
+mod exchange;
 mod tokens;
+mod users;
 
 pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::{ClientCache, NewClient};
+pub use codes::NewAuthorizationCode;
 pub use connect::{connect, migrate};
+pub use consents::ConsentView;
+pub use exchange::{Exchange, TokenPlan};
 pub use tokens::NewAccessToken;
+pub use users::{User, normalize_username};
 
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
 

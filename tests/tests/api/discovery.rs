@@ -17,9 +17,20 @@ db_test! {
         assert_eq!(body["token_endpoint"], format!("{issuer}/token"));
         assert_eq!(body["introspection_endpoint"], format!("{issuer}/introspect"));
         assert_eq!(body["revocation_endpoint"], format!("{issuer}/revoke"));
-        assert_eq!(body["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(body["authorization_endpoint"], format!("{issuer}/authorize"));
+        assert_eq!(
+            body["grant_types_supported"],
+            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+        );
+        assert_eq!(body["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(body["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(body["authorization_response_iss_parameter_supported"], true);
         assert_eq!(
             body["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        );
+        assert_eq!(
+            body["introspection_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
         );
     }

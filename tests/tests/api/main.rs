@@ -28,10 +28,15 @@ macro_rules! db_test {
     };
 }
 
+mod authorize_errors;
 mod bad_input;
 mod client_credentials;
+mod code_flow;
+mod consent;
 mod discovery;
 mod introspection;
 mod outage;
+mod refresh;
 mod revocation;
+mod sign_in;
 mod storage;

@@ -2,7 +2,9 @@
 //! token endpoint.
 //!
 //! [`GrantType`]: super::grant_type::GrantType
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;
 
 use super::error::OAuthError;
 use super::scope::ScopeSet;

@@ -1,0 +1,209 @@
+//! `umbra user create | list | show | disable | enable | set-password | delete`.
+//!
+//! Passwords never come from the command line (it shows in `ps` and shell history): they are
+//! read from standard input with `--password-stdin`, or prompted for without echo.
+use super::output;
+use crate::auth::password::Passwords;
+use crate::auth::{MAX_PASSWORD_LEN, validate_username};
+use crate::clock;
+use crate::settings::Settings;
+use crate::store::{Store, User};
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::io::Read;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        username: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Show one user.
+    Show { username: String },
+    /// Stop a user from signing in; their tokens become inactive.
+    Disable { username: String },
+    /// Let a disabled user sign in again.
+    Enable { username: String },
+    /// Set a new password.
+    SetPassword {
+        username: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user with their grants, tokens and consents.
+    Delete { username: String },
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    id: String,
+    username: &'a str,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl<'a> UserView<'a> {
+    fn of(user: &'a User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            username: &user.username,
+            disabled: user.disabled,
+            created_at: user.created_at,
+        }
+    }
+
+    fn text(&self) -> String {
+        output::fields(&[
+            ("id", self.id.clone()),
+            ("username", self.username.to_owned()),
+            ("disabled", self.disabled.to_string()),
+        ])
+    }
+}
+
+impl UserCommand {
+    pub async fn run(self, store: &Store, settings: &Settings, json: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Create {
+                username,
+                password_stdin,
+            } => {
+                validate_username(&username).map_err(anyhow::Error::msg)?;
+                let password = read_password(password_stdin, settings)?;
+                let hash = hash(settings, password).await?;
+                let user = store.create_user(&username, hash, clock::now()).await?;
+                let view = UserView::of(&user);
+                output::print(json, &view, &view.text());
+            }
+            Self::List => {
+                let users = store.list_users().await?;
+                let views: Vec<UserView> = users.iter().map(UserView::of).collect();
+                let text = if views.is_empty() {
+                    "no users".to_owned()
+                } else {
+                    views
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "{}\t{}{}",
+                                v.id,
+                                v.username,
+                                if v.disabled { "\t(disabled)" } else { "" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                output::print(json, &views, &text);
+            }
+            Self::Show { username } => {
+                let user = find(store, &username).await?;
+                let view = UserView::of(&user);
+                output::print(json, &view, &view.text());
+            }
+            Self::Disable { username } => set_disabled(store, &username, true, json).await?,
+            Self::Enable { username } => set_disabled(store, &username, false, json).await?,
+            Self::SetPassword {
+                username,
+                password_stdin,
+            } => {
+                let user = find(store, &username).await?;
+                let password = read_password(password_stdin, settings)?;
+                let hash = hash(settings, password).await?;
+                store.set_user_password(user.id, hash, clock::now()).await?;
+                output::print(
+                    json,
+                    &serde_json::json!({"username": user.username, "password_changed": true}),
+                    &format!("password of {} changed", user.username),
+                );
+            }
+            Self::Delete { username } => {
+                let user = find(store, &username).await?;
+                store.delete_user(user.id).await?;
+                output::print(
+                    json,
+                    &serde_json::json!({"deleted": user.username}),
+                    &format!(
+                        "deleted user {} with their grants and tokens",
+                        user.username
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn find(store: &Store, username: &str) -> anyhow::Result<User> {
+    store
+        .find_user_by_username(username)
+        .await?
+        .with_context(|| format!("no user named {username:?}"))
+}
+
+async fn set_disabled(
+    store: &Store,
+    username: &str,
+    disabled: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let user = find(store, username).await?;
+    store
+        .set_user_disabled(user.id, disabled, clock::now())
+        .await?;
+    let word = if disabled { "disabled" } else { "enabled" };
+    output::print(
+        json,
+        &serde_json::json!({"username": user.username, "disabled": disabled}),
+        &format!("{word} {}", user.username),
+    );
+    Ok(())
+}
+
+/// Reads the password from stdin (one line, trailing newline removed) or prompts twice.
+fn read_password(from_stdin: bool, settings: &Settings) -> anyhow::Result<SecretString> {
+    let password = if from_stdin {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(MAX_PASSWORD_LEN as u64 + 2)
+            .read_to_string(&mut input)
+            .context("cannot read the password from standard input")?;
+        let line = input.strip_suffix('\n').unwrap_or(&input);
+        SecretString::from(line.strip_suffix('\r').unwrap_or(line))
+    } else {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let second =
+            rpassword::prompt_password("Repeat it: ").context("cannot read the password")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        SecretString::from(first)
+    };
+    let length = password.expose_secret().chars().count();
+    if length < settings.passwords.min_length {
+        bail!(
+            "the password must have at least {} characters",
+            settings.passwords.min_length
+        );
+    }
+    if password.expose_secret().len() > MAX_PASSWORD_LEN {
+        bail!("the password must have at most {MAX_PASSWORD_LEN} bytes");
+    }
+    Ok(password)
+}
+
+async fn hash(settings: &Settings, password: SecretString) -> anyhow::Result<String> {
+    let passwords = Passwords::new(&settings.passwords)?;
+    let hashed = tokio::task::spawn_blocking(move || passwords.hash(password.expose_secret()))
+        .await
+        .context("password hashing was interrupted")??;
+    Ok(hashed)
+}

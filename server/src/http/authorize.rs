@@ -1,0 +1,174 @@
+//! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, consent, code.
+use super::AppState;
+use super::error::PageError;
+use super::session::UserSession;
+use crate::clock;
+use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
+use crate::oauth::params::Params;
+use crate::oauth::token::{Token, TokenKind};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::store::{NewAuthorizationCode, User};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Longest query string accepted; the request must fit in the session cookie.
+const MAX_QUERY_LEN: usize = 4096;
+
+pub async fn authorize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+) -> Result<HttpResponse, PageError> {
+    let query = req.query_string();
+    if query.len() > MAX_QUERY_LEN {
+        return Err(PageError::bad_request(
+            "The authorization request is too long.",
+        ));
+    }
+    let params = Params::parse(query.as_bytes()).map_err(|e| {
+        PageError::bad_request(format!(
+            "The authorization request is malformed: {}",
+            e.description()
+        ))
+    })?;
+    let client = match params.get("client_id") {
+        Some(id) => state.clients.get(&state.store, id).await?,
+        None => {
+            return Err(PageError::bad_request(
+                "The request names no application (client_id).",
+            ));
+        }
+    };
+    let request = match authorize::validate(
+        &params,
+        client.as_deref(),
+        state.settings.authorize.require_pkce_for_all,
+    ) {
+        Ok(request) => request,
+        Err(AuthorizeError::Page(message)) => return Err(PageError::bad_request(message)),
+        Err(AuthorizeError::Redirect(error)) => {
+            return Ok(redirect(&error.location(issuer(&state))));
+        }
+    };
+    session.set_pending(&request)?;
+    proceed(&state, &session, request).await
+}
+
+/// Takes the request in progress as far as it can go: to the sign-in page, to the consent
+/// page, or back to the client with a code.
+pub async fn proceed(
+    state: &AppState,
+    session: &UserSession,
+    request: AuthorizationRequest,
+) -> Result<HttpResponse, PageError> {
+    let user = match signed_in_user(state, session).await? {
+        Some(user) if !request.prompt.login => user,
+        _ if request.prompt.none => {
+            session.clear_pending();
+            return Ok(refuse(
+                state,
+                &request,
+                OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in"),
+            ));
+        }
+        _ => return Ok(redirect("/login")),
+    };
+    let client = state
+        .clients
+        .get(&state.store, &request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))?;
+    let remembered = if client.skip_consent && !request.prompt.consent {
+        true
+    } else {
+        !request.prompt.consent
+            && state
+                .store
+                .consented_scope(user.id, &client.id)
+                .await?
+                .is_some_and(|approved| request.scope_set().is_subset_of(&approved))
+    };
+    if !remembered {
+        if request.prompt.none {
+            session.clear_pending();
+            return Ok(refuse(
+                state,
+                &request,
+                OAuthError::new(ErrorCode::ConsentRequired, "consent is required"),
+            ));
+        }
+        return Ok(redirect("/consent"));
+    }
+    issue_code(state, session, &request, &user).await
+}
+
+/// Issues the code and sends the user back to the client.
+pub async fn issue_code(
+    state: &AppState,
+    session: &UserSession,
+    request: &AuthorizationRequest,
+    user: &User,
+) -> Result<HttpResponse, PageError> {
+    let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
+    let now = clock::now();
+    state
+        .store
+        .create_authorization_code(&NewAuthorizationCode {
+            hash: code.hash(),
+            client_id: request.client_id.clone(),
+            user_id: user.id,
+            redirect_uri: request
+                .redirect_uri_given
+                .then(|| request.redirect_uri.clone()),
+            scope: request.scope_set(),
+            code_challenge: request.code_challenge.clone(),
+            issued_at: now,
+            expires_at: now + state.settings.tokens.authorization_code_ttl_secs,
+        })
+        .await?;
+    session.clear_pending();
+    Ok(redirect(&authorize::success_location(
+        request,
+        code.expose(),
+        issuer(state),
+    )))
+}
+
+/// Sends an error back to the client's redirect URI.
+pub fn refuse(state: &AppState, request: &AuthorizationRequest, error: OAuthError) -> HttpResponse {
+    let redirect_to = ErrorRedirect {
+        redirect_uri: request.redirect_uri.clone(),
+        state: request.state.clone(),
+        error,
+    };
+    redirect(&redirect_to.location(issuer(state)))
+}
+
+/// The signed-in user, if the sign-in is still valid and the account is usable.
+pub async fn signed_in_user(
+    state: &AppState,
+    session: &UserSession,
+) -> Result<Option<User>, PageError> {
+    let Some(id) = session.user_id(clock::now(), state.settings.session.ttl_secs) else {
+        return Ok(None);
+    };
+    match state.store.find_user(id).await? {
+        Some(user) if !user.disabled => Ok(Some(user)),
+        _ => {
+            session.forget_user();
+            Ok(None)
+        }
+    }
+}
+
+/// `303 See Other`: after a POST the browser follows with a GET and never re-sends the form
+/// (RFC 9700 §4.12).
+pub fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+fn issuer(state: &AppState) -> &str {
+    &state.settings.server.issuer
+}

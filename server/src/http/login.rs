@@ -1,0 +1,134 @@
+//! `GET/POST /login` and `POST /logout`.
+use super::AppState;
+use super::authorize::{proceed, redirect, signed_in_user};
+use super::error::PageError;
+use super::session::UserSession;
+use super::templates::templates;
+use crate::auth::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::clock;
+use crate::store::normalize_username;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf_token: String,
+    username: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    pub csrf_token: String,
+}
+
+pub async fn login_page(
+    state: web::Data<AppState>,
+    session: UserSession,
+) -> Result<HttpResponse, PageError> {
+    render(&state, &session, StatusCode::OK, "", None).await
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let username = form.username.trim();
+    let address = req.peer_addr().map(|a| a.ip());
+    state
+        .limiter
+        .check(&normalize_username(username), address)
+        .map_err(|wait| PageError::TooManyAttempts {
+            retry_after_secs: wait.as_secs().max(1),
+        })?;
+    let plausible = username.chars().count() <= MAX_USERNAME_LEN
+        && secrecy::ExposeSecret::expose_secret(&form.password).len() <= MAX_PASSWORD_LEN;
+    let user = if plausible {
+        state.store.find_user_by_username(username).await?
+    } else {
+        None
+    };
+    let stored_hash = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .map(|u| u.password_hash.clone());
+    let verified = plausible
+        && state
+            .passwords
+            .verify_off_runtime(form.password, stored_hash)
+            .await
+            .map_err(PageError::internal)?;
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::info!("sign-in failed");
+        return render(
+            &state,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            username,
+            Some("Wrong username or password."),
+        )
+        .await;
+    };
+    session.sign_in(user.id, clock::now())?;
+    tracing::info!(user_id = %user.id, "signed in");
+    match session.pending() {
+        Some(mut request) => {
+            request.prompt.login = false;
+            session.set_pending(&request)?;
+            proceed(&state, &session, request).await
+        }
+        None => Ok(redirect("/account")),
+    }
+}
+
+pub async fn logout(
+    session: UserSession,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    session.sign_out();
+    Ok(templates().page(StatusCode::OK, "signed_out.html", minijinja::context! {}))
+}
+
+async fn render(
+    state: &AppState,
+    session: &UserSession,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    if status == StatusCode::OK
+        && session.pending().is_none()
+        && signed_in_user(state, session).await?.is_some()
+    {
+        return Ok(redirect("/account"));
+    }
+    let client_name = match session.pending() {
+        Some(request) => state
+            .clients
+            .get(&state.store, &request.client_id)
+            .await?
+            .map(|c| c.name.clone()),
+        None => None,
+    };
+    Ok(templates().page(
+        status,
+        "login.html",
+        minijinja::context! {
+            csrf_token => session.csrf_token()?,
+            client_name,
+            username,
+            error,
+        },
+    ))
+}

@@ -1,0 +1,101 @@
+//! The sign-in session: an encrypted, signed cookie holding who is signed in, a CSRF token
+//! and the authorization request in progress. The session id is renewed at sign-in.
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::token::random_urlsafe;
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use std::future::{Ready, ready};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+const USER_ID: &str = "user_id";
+const AUTH_TIME: &str = "auth_time";
+const CSRF: &str = "csrf";
+const PENDING: &str = "authorization";
+
+/// A typed view of the session.
+pub struct UserSession(Session);
+
+impl FromRequest for UserSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(req.get_session())))
+    }
+}
+
+impl UserSession {
+    /// The signed-in user, unless the sign-in is older than `ttl` seconds.
+    pub fn user_id(&self, now: i64, ttl: i64) -> Option<Uuid> {
+        let signed_in_at = self.0.get::<i64>(AUTH_TIME).ok().flatten()?;
+        if now.saturating_sub(signed_in_at) >= ttl {
+            return None;
+        }
+        self.0.get::<Uuid>(USER_ID).ok().flatten()
+    }
+
+    /// Forgets the signed-in user but keeps the request in progress.
+    pub fn forget_user(&self) {
+        self.0.remove(USER_ID);
+        self.0.remove(AUTH_TIME);
+    }
+
+    /// Marks the user signed in under a new session id, keeping the request in progress.
+    pub fn sign_in(&self, user_id: Uuid, now: i64) -> Result<(), SessionError> {
+        self.0.renew();
+        self.0.insert(USER_ID, user_id)?;
+        self.0.insert(AUTH_TIME, now)?;
+        // A new CSRF token too: the old one was shown to an anonymous page.
+        self.0.remove(CSRF);
+        Ok(())
+    }
+
+    /// Forgets everything.
+    pub fn sign_out(&self) {
+        self.0.purge();
+    }
+
+    /// The form token of this session, created on first use.
+    pub fn csrf_token(&self) -> Result<String, SessionError> {
+        if let Some(token) = self.0.get::<String>(CSRF).ok().flatten() {
+            return Ok(token);
+        }
+        let token = random_urlsafe(32).map_err(|e| SessionError(e.to_string()))?;
+        self.0.insert(CSRF, &token)?;
+        Ok(token)
+    }
+
+    /// Compares a submitted form token with the session's, in constant time.
+    pub fn check_csrf(&self, presented: &str) -> bool {
+        match self.0.get::<String>(CSRF).ok().flatten() {
+            Some(expected) => bool::from(expected.as_bytes().ct_eq(presented.as_bytes())),
+            None => false,
+        }
+    }
+
+    pub fn pending(&self) -> Option<AuthorizationRequest> {
+        self.0.get(PENDING).ok().flatten()
+    }
+
+    pub fn set_pending(&self, request: &AuthorizationRequest) -> Result<(), SessionError> {
+        self.0.insert(PENDING, request)?;
+        Ok(())
+    }
+
+    pub fn clear_pending(&self) {
+        self.0.remove(PENDING);
+    }
+}
+
+/// The session could not be written (serialisation), which should not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("session: {0}")]
+pub struct SessionError(String);
+
+impl From<actix_session::SessionInsertError> for SessionError {
+    fn from(err: actix_session::SessionInsertError) -> Self {
+        Self(err.to_string())
+    }
+}

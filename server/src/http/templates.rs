@@ -1,0 +1,126 @@
+//! Server-rendered pages (minijinja, auto-escaped), built once at start-up from templates
+//! compiled into the binary.
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use minijinja::Environment;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+const TEMPLATES: [(&str, &str); 6] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("consent.html", include_str!("../../templates/consent.html")),
+    ("account.html", include_str!("../../templates/account.html")),
+    (
+        "signed_out.html",
+        include_str!("../../templates/signed_out.html"),
+    ),
+];
+
+/// The one stylesheet.
+pub const STYLESHEET: &str = include_str!("../../static/umbra.css");
+
+pub struct Templates {
+    env: Option<Environment<'static>>,
+}
+
+static COMPILED: LazyLock<Templates> = LazyLock::new(Templates::compile);
+
+/// The compiled templates (compiled on first use; a broken template is caught by the tests
+/// and rendered as a plain-text error at run time).
+pub fn templates() -> &'static Templates {
+    &COMPILED
+}
+
+impl Templates {
+    fn compile() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            if let Err(err) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %err, "a template does not compile");
+                return Self { env: None };
+            }
+        }
+        Self { env: Some(env) }
+    }
+
+    /// Renders `name` into a response with the security headers every page carries.
+    pub fn page<C: Serialize>(&self, status: StatusCode, name: &str, context: C) -> HttpResponse {
+        let body = match &self.env {
+            Some(env) => env.get_template(name).and_then(|t| t.render(context)),
+            None => Err(minijinja::Error::new(
+                minijinja::ErrorKind::TemplateNotFound,
+                "templates did not compile",
+            )),
+        };
+        match body {
+            Ok(body) => page_headers(HttpResponse::build(status)).body(body),
+            Err(err) => {
+                tracing::error!(template = name, error = %err, "a page failed to render");
+                page_headers(HttpResponse::InternalServerError()).body("Internal error")
+            }
+        }
+    }
+}
+
+/// Pages are never cached (they carry CSRF tokens and personal data), never framed
+/// (clickjacking on the consent page), and load nothing but our own stylesheet.
+pub fn page_headers(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ));
+    builder
+}
+
+/// `GET /static/umbra.css`
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        assert!(templates().env.is_some());
+    }
+
+    #[test]
+    fn every_page_renders_with_a_full_context_and_escapes_input() {
+        let context = minijinja::context! {
+            title => "T", message => "<script>", csrf_token => "tok", client_name => "App <b>",
+            username => "ada", error => "E",
+            scopes => vec![minijinja::context! { name => "read", description => "Read" }],
+            consents => vec![minijinja::context! { client_id => "a b", client_name => "App", scope => "read" }],
+        };
+        for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
+            let response = templates().page(StatusCode::OK, name, &context);
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+        }
+        let env = templates().env.as_ref().unwrap();
+        let html = env
+            .get_template("account.html")
+            .unwrap()
+            .render(&context)
+            .unwrap();
+        assert!(html.contains("/account/consents/a%20b/withdraw"), "{html}");
+        let html = env
+            .get_template("error.html")
+            .unwrap()
+            .render(&context)
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+    }
+}

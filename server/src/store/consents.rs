@@ -1,0 +1,105 @@
+//! Remembered consent per (user, client): the scopes the user approved.
+use super::{Store, StoreError};
+use crate::oauth::scope::ScopeSet;
+use entity::{client, consent, grant};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use uuid::Uuid;
+
+/// A consent as the account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentView {
+    pub client_id: String,
+    pub client_name: String,
+    pub scope: ScopeSet,
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// The scopes the user approved for the client, if any.
+    pub async fn consented_scope(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        Ok(consent::Entity::find_by_id((user_id, client_id.to_owned()))
+            .one(&self.db)
+            .await?
+            .map(|row| ScopeSet::from_stored(&row.scope)))
+    }
+
+    /// Remembers an approval, adding the scopes to those approved before.
+    pub async fn remember_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        approved: &ScopeSet,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut scope = self
+            .consented_scope(user_id, client_id)
+            .await?
+            .unwrap_or_default();
+        scope.extend(approved);
+        let row = consent::ActiveModel {
+            user_id: Set(user_id),
+            client_id: Set(client_id.to_owned()),
+            scope: Set(scope.to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        consent::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([consent::Column::UserId, consent::Column::ClientId])
+                    .update_columns([consent::Column::Scope, consent::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_consents(&self, user_id: Uuid) -> Result<Vec<ConsentView>, StoreError> {
+        let rows = consent::Entity::find()
+            .filter(consent::Column::UserId.eq(user_id))
+            .order_by_asc(consent::Column::ClientId)
+            .find_also_related(client::Entity)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, client)| ConsentView {
+                client_name: client.map_or_else(|| row.client_id.clone(), |c| c.name),
+                client_id: row.client_id,
+                scope: ScopeSet::from_stored(&row.scope),
+                updated_at: row.updated_at,
+            })
+            .collect())
+    }
+
+    /// Forgets the consent and revokes every grant the user gave the client, so its tokens
+    /// stop working at once. `false` if there was no consent.
+    pub async fn withdraw_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        let deleted = consent::Entity::delete_by_id((user_id, client_id.to_owned()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::UserId.eq(user_id))
+            .filter(grant::Column::ClientId.eq(client_id))
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted > 0)
+    }
+}
