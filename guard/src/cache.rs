@@ -1,0 +1,195 @@
+//! Optional caches of introspection answers, keyed by the SHA-256 of the token so that no
+//! token is kept in memory longer than its request.
+//!
+//! A positive cache trades revocation latency for fewer calls: a token revoked at Umbra is
+//! still accepted from the cache until its entry expires, so the entry lifetime **is** the
+//! longest revocation delay. Entries never outlive the token's own `exp`. A negative cache
+//! spares Umbra repeated calls for the same dead token (a client retrying in a loop).
+use crate::token::ValidatedToken;
+use moka::Expiry;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+/// Bounds of one cache: how many entries, and how long each lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Entries kept at most; the least useful are evicted beyond it.
+    pub max_entries: u64,
+    /// How long an entry lives. For the positive cache this is the longest time a revoked
+    /// token is still accepted.
+    pub ttl: Duration,
+}
+
+impl CacheSettings {
+    pub const fn new(max_entries: u64, ttl: Duration) -> Self {
+        Self { max_entries, ttl }
+    }
+}
+
+impl Default for CacheSettings {
+    /// 10 000 entries for 5 seconds: at most 5 s of revocation delay.
+    fn default() -> Self {
+        Self::new(10_000, Duration::from_secs(5))
+    }
+}
+
+type Key = [u8; 32];
+
+#[derive(Clone)]
+struct Positive {
+    token: ValidatedToken,
+    lifetime: Duration,
+}
+
+/// Each positive entry lives for the smaller of the configured lifetime and the time left
+/// until the token's `exp`.
+struct UntilExpiry;
+
+impl Expiry<Key, Positive> for UntilExpiry {
+    fn expire_after_create(&self, _: &Key, value: &Positive, _: Instant) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        value: &Positive,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+}
+
+/// Both caches; each is absent unless configured.
+pub(crate) struct Caches {
+    positive: Option<(Cache<Key, Positive>, Duration)>,
+    negative: Option<Cache<Key, ()>>,
+}
+
+impl Caches {
+    pub(crate) fn new(positive: Option<CacheSettings>, negative: Option<CacheSettings>) -> Self {
+        Self {
+            positive: positive.map(|s| {
+                let cache = Cache::builder()
+                    .max_capacity(s.max_entries)
+                    .expire_after(UntilExpiry)
+                    .build();
+                (cache, s.ttl)
+            }),
+            negative: negative.map(|s| {
+                Cache::builder()
+                    .max_capacity(s.max_entries)
+                    .time_to_live(s.ttl)
+                    .build()
+            }),
+        }
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.positive.is_some() || self.negative.is_some()
+    }
+
+    pub(crate) fn key(token: &str) -> Key {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// A cached positive answer still within the token's `exp` at `now`.
+    pub(crate) fn active(&self, key: &Key, now: i64) -> Option<ValidatedToken> {
+        let (cache, _) = self.positive.as_ref()?;
+        let hit = cache.get(key)?;
+        if hit.token.exp <= now {
+            cache.invalidate(key);
+            return None;
+        }
+        Some(hit.token)
+    }
+
+    pub(crate) fn is_known_inactive(&self, key: &Key) -> bool {
+        self.negative
+            .as_ref()
+            .is_some_and(|cache| cache.contains_key(key))
+    }
+
+    pub(crate) fn remember_active(&self, key: Key, token: &ValidatedToken, now: i64) {
+        let Some((cache, ttl)) = &self.positive else {
+            return;
+        };
+        let left = u64::try_from(token.exp.saturating_sub(now)).unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        let lifetime = (*ttl).min(Duration::from_secs(left));
+        cache.insert(
+            key,
+            Positive {
+                token: token.clone(),
+                lifetime,
+            },
+        );
+    }
+
+    pub(crate) fn remember_inactive(&self, key: Key) {
+        if let Some(cache) = &self.negative {
+            cache.insert(key, ());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scopes::Scopes;
+
+    fn token(exp: i64) -> ValidatedToken {
+        ValidatedToken {
+            sub: None,
+            username: None,
+            client_id: "svc".into(),
+            scopes: Scopes::parse("read"),
+            exp,
+            iat: None,
+            aud: Vec::new(),
+            iss: None,
+        }
+    }
+
+    #[test]
+    fn disabled_caches_remember_nothing() {
+        let caches = Caches::new(None, None);
+        let key = Caches::key("at_x");
+        caches.remember_active(key, &token(2_000), 1_000);
+        caches.remember_inactive(key);
+        assert!(!caches.is_enabled());
+        assert!(caches.active(&key, 1_000).is_none());
+        assert!(!caches.is_known_inactive(&key));
+    }
+
+    #[test]
+    fn a_positive_entry_is_served_until_exp_and_not_after() {
+        let caches = Caches::new(Some(CacheSettings::default()), None);
+        let key = Caches::key("at_x");
+        caches.remember_active(key, &token(2_000), 1_000);
+        assert!(caches.active(&key, 1_999).is_some());
+        assert!(caches.active(&key, 2_000).is_none());
+        assert!(
+            caches.active(&key, 1_000).is_none(),
+            "an expired entry is dropped"
+        );
+    }
+
+    #[test]
+    fn an_already_expired_token_is_not_cached() {
+        let caches = Caches::new(Some(CacheSettings::default()), None);
+        let key = Caches::key("at_x");
+        caches.remember_active(key, &token(1_000), 1_000);
+        assert!(caches.active(&key, 999).is_none());
+    }
+
+    #[test]
+    fn keys_differ_per_token_and_do_not_contain_it() {
+        assert_ne!(Caches::key("at_a"), Caches::key("at_b"));
+        assert_eq!(Caches::key("at_a"), Caches::key("at_a"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Protect a resource server with Umbra.
+//!
+//! A request carries an opaque access token (`Authorization: Bearer at_…`, RFC 6750 §2.1).
+//! The guard asks Umbra about it by introspection (RFC 7662), checks the answer (active, not
+//! expired by the local clock either, granted the scopes the route needs) and either hands the
+//! handler a [`ValidatedToken`] or answers for it as RFC 6750 §3 says:
+//!
+//! | why | status | `WWW-Authenticate` | `error` |
+//! |---|---|---|---|
+//! | no `Authorization` header | 401 | `Bearer` | `unauthorized` |
+//! | not `Bearer <b64token>`, inactive, revoked or expired | 401 | `Bearer error="invalid_token", …` | `invalid_token` |
+//! | a required scope is missing | 403 | `Bearer error="insufficient_scope", …, scope="…"` | `insufficient_scope` |
+//! | Umbra unreachable, 5xx, or refusing the guard's own credentials | 503 | — | `temporarily_unavailable` |
+//!
+//! Bodies are JSON `{"error": "…", "error_description": "…"}`. Nothing fails open: when the
+//! token cannot be checked, the request is refused.
+//!
+//! The core ([`Introspector`], [`bearer`], [`GuardError`]) knows no web framework; the
+//! [`actix`] module adds an extractor and a [`RequireScopes`] middleware for actix-web.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use umbra_guard::{Introspector, RequireScopes, ValidatedToken};
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // A client created with `umbra client create "Notes API" --introspect`.
+//!     let introspector =
+//!         Introspector::builder("http://127.0.0.1:8080", "notes-api", "cs_…").build()?;
+//!     HttpServer::new(move || {
+//!         App::new().app_data(introspector.clone()).route(
+//!             "/notes",
+//!             web::get()
+//!                 .to(|token: ValidatedToken| async move { format!("hello {}", token.principal()) })
+//!                 .wrap(RequireScopes::all(["read"])),
+//!         )
+//!     })
+//!     .bind("127.0.0.1:8081")?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod actix;
+pub mod bearer;
+mod cache;
+mod clock;
+mod error;
+mod introspector;
+mod scopes;
+mod token;
+
+pub use actix::RequireScopes;
+pub use cache::CacheSettings;
+pub use error::{GuardError, Malformed, Unavailable};
+pub use introspector::{BuildError, Introspector, IntrospectorBuilder};
+pub use scopes::{ScopeRequirement, Scopes};
+pub use token::ValidatedToken;
