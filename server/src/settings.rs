@@ -38,6 +38,7 @@ pub struct Settings {
     pub login: LoginSettings,
     pub passwords: PasswordSettings,
     pub scopes: ScopeSettings,
+    pub metrics: MetricsSettings,
 }
 
 fn default_environment() -> Environment {
@@ -54,6 +55,8 @@ pub struct ServerSettings {
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// How long requests in flight may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +89,14 @@ pub struct CleanupSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub cache_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]

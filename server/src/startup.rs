@@ -1,7 +1,8 @@
-//! Builds the application from settings: database, migrations, listener, server, background
+//! Builds the application from settings: database, migrations, listeners, servers, background
 //! tasks. Tests start the very same thing on port 0.
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
+use crate::http::metrics::{self, Metrics};
 use crate::http::{self, AppState};
 use crate::settings::Settings;
 use crate::store::{self, ClientCache, Store, StoreError};
@@ -11,10 +12,12 @@ use actix_session::config::CookieContentSecurity;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
@@ -25,6 +28,8 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error("password hashing: {0}")]
     Passwords(#[from] crate::auth::password::PasswordError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -36,7 +41,10 @@ pub enum StartupError {
 /// A bound, ready-to-run Umbra.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
+    metrics_server: Option<Server>,
+    stop_background: watch::Sender<bool>,
     cleanup: Option<JoinHandle<()>>,
 }
 
@@ -45,22 +53,29 @@ impl Application {
         if settings.database.migrate_on_start {
             store::migrate(&settings.database).await?;
         }
-        let db = store::connect(&settings.database).await?;
-        let store = Store::new(db);
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { address, source })?
-            .port();
-        let cleanup = store::spawn_cleanup(store.clone(), settings.cleanup.clone());
-        let server = run(listener, store, Arc::new(settings))?;
+        let store = Store::new(store::connect(&settings.database).await?);
+        // Everything slow (the dummy password hash) happens before the port is bound, so
+        // that a bound port means a server about to answer.
+        let state = web::Data::new(app_state(store.clone(), Arc::new(settings))?);
+        let settings = &state.settings;
+        let (listener, port) = bind(&settings.server.host, settings.server.port)?;
+        let metrics_listener = match settings.metrics.enabled {
+            true => Some(bind(&settings.metrics.host, settings.metrics.port)?),
+            false => None,
+        };
+        let (stop_background, stop) = watch::channel(false);
+        let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop);
+        let server = serve(listener, state.clone())?;
+        let (metrics_server, metrics_port) = match metrics_listener {
+            Some((listener, port)) => (Some(serve_metrics(listener, state)?), Some(port)),
+            None => (None, None),
+        };
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
+            stop_background,
             cleanup,
         })
     }
@@ -70,37 +85,56 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM), then stops background tasks.
+    /// The metrics listener's port, when metrics are enabled.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    /// Serves until SIGTERM or SIGINT: then stops accepting, lets requests in flight finish
+    /// (up to `server.shutdown_timeout_secs`), stops the background tasks and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let metrics = async {
+            match self.metrics_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
+        let (served, metrics_served) = tokio::join!(self.server, metrics);
+        self.stop_background.send_replace(true);
         if let Some(cleanup) = self.cleanup {
-            cleanup.abort();
+            cleanup.await.ok();
         }
-        result
+        tracing::info!("umbra stopped");
+        served.and(metrics_served)
     }
 }
 
-fn run(
-    listener: TcpListener,
-    store: Store,
-    settings: Arc<Settings>,
-) -> Result<Server, StartupError> {
-    let workers = settings.server.workers;
-    let clients = ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs));
-    let session_key = session_key(&settings);
-    let secure_cookies = settings.server.issuer.starts_with("https://");
-    let state = web::Data::new(AppState {
+fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
+    let address = format!("{host}:{port}");
+    let bound = TcpListener::bind(&address).and_then(|listener| {
+        let port = listener.local_addr()?.port();
+        Ok((listener, port))
+    });
+    bound.map_err(|source| StartupError::Bind { address, source })
+}
+
+fn app_state(store: Store, settings: Arc<Settings>) -> Result<AppState, StartupError> {
+    Ok(AppState {
         store,
-        clients,
+        clients: ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs)),
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
         limiter: LoginLimiter::new(&settings.login),
+        metrics: Arc::new(Metrics::new()?),
         settings,
-    });
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let mut server = HttpServer::new(move || {
+    })
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let settings = state.settings.clone();
+    let session_key = session_key(&settings);
+    let secure_cookies = settings.server.issuer.starts_with("https://");
+    let address = local_address(&listener);
+    let server = HttpServer::new(move || {
         let sessions =
             SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
                 .cookie_name("umbra_session".into())
@@ -111,20 +145,60 @@ fn run(
                 .build();
         App::new()
             .wrap(sessions)
+            .wrap(from_fn(metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)
+    });
+    let server = server
+        .workers(worker_count(settings.server.workers))
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    tracing::info!(%address, "umbra listening");
+    Ok(server.run())
+}
+
+/// The metrics listener: one worker, `GET /metrics` and nothing else.
+fn serve_metrics(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> Result<Server, StartupError> {
+    let address = local_address(&listener);
+    let shutdown_timeout = state.settings.server.shutdown_timeout_secs;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics::metrics))
     })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout)
     .listen(listener)
     .map_err(|source| StartupError::Bind {
         address: address.clone(),
         source,
     })?;
-    if workers > 0 {
-        server = server.workers(workers);
-    }
-    tracing::info!(%address, "umbra listening");
+    tracing::info!(%address, "metrics listening");
     Ok(server.run())
+}
+
+/// `server.workers`, where 0 means one per core.
+fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+fn local_address(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// The configured session key, or a random one for this process (development only: the

@@ -23,7 +23,9 @@ impl Scratch {
             .env_remove("DATABASE_URL")
             .env_remove("UMBRA_ENV")
             .env_remove("RUST_LOG")
-            .env("UMBRA_CONFIG_DIR", self.0.join("config"));
+            .env("UMBRA_CONFIG_DIR", self.0.join("config"))
+            // Tests run in parallel: let each server pick a free metrics port.
+            .env("UMBRA__METRICS__PORT", "0");
         command
     }
 
@@ -204,41 +206,98 @@ fn an_unreachable_database_is_one_line_and_a_non_zero_exit() {
     assert_one_line_error(&output, "database");
 }
 
-#[test]
-fn serve_with_no_setup_answers_ready_on_the_embedded_sqlite_default() {
-    let scratch = Scratch::new();
+/// Starts `umbra` (serve) on a free port and waits until it accepts connections.
+fn start_server(scratch: &Scratch) -> (std::process::Child, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = scratch
+    let server = scratch
         .umbra(&[])
         .env("UMBRA__SERVER__PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut answer = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .write_all(
-                    b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-                )
-                .unwrap();
-            stream.read_to_string(&mut answer).ok();
-            break;
-        }
+    while !ready(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (server, port)
+}
+
+fn ready(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && get(port, "/health/ready").starts_with("HTTP/1.1 200")
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok();
+    answer
+}
+
+#[test]
+fn serve_with_no_setup_answers_ready_on_the_embedded_sqlite_default() {
+    let scratch = Scratch::new();
+    let (mut server, port) = start_server(&scratch);
+
+    let answer = get(port, "/health/ready");
     server.kill().ok();
     server.wait().ok();
 
     assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer}");
     assert!(scratch.path().join("data/umbra.db").exists());
+}
+
+#[test]
+fn sigterm_stops_accepting_finishes_the_request_in_flight_and_exits_zero() {
+    let scratch = Scratch::new();
+    let (mut server, port) = start_server(&scratch);
+    let body = "grant_type=client_credentials&client_id=nobody&client_secret=x";
+    let mut in_flight = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        in_flight,
+        "POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = TcpStream::connect(("127.0.0.1", port)).is_err();
+    in_flight.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    in_flight.read_to_string(&mut answer).unwrap();
+
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "the request in flight is answered: {answer}"
+    );
+    assert!(refused, "no new connection is accepted after SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 /// Runs `umbra` with `stdin` as standard input.

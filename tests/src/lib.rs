@@ -28,6 +28,8 @@ pub const REDIRECT_URI: &str = "https://app.example/callback";
 /// A running Umbra and what a test needs to talk to it and look into its database.
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener, e.g. `http://127.0.0.1:PORT`.
+    pub metrics_address: String,
     pub http: reqwest::Client,
     /// A second handle on the same database, for arranging state and asserting on rows.
     pub store: Store,
@@ -61,6 +63,7 @@ impl TestApp {
         settings.server.workers = 2;
         settings.database.url = database.url().to_owned();
         settings.cleanup.interval_secs = 0;
+        settings.metrics.port = 0;
         // Cheap hashes keep the suite fast; production parameters are tested in unit tests.
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
@@ -69,6 +72,10 @@ impl TestApp {
             .await
             .expect("application starts");
         let address = format!("http://127.0.0.1:{}", application.port());
+        let metrics_address = format!(
+            "http://127.0.0.1:{}",
+            application.metrics_port().unwrap_or(0)
+        );
         tokio::spawn(application.run_until_stopped());
         let store = Store::new(
             store::connect(&settings.database)
@@ -82,6 +89,7 @@ impl TestApp {
             .expect("http client");
         Some(Self {
             address,
+            metrics_address,
             http,
             store,
             settings: Arc::new(settings),

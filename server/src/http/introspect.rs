@@ -9,6 +9,21 @@ use crate::oauth::introspection::Introspection;
 use crate::oauth::token::{self, TokenKind};
 use actix_web::{HttpResponse, web};
 
+/// Introspects a token (RFC 7662); the caller is a client allowed to introspect.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "oauth",
+    request_body(content = super::openapi::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "`{\"active\": false}` or the token's details", body = Introspection),
+        (status = 400, description = "invalid_request", body = super::openapi::ErrorResponse),
+        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
+        (status = 403, description = "the client may not introspect", body = super::openapi::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+    )
+)]
 #[tracing::instrument(level = "debug", name = "introspect", skip_all, fields(client_id))]
 pub async fn introspect(
     state: web::Data<AppState>,
@@ -29,5 +44,11 @@ pub async fn introspect(
         }
         _ => Introspection::inactive(),
     };
+    let result = if answer.active { "active" } else { "inactive" };
+    state
+        .metrics
+        .introspections
+        .with_label_values(&[result])
+        .inc();
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }

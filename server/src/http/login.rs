@@ -68,6 +68,7 @@ pub async fn login(
             .map_err(PageError::internal)?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("sign-in failed");
+        state.metrics.login_failures.inc();
         return render(
             &state,
             &session,

@@ -3,6 +3,13 @@ use super::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+/// Authorization server metadata (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    responses((status = 200, description = "The metadata document", content_type = "application/json"))
+)]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let issuer = &state.settings.server.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post"];

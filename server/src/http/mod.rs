@@ -10,6 +10,8 @@ mod health;
 mod introspect;
 mod login;
 mod metadata;
+pub mod metrics;
+pub mod openapi;
 mod revoke;
 pub mod session;
 pub mod templates;
@@ -29,6 +31,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub passwords: Arc<Passwords>,
     pub limiter: LoginLimiter,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Largest HTML form accepted.
@@ -45,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ))
         .service(get("/health/live", health::live))
         .service(get("/health/ready", health::ready))
+        .service(get("/openapi.json", openapi::openapi_json))
         .service(get("/authorize", authorize::authorize))
         .service(
             web::resource("/login")

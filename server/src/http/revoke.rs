@@ -8,6 +8,20 @@ use crate::oauth::OAuthError;
 use crate::oauth::revocation::{RevocationOutcome, RevocationTarget};
 use actix_web::{HttpResponse, web};
 
+/// Revokes a token (RFC 7009); unknown tokens also answer 200.
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "oauth",
+    request_body(content = super::openapi::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or unknown"),
+        (status = 400, description = "invalid_request, or unauthorized_client for another client's token", body = super::openapi::ErrorResponse),
+        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+    )
+)]
 #[tracing::instrument(level = "debug", name = "revoke", skip_all, fields(client_id))]
 pub async fn revoke(
     state: web::Data<AppState>,
@@ -17,7 +31,8 @@ pub async fn revoke(
     let presented = request.params.require("token")?;
     if let Some(target) = RevocationTarget::of(presented) {
         match state.store.revoke(target, &client.id, clock::now()).await? {
-            RevocationOutcome::Revoked | RevocationOutcome::Unknown => {}
+            RevocationOutcome::Revoked => state.metrics.revocations.inc(),
+            RevocationOutcome::Unknown => {}
             RevocationOutcome::IssuedToAnotherClient => {
                 return Err(OAuthError::unauthorized_client(
                     "the token was not issued to this client",

@@ -14,6 +14,21 @@ use crate::store::{Exchange, NewAccessToken, TokenPlan};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
+/// Issues tokens (RFC 6749 §3.2).
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "oauth",
+    request_body(content = super::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = super::openapi::ErrorResponse),
+        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = super::openapi::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+    )
+)]
 #[tracing::instrument(
     level = "debug",
     name = "token",
@@ -34,6 +49,11 @@ pub async fn token(
         GrantType::AuthorizationCode => redeem_code(&state, &client, params).await?,
         GrantType::RefreshToken => refresh(&state, &client, params).await?,
     };
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&[grant_type.as_str()])
+        .inc();
     Ok(no_store(HttpResponse::Ok()).json(response))
 }
 

@@ -27,7 +27,7 @@ pub struct TokenUser {
 }
 
 /// The introspection response body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -35,7 +35,7 @@ pub struct Introspection {
 }
 
 /// The members of an active answer (RFC 7662 §2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActiveToken {
     pub scope: String,
     pub client_id: String,

@@ -6,6 +6,7 @@ use entity::{access_token, authorization_code, grant, refresh_token};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Rows deleted by one cleanup pass, per table.
@@ -104,8 +105,13 @@ where
     }
 }
 
-/// Runs [`Store::purge`] every `interval_secs` until the returned handle is aborted.
-pub fn spawn_cleanup(store: Store, settings: CleanupSettings) -> Option<JoinHandle<()>> {
+/// Runs [`Store::purge`] every `interval_secs` until `stop` turns true; a pass under way
+/// finishes first, so no batch is cut off.
+pub fn spawn_cleanup(
+    store: Store,
+    settings: CleanupSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
     if settings.interval_secs == 0 {
         return None;
     }
@@ -113,7 +119,10 @@ pub fn spawn_cleanup(store: Store, settings: CleanupSettings) -> Option<JoinHand
         let mut ticks = tokio::time::interval(Duration::from_secs(settings.interval_secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => break,
+            }
             match store.purge(crate::clock::now(), &settings).await {
                 Ok(report) => tracing::debug!(?report, "cleanup pass done"),
                 Err(err) => {
@@ -121,5 +130,6 @@ pub fn spawn_cleanup(store: Store, settings: CleanupSettings) -> Option<JoinHand
                 }
             }
         }
+        tracing::debug!("cleanup task stopped");
     }))
 }

@@ -20,7 +20,7 @@ pub use exchange::{Exchange, TokenPlan};
 pub use tokens::NewAccessToken;
 pub use users::{User, normalize_username};
 
-use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 
 /// The repository. Cheap to clone: it holds a connection pool.
 #[derive(Clone, Debug)]
@@ -95,6 +95,24 @@ impl Store {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Connections of the pool in use and idle, for the metrics.
+    pub fn pool_usage(&self) -> (i64, i64) {
+        // The pool accessors panic on the wrong backend: ask for the one the backend names.
+        let (size, idle) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        (i64::from(size) - idle, idle)
     }
 
     /// A round trip to the database, for readiness checks.
