@@ -8,10 +8,17 @@ use crate::oauth::token::TokenHash;
 use entity::{access_token, grant, refresh_token, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Statement, TransactionTrait, Value,
 };
 use uuid::Uuid;
+
+/// The grant and its access token in one statement (Postgres).
+const ISSUE_CLIENT_CREDENTIALS_SQL: &str = "WITH g AS (\
+    INSERT INTO grants (id, client_id, user_id, grant_type, scope, created_at, expires_at, revoked_at) \
+    VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL) RETURNING id) \
+    INSERT INTO access_tokens (hash, grant_id, client_id, scope, issued_at, expires_at, revoked_at) \
+    SELECT $7, g.id, $2, $4, $5, $6, NULL FROM g";
 
 /// An access token about to be stored.
 #[derive(Debug, Clone)]
@@ -44,6 +51,27 @@ impl Store {
         token: &NewAccessToken,
     ) -> Result<Uuid, StoreError> {
         let grant_id = Uuid::new_v4();
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // One statement, one round trip and one commit instead of four: issuance is a hot
+            // path, and a data-modifying CTE is atomic on Postgres (and CockroachDB).
+            let values: [Value; 7] = [
+                grant_id.into(),
+                client_id.into(),
+                GrantType::ClientCredentials.as_str().into(),
+                token.scope.to_string().into(),
+                token.issued_at.into(),
+                token.expires_at.into(),
+                token.hash.as_bytes().to_vec().into(),
+            ];
+            self.db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    ISSUE_CLIENT_CREDENTIALS_SQL,
+                    values,
+                ))
+                .await?;
+            return Ok(grant_id);
+        }
         let grant_row = grant::ActiveModel {
             id: Set(grant_id),
             client_id: Set(client_id.to_owned()),
