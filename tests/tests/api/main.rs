@@ -35,6 +35,7 @@ mod code_flow;
 mod compose;
 mod consent;
 mod discovery;
+mod interop;
 mod introspection;
 mod operations;
 mod outage;
