@@ -94,19 +94,12 @@ async fn redeem_code(
             &fresh.plan,
         )
         .await?;
-    match outcome {
-        Exchange::Issued { scope, .. } => Ok(fresh.response(state, &scope)),
-        Exchange::Refused(error) => Err(error),
-        Exchange::Replayed => {
-            tracing::warn!(client_id = %client.id, "authorization code replayed; its grant is revoked");
-            Err(OAuthError::invalid_grant(
-                "the authorization code was already used; every token issued from it is revoked",
-            ))
-        }
-        Exchange::Invalid => Err(OAuthError::invalid_grant(
-            "the authorization code is invalid or expired",
-        )),
-    }
+    fresh.finish(
+        state,
+        outcome,
+        "the authorization code was already used; every token issued from it is revoked",
+        "the authorization code is invalid or expired",
+    )
 }
 
 async fn refresh(
@@ -126,19 +119,12 @@ async fn refresh(
             &fresh.plan,
         )
         .await?;
-    match outcome {
-        Exchange::Issued { scope, .. } => Ok(fresh.response(state, &scope)),
-        Exchange::Refused(error) => Err(error),
-        Exchange::Replayed => {
-            tracing::warn!(client_id = %client.id, "rotated refresh token reused; its grant is revoked");
-            Err(OAuthError::invalid_grant(
-                "the refresh token was already used; the whole grant is revoked",
-            ))
-        }
-        Exchange::Invalid => Err(OAuthError::invalid_grant(
-            "the refresh token is invalid, expired or revoked",
-        )),
-    }
+    fresh.finish(
+        state,
+        outcome,
+        "the refresh token was already used; the whole grant is revoked",
+        "the refresh token is invalid, expired or revoked",
+    )
 }
 
 /// The hash of a required token parameter; one of another kind or malformed is
@@ -184,6 +170,25 @@ impl FreshTokens {
             refresh,
             plan,
         })
+    }
+
+    /// Turns the outcome of a single-use exchange into the response or its `invalid_grant`.
+    fn finish(
+        self,
+        state: &AppState,
+        outcome: Exchange<OAuthError>,
+        replayed: &'static str,
+        invalid: &'static str,
+    ) -> Result<TokenResponse, OAuthError> {
+        match outcome {
+            Exchange::Issued { scope, .. } => Ok(self.response(state, &scope)),
+            Exchange::Refused(error) => Err(error),
+            Exchange::Replayed => {
+                tracing::warn!("single-use credential replayed; its grant is revoked");
+                Err(OAuthError::invalid_grant(replayed))
+            }
+            Exchange::Invalid => Err(OAuthError::invalid_grant(invalid)),
+        }
     }
 
     fn response(self, state: &AppState, scope: &ScopeSet) -> TokenResponse {
