@@ -3,6 +3,8 @@
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
 use crate::http::{self, AppState};
+use crate::second_factor::SecondFactor;
+use crate::sender::{self, CodeSender};
 use crate::settings::Settings;
 use crate::store::{self, ClientCache, Store, StoreError};
 use crate::telemetry::RequestSpan;
@@ -25,6 +27,8 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error("password hashing: {0}")]
     Passwords(#[from] crate::auth::password::PasswordError),
+    #[error("second factor: {0}")]
+    SecondFactor(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -41,7 +45,18 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the application with the code sender `sender.kind` names.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let sender = sender::from_settings(&settings.sender)
+            .map_err(|e| StartupError::SecondFactor(format!("sender: {e}")))?;
+        Self::build_with(settings, sender).await
+    }
+
+    /// Builds the application with the given code sender (tests capture codes this way).
+    pub async fn build_with(
+        settings: Settings,
+        sender: Arc<dyn CodeSender>,
+    ) -> Result<Self, StartupError> {
         if settings.database.migrate_on_start {
             store::migrate(&settings.database).await?;
         }
@@ -57,7 +72,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let cleanup = store::spawn_cleanup(store.clone(), settings.cleanup.clone());
-        let server = run(listener, store, Arc::new(settings))?;
+        let server = run(listener, store, Arc::new(settings), sender)?;
         Ok(Self {
             port,
             server,
@@ -84,12 +99,15 @@ fn run(
     listener: TcpListener,
     store: Store,
     settings: Arc<Settings>,
+    sender: Arc<dyn CodeSender>,
 ) -> Result<Server, StartupError> {
     let workers = settings.server.workers;
     let clients = ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs));
     let session_key = session_key(&settings);
     let secure_cookies = settings.server.issuer.starts_with("https://");
+    let factors = second_factor(&settings, store.clone(), sender)?;
     let state = web::Data::new(AppState {
+        factors,
         store,
         clients,
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
@@ -125,6 +143,30 @@ fn run(
     }
     tracing::info!(%address, "umbra listening");
     Ok(server.run())
+}
+
+/// The second-factor service with the configured key (or, outside production, the public
+/// development key, with a warning: the settings refuse a missing key in production).
+pub fn second_factor(
+    settings: &Settings,
+    store: Store,
+    sender: Arc<dyn CodeSender>,
+) -> Result<SecondFactor, StartupError> {
+    let key = settings.second_factor_key().ok_or_else(|| {
+        StartupError::SecondFactor("second_factor.encryption_key is not 32 bytes of base64".into())
+    })?;
+    if settings.uses_development_key() {
+        tracing::warn!(
+            "second_factor.encryption_key is not set: TOTP secrets are encrypted with the public \
+             development key; set a key before enrolling real users"
+        );
+    }
+    Ok(SecondFactor::new(
+        store,
+        &key,
+        sender,
+        &settings.second_factor,
+    ))
 }
 
 /// The configured session key, or a random one for this process (development only: the

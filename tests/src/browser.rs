@@ -71,6 +71,19 @@ impl Browser {
         .await
     }
 
+    /// Submits the second-step form with `code` for `method` (`totp`, `email`, `sms`,
+    /// `recovery`).
+    pub async fn second_step(&self, method: &str, code: &str) -> Response {
+        let token = self
+            .form_token(&format!("/login/2fa?method={method}"))
+            .await;
+        self.post(
+            "/login/2fa",
+            &[("csrf_token", &token), ("method", method), ("code", code)],
+        )
+        .await
+    }
+
     /// Answers the consent page with `approve` or `deny`.
     pub async fn consent(&self, decision: &str) -> Response {
         let token = self.form_token("/consent").await;

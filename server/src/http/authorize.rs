@@ -1,9 +1,11 @@
-//! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, consent, code.
+//! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, second factor,
+//! consent, code.
 use super::AppState;
 use super::error::PageError;
 use super::session::UserSession;
 use crate::clock;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
+use crate::oauth::client::Client;
 use crate::oauth::params::Params;
 use crate::oauth::token::{Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -72,11 +74,10 @@ pub async fn proceed(
         }
         _ => return Ok(redirect("/login")),
     };
-    let client = state
-        .clients
-        .get(&state.store, &request.client_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))?;
+    let client = registered_client(state, &request).await?;
+    if let Some(detour) = second_factor_gate(state, session, &user, &client).await? {
+        return Ok(detour);
+    }
     let remembered = if client.skip_consent && !request.prompt.consent {
         true
     } else {
@@ -108,6 +109,12 @@ pub async fn issue_code(
     request: &AuthorizationRequest,
     user: &User,
 ) -> Result<HttpResponse, PageError> {
+    // Checked again here, the one place codes are issued, so that no path (e.g. posting the
+    // consent form directly) can skip the second factor.
+    let client = registered_client(state, request).await?;
+    if let Some(detour) = second_factor_gate(state, session, user, &client).await? {
+        return Ok(detour);
+    }
     let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
     let now = clock::now();
     state
@@ -131,6 +138,66 @@ pub async fn issue_code(
         code.expose(),
         issuer(state),
     )))
+}
+
+async fn registered_client(
+    state: &AppState,
+    request: &AuthorizationRequest,
+) -> Result<std::sync::Arc<Client>, PageError> {
+    state
+        .clients
+        .get(&state.store, &request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))
+}
+
+/// Where a signed-in user must go before an application gets a code: to the second step if
+/// they have a factor this session has not seen (a sign-in from before the factor existed
+/// does not skip it), to enrolment if the policy wants a factor they do not have.
+async fn second_factor_gate(
+    state: &AppState,
+    session: &UserSession,
+    user: &User,
+    client: &Client,
+) -> Result<Option<HttpResponse>, PageError> {
+    if session.second_factor_passed() {
+        return Ok(None);
+    }
+    if !state.store.confirmed_factors(user.id).await?.is_empty() {
+        session.begin_second_step(user.id, clock::now())?;
+        return Ok(Some(redirect("/login/2fa")));
+    }
+    if state.settings.second_factor.require_2fa || client.require_2fa {
+        return Ok(Some(redirect(ENROLMENT_REQUIRED)));
+    }
+    Ok(None)
+}
+
+/// The account page, telling the user that the application needs a second factor first.
+pub const ENROLMENT_REQUIRED: &str = "/account?second_factor=required";
+
+/// After a fresh sign-in: back into the authorization request in progress (its
+/// `prompt=login` now satisfied), or to the account.
+pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpResponse, PageError> {
+    match session.pending() {
+        Some(mut request) => {
+            request.prompt.login = false;
+            session.set_pending(&request)?;
+            proceed(state, session, request).await
+        }
+        None => Ok(redirect("/account")),
+    }
+}
+
+/// `GET /login/continue`: resumes the request in progress (after the recovery codes page).
+pub async fn resume_page(
+    state: web::Data<AppState>,
+    session: UserSession,
+) -> Result<HttpResponse, PageError> {
+    match session.pending() {
+        Some(request) => proceed(&state, &session, request).await,
+        None => Ok(redirect("/account")),
+    }
 }
 
 /// Sends an error back to the client's redirect URI.
