@@ -13,6 +13,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        umbra::sender::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)

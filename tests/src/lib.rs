@@ -59,6 +59,7 @@ impl TestApp {
         backend: Backend,
         configure: impl FnOnce(&mut Settings),
     ) -> Option<Self> {
+        umbra::sender::install_crypto_provider();
         let database = TestDatabase::create(backend).await?;
         let mut settings = Settings::built_in().expect("built-in settings");
         settings.server.port = 0;

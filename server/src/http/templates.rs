@@ -125,7 +125,7 @@ mod tests {
             factors => vec![minijinja::context! { kind => "totp", label => "Authenticator app", confirmed => true }],
             addable => vec!["email"], has_factor => true, recovery_codes_left => 9, required => true,
             qr_code => "data:image/svg+xml;base64,AA==", secret => "JBSWY3DP", otpauth_uri => "otpauth://totp/x",
-            kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], continue_url => "/account",
+            kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], resume => true,
         };
         for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
             let response = templates().page(StatusCode::OK, name, &context);
@@ -156,7 +156,10 @@ mod tests {
             .unwrap()
             .render(&context)
             .unwrap();
-        assert!(html.contains("abcd-efgh-jkmn"), "{html}");
+        assert!(
+            html.contains("abcd-efgh-jkmn") && html.contains("href=\"/login/continue\""),
+            "{html}"
+        );
         let html = env
             .get_template("error.html")
             .unwrap()

@@ -285,14 +285,10 @@ pub async fn regenerate(
 
 /// Where to go after a change: back into an authorization request, or the account page.
 fn after_change(session: &UserSession) -> HttpResponse {
-    redirect(continue_url(session))
-}
-
-fn continue_url(session: &UserSession) -> &'static str {
     if session.pending().is_some() {
-        "/login/continue"
+        redirect("/login/continue")
     } else {
-        "/account"
+        redirect("/account")
     }
 }
 
@@ -302,7 +298,7 @@ fn recovery_page(session: &UserSession, codes: Vec<String>) -> Result<HttpRespon
         "recovery_codes.html",
         minijinja::context! {
             codes,
-            continue_url => continue_url(session),
+            resume => session.pending().is_some(),
         },
     ))
 }

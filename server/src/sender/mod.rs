@@ -78,6 +78,13 @@ pub trait CodeSender: Send + Sync {
     fn send<'a>(&'a self, message: &'a CodeMessage) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
+/// reqwest is built without a bundled crypto provider (so that aws-lc is not compiled in);
+/// TLS uses ring, as sqlx does. Every process that builds a reqwest client calls this first;
+/// a second installation attempt fails harmlessly.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The sender `settings.kind` names.
 pub fn from_settings(settings: &SenderSettings) -> Result<Arc<dyn CodeSender>, SendError> {
     Ok(match settings.kind {

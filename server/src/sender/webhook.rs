@@ -14,9 +14,7 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(settings: &SenderSettings) -> Result<Self, SendError> {
-        // reqwest is built without a bundled crypto provider; use ring, as sqlx does. A second
-        // installation attempt fails harmlessly when one is already installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs))
             .redirect(reqwest::redirect::Policy::none())

@@ -217,7 +217,7 @@ impl Store {
     }
 
     /// Stores the hash of a code just generated for `factor_id`, replacing the previous one,
-    /// unless the previous one was sent less than `resend_interval` seconds ago.
+    /// unless the previous one is unused and was sent less than `resend_interval` seconds ago.
     pub async fn store_one_time_code(
         &self,
         factor_id: Uuid,
@@ -236,7 +236,13 @@ impl Store {
                 Expr::value(Option::<i64>::None),
             )
             .filter(one_time_code::Column::FactorId.eq(factor_id))
-            .filter(one_time_code::Column::SentAt.lte(now - resend_interval))
+            // A used code frees the way at once: the throttle is against resending codes
+            // nobody typed, not against the next sign-in.
+            .filter(
+                Condition::any()
+                    .add(one_time_code::Column::SentAt.lte(now - resend_interval))
+                    .add(one_time_code::Column::ConsumedAt.is_not_null()),
+            )
             .exec(&self.db)
             .await?;
         if replaced.rows_affected == 1 {

@@ -3,7 +3,11 @@
 use super::{Store, StoreError};
 use crate::auth::lockout::{LockoutPolicy, LockoutState};
 use entity::login_lockout;
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+/// Lost compare-and-set races tolerated before giving up.
+const MAX_RACES: usize = 20;
 use uuid::Uuid;
 
 impl Store {
@@ -15,33 +19,56 @@ impl Store {
     }
 
     /// Counts one failure and returns the new state (locked when it reached the limit).
+    ///
+    /// A compare-and-set on the whole row, retried on a lost race, so that concurrent
+    /// failures are all counted without holding a transaction open.
     pub async fn record_second_factor_failure(
         &self,
         user_id: Uuid,
         policy: &LockoutPolicy,
         now: i64,
     ) -> Result<LockoutState, StoreError> {
-        let txn = self.db.begin().await?;
-        let current = login_lockout::Entity::find_by_id(user_id)
-            .one(&txn)
-            .await?
-            .map(to_state);
-        let next = policy.after_failure(current.as_ref(), now);
-        let row = login_lockout::ActiveModel {
+        let blank = login_lockout::ActiveModel {
             user_id: Set(user_id),
-            failures: Set(next.failures),
-            window_started_at: Set(next.window_started_at),
-            locked_until: Set(next.locked_until),
+            failures: Set(0),
+            window_started_at: Set(now),
+            locked_until: Set(None),
         };
-        if current.is_some() {
-            login_lockout::Entity::update(row).exec(&txn).await?;
-        } else {
-            login_lockout::Entity::insert(row)
-                .exec_without_returning(&txn)
+        login_lockout::Entity::insert(blank)
+            .on_conflict(
+                OnConflict::column(login_lockout::Column::UserId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        for _ in 0..MAX_RACES {
+            let Some(current) = self.lockout_state(user_id).await? else {
+                continue;
+            };
+            let next = policy.after_failure(Some(&current), now);
+            let updated = login_lockout::Entity::update_many()
+                .col_expr(login_lockout::Column::Failures, Expr::value(next.failures))
+                .col_expr(
+                    login_lockout::Column::WindowStartedAt,
+                    Expr::value(next.window_started_at),
+                )
+                .col_expr(
+                    login_lockout::Column::LockedUntil,
+                    Expr::value(next.locked_until),
+                )
+                .filter(login_lockout::Column::UserId.eq(user_id))
+                .filter(login_lockout::Column::Failures.eq(current.failures))
+                .filter(login_lockout::Column::WindowStartedAt.eq(current.window_started_at))
+                .exec(&self.db)
                 .await?;
+            if updated.rows_affected == 1 {
+                return Ok(next);
+            }
         }
-        txn.commit().await?;
-        Ok(next)
+        Err(StoreError::Conflict(
+            "too many concurrent failures to count".into(),
+        ))
     }
 
     /// Forgets the failures of a user (after a success, or an operator's reset).

@@ -40,3 +40,5 @@ mod refresh;
 mod revocation;
 mod sign_in;
 mod storage;
+mod two_factor;
+mod two_factor_api;
