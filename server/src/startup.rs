@@ -105,6 +105,12 @@ fn run(
     let clients = ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs));
     let session_key = session_key(&settings);
     let secure_cookies = settings.server.issuer.starts_with("https://");
+    if settings.uses_development_key() {
+        tracing::warn!(
+            "second_factor.encryption_key is not set: TOTP secrets are encrypted with the public \
+             development key; set a key before enrolling real users"
+        );
+    }
     let factors = second_factor(&settings, store.clone(), sender)?;
     let state = web::Data::new(AppState {
         factors,
@@ -146,7 +152,7 @@ fn run(
 }
 
 /// The second-factor service with the configured key (or, outside production, the public
-/// development key, with a warning: the settings refuse a missing key in production).
+/// development key: the settings refuse a missing key in production).
 pub fn second_factor(
     settings: &Settings,
     store: Store,
@@ -155,12 +161,6 @@ pub fn second_factor(
     let key = settings.second_factor_key().ok_or_else(|| {
         StartupError::SecondFactor("second_factor.encryption_key is not 32 bytes of base64".into())
     })?;
-    if settings.uses_development_key() {
-        tracing::warn!(
-            "second_factor.encryption_key is not set: TOTP secrets are encrypted with the public \
-             development key; set a key before enrolling real users"
-        );
-    }
     Ok(SecondFactor::new(
         store,
         &key,

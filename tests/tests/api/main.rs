@@ -38,6 +38,7 @@ mod introspection;
 mod outage;
 mod refresh;
 mod revocation;
+mod senders;
 mod sign_in;
 mod storage;
 mod two_factor;
