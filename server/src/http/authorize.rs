@@ -75,7 +75,16 @@ pub async fn proceed(
         _ => return Ok(redirect("/login")),
     };
     let client = registered_client(state, &request).await?;
-    if let Some(detour) = second_factor_gate(state, session, &user, &client).await? {
+    let gate = second_factor_gate(state, session, &user, &client).await?;
+    if gate != Gate::Pass && request.prompt.none {
+        session.clear_pending();
+        return Ok(refuse(
+            state,
+            &request,
+            OAuthError::new(ErrorCode::LoginRequired, "a second factor is required"),
+        ));
+    }
+    if let Some(detour) = gate.detour(session, &user)? {
         return Ok(detour);
     }
     let remembered = if client.skip_consent && !request.prompt.consent {
@@ -112,7 +121,8 @@ pub async fn issue_code(
     // Checked again here, the one place codes are issued, so that no path (e.g. posting the
     // consent form directly) can skip the second factor.
     let client = registered_client(state, request).await?;
-    if let Some(detour) = second_factor_gate(state, session, user, &client).await? {
+    let gate = second_factor_gate(state, session, user, &client).await?;
+    if let Some(detour) = gate.detour(session, user)? {
         return Ok(detour);
     }
     let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
@@ -151,26 +161,48 @@ async fn registered_client(
         .ok_or_else(|| PageError::bad_request("The application is no longer registered."))
 }
 
-/// Where a signed-in user must go before an application gets a code: to the second step if
-/// they have a factor this session has not seen (a sign-in from before the factor existed
-/// does not skip it), to enrolment if the policy wants a factor they do not have.
+/// What a signed-in user still owes before an application gets a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Pass,
+    /// They have a factor this session has not seen (a sign-in from before the factor existed
+    /// does not skip it).
+    SecondStep,
+    /// The policy wants a factor they do not have.
+    Enrol,
+}
+
+impl Gate {
+    /// The redirect that settles it; the second step first turns the sign-in back into
+    /// "waiting for the second step".
+    fn detour(self, session: &UserSession, user: &User) -> Result<Option<HttpResponse>, PageError> {
+        match self {
+            Self::Pass => Ok(None),
+            Self::SecondStep => {
+                session.begin_second_step(user.id, clock::now())?;
+                Ok(Some(redirect("/login/2fa")))
+            }
+            Self::Enrol => Ok(Some(redirect(ENROLMENT_REQUIRED))),
+        }
+    }
+}
+
 async fn second_factor_gate(
     state: &AppState,
     session: &UserSession,
     user: &User,
     client: &Client,
-) -> Result<Option<HttpResponse>, PageError> {
+) -> Result<Gate, PageError> {
     if session.second_factor_passed() {
-        return Ok(None);
+        return Ok(Gate::Pass);
     }
     if !state.store.confirmed_factors(user.id).await?.is_empty() {
-        session.begin_second_step(user.id, clock::now())?;
-        return Ok(Some(redirect("/login/2fa")));
+        return Ok(Gate::SecondStep);
     }
     if state.settings.second_factor.require_2fa || client.require_2fa {
-        return Ok(Some(redirect(ENROLMENT_REQUIRED)));
+        return Ok(Gate::Enrol);
     }
-    Ok(None)
+    Ok(Gate::Pass)
 }
 
 /// The account page, telling the user that the application needs a second factor first.

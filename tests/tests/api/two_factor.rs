@@ -499,6 +499,25 @@ db_test! {
 }
 
 db_test! {
+    async fn prompt_none_gets_login_required_when_a_second_step_is_due(app: TestApp) {
+        let ada = app.create_user("ada", PASSWORD).await;
+        let client = app.web_app(true).await;
+        let browser = app.browser();
+        browser.sign_in("ada", PASSWORD).await;
+        app.enroll_totp(&ada).await;
+
+        let response = browser.authorize(&client, &Pkce::new(), "&scope=read&state=s3&prompt=none").await;
+
+        let to = location(&response);
+        assert!(to.starts_with(REDIRECT_URI), "{to}");
+        assert_eq!(query_param(&to, "error").as_deref(), Some("login_required"));
+        assert_eq!(query_param(&to, "state").as_deref(), Some("s3"));
+        let page = browser.get("/account").await;
+        assert_eq!(page.status(), StatusCode::OK, "the silent request did not sign the user out");
+    }
+}
+
+db_test! {
     async fn the_totp_secret_is_not_readable_in_the_database(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
 
