@@ -188,6 +188,16 @@ impl SecondFactor {
         }
         let destination = validate_destination(kind, destination)
             .map_err(|message| FactorError::Invalid(message.to_owned()))?;
+        // Starting over replaces the enrolling factor and its code; without this check that
+        // would be a way around the resend throttle (and a way to send mail to anyone).
+        if let Some(enrolling) = self.store.factor(user.id, kind).await? {
+            let wait = enrolling.created_at + self.settings.resend_interval_secs - now;
+            if !enrolling.confirmed() && wait > 0 {
+                return Err(FactorError::Throttled {
+                    retry_after_secs: wait,
+                });
+            }
+        }
         let factor = self
             .store
             .start_factor(

@@ -237,7 +237,7 @@ async fn enrol_email(app: &TestApp, browser: &umbra_tests::Browser, address: &st
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.text().await.unwrap();
     assert!(
-        page.contains("We sent a 6-digit code to a…@example.com"),
+        page.contains("We sent a 6-digit code to <strong class=\"nowrap\">a…@example.com</strong>"),
         "{page}"
     );
     let code = app.sender.last_code_to(address);

@@ -144,6 +144,10 @@ db_test! {
         let throttled = api(&app, reqwest::Method::POST, "/factors/email/resend", Some(&token)).send().await.unwrap();
         assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(throttled.headers().contains_key("retry-after"));
+        let restarted = api(&app, reqwest::Method::POST, "/factors/email", Some(&token))
+            .json(&serde_json::json!({"destination": "someone.else@example.com"})).send().await.unwrap();
+        assert_eq!(restarted.status(), StatusCode::TOO_MANY_REQUESTS, "starting over is throttled too");
+        assert_eq!(app.sender.sent().len(), 1);
 
         let code = app.sender.last_code_to("ada@example.com");
         let response = api(&app, reqwest::Method::POST, "/factors/email/confirm", Some(&token))
