@@ -98,6 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post("/api/account/factors/{kind}/resend", api::resend))
         .service(post("/api/account/recovery-codes", api::regenerate))
         .service(get("/static/umbra.css", templates::stylesheet))
+        // JSON bodies of the enrolment API are as small as forms.
+        .app_data(web::PayloadConfig::new(PAGE_FORM_LIMIT))
         .app_data(
             web::FormConfig::default()
                 .limit(PAGE_FORM_LIMIT)

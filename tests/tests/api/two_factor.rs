@@ -202,6 +202,22 @@ db_test! {
 }
 
 db_test! {
+    async fn concurrent_wrong_codes_are_all_counted_and_lock_the_account(app: TestApp) {
+        let ada = app.create_user("ada", PASSWORD).await;
+        app.enroll_totp(&ada).await;
+        let limit = app.settings.second_factor.max_failures;
+
+        let (signed_in, refused) = race_second_step(&app, limit as usize, "totp", async || "000000".into()).await;
+
+        assert_eq!(signed_in, 0);
+        assert!(refused < limit as usize, "the last failure locks: 429, not 422");
+        let state = app.store.lockout_state(ada.id).await.unwrap().unwrap();
+        assert_eq!(state.failures, limit);
+        assert!(state.locked_until.is_some());
+    }
+}
+
+db_test! {
     async fn a_recovery_code_signs_in_once_and_its_use_is_recorded(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (_, recovery) = app.enroll_totp(&ada).await;
