@@ -593,7 +593,9 @@ impl SecondFactor {
             .await?
             .ok_or(FactorError::NotEnrolling)?;
         // No step is recorded: the first code the user types must still be accepted.
-        self.store.confirm_factor(factor.id, None, now).await?;
+        if !self.store.confirm_factor(factor.id, None, now).await? {
+            return Err(FactorError::NotEnrolling);
+        }
         let actor = Actor::default();
         self.audit(
             AuditEntry::new(AuditKind::FactorEnabled),
