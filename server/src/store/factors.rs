@@ -347,7 +347,9 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a recovery code of `user_id` used; `true` exactly once per code.
+    /// Marks a recovery code of `user_id` used; `true` exactly once per code. Found by its
+    /// hash, not compared in constant time: the timing of a lookup by the SHA-256 of a 60-bit
+    /// random code tells an attacker nothing they can use.
     pub async fn use_recovery_code(
         &self,
         user_id: Uuid,
