@@ -8,9 +8,9 @@ use super::session::UserSession;
 use super::templates::templates;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
-use crate::store::User;
+use crate::store::{AuditEntry, AuditKind, User};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
@@ -104,6 +104,7 @@ pub async fn render(
 }
 
 pub async fn withdraw(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: UserSession,
     client_id: web::Path<String>,
@@ -115,9 +116,18 @@ pub async fn withdraw(
     let Some(user) = signed_in_user(&state, &session).await? else {
         return Ok(redirect("/login"));
     };
-    state
+    let now = clock::now();
+    if state
         .store
-        .withdraw_consent(user.id, &client_id, clock::now())
-        .await?;
+        .withdraw_consent(user.id, &client_id, now)
+        .await?
+    {
+        let entry = AuditEntry::new(AuditKind::TokenRevoked)
+            .user(user.id, &user.username)
+            .client(Some(&client_id))
+            .address(req.peer_addr().map(|a| a.ip()))
+            .detail("consent withdrawn: every grant of the client");
+        state.store.record_audit(entry, now).await?;
+    }
     Ok(redirect("/account"))
 }

@@ -147,6 +147,9 @@ async fn render(
     {
         return Ok(redirect("/account"));
     }
+    if status == StatusCode::OK && session.second_step_user(clock::now()).is_some() {
+        return Ok(redirect("/login/2fa"));
+    }
     let client_name = match session.pending() {
         Some(request) => state
             .clients

@@ -35,6 +35,7 @@ db_test! {
         // Half signed in is not signed in: no account page, no consent, no code.
         assert_eq!(location(&browser.get("/account").await), "/login");
         assert_eq!(location(&browser.get("/consent").await), "/login");
+        assert_eq!(location(&browser.get("/login").await), "/login/2fa");
         let page = browser.get("/login/2fa").await.text().await.unwrap();
         assert!(page.contains("authenticator app") && page.contains("autocomplete=\"one-time-code\""));
 
