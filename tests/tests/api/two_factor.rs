@@ -123,6 +123,16 @@ async fn race_second_step(
         }
     }))
     .await;
+    let statuses: Vec<_> = responses.iter().map(|r| r.status()).collect();
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::SEE_OTHER,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
     let count = |status| responses.iter().filter(|r| r.status() == status).count();
     (
         count(StatusCode::SEE_OTHER),
