@@ -28,21 +28,22 @@ impl Store {
         policy: &LockoutPolicy,
         now: i64,
     ) -> Result<LockoutState, StoreError> {
-        let blank = login_lockout::ActiveModel {
-            user_id: Set(user_id),
-            failures: Set(0),
-            window_started_at: Set(now),
-            locked_until: Set(None),
-        };
-        login_lockout::Entity::insert(blank)
-            .on_conflict(
-                OnConflict::column(login_lockout::Column::UserId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
         for _ in 0..MAX_RACES {
+            // (Re)create the row first: a concurrent success may have deleted it meanwhile.
+            let blank = login_lockout::ActiveModel {
+                user_id: Set(user_id),
+                failures: Set(0),
+                window_started_at: Set(now),
+                locked_until: Set(None),
+            };
+            login_lockout::Entity::insert(blank)
+                .on_conflict(
+                    OnConflict::column(login_lockout::Column::UserId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await?;
             let Some(current) = self.lockout_state(user_id).await? else {
                 continue;
             };
