@@ -289,6 +289,7 @@ impl IntrospectorBuilder {
             return Err(BuildError::EmptyCredentials);
         }
         let authorization = basic_authorization(&self.client_id, &self.client_secret)?;
+        crate::ensure_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)

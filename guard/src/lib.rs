@@ -58,3 +58,15 @@ pub use error::{GuardError, Malformed, Unavailable};
 pub use introspector::{BuildError, Introspector, IntrospectorBuilder};
 pub use scopes::{ScopeRequirement, Scopes};
 pub use token::ValidatedToken;
+
+/// Installs rustls' ring provider as the process default unless one is installed already.
+///
+/// A reqwest built with `rustls-no-provider` (as Umbra's server builds it, and Cargo unifies
+/// features across a workspace) panics when a client is built in a process without one; the
+/// introspector calls this before building its client. Harmless otherwise.
+pub fn ensure_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error only means another thread installed one first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}

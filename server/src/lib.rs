@@ -10,6 +10,8 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod oauth;
+pub mod second_factor;
+pub mod sender;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -39,6 +39,8 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub scopes: ScopeSettings,
     pub metrics: MetricsSettings,
+    pub second_factor: SecondFactorSettings,
+    pub sender: SenderSettings,
 }
 
 fn default_environment() -> Environment {
@@ -150,6 +152,91 @@ pub struct PasswordSettings {
 #[serde(deny_unknown_fields)]
 pub struct ScopeSettings {
     pub descriptions: std::collections::BTreeMap<String, String>,
+}
+
+/// The development key for TOTP secrets at rest, used when `second_factor.encryption_key` is
+/// empty outside production. It is public (written here and in the README): secrets enrolled
+/// with it are protected by nothing but the database's own access control.
+pub const DEVELOPMENT_ENCRYPTION_KEY: &str = "dW1icmEtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ=";
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorSettings {
+    /// Base64 of 32 bytes; empty means the development key (refused in production).
+    pub encryption_key: String,
+    /// Every sign-in for every client needs a second factor.
+    pub require_2fa: bool,
+    /// The issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    pub code_ttl_secs: i64,
+    pub max_code_attempts: i32,
+    pub resend_interval_secs: i64,
+    pub max_failures: i32,
+    pub failure_window_secs: i64,
+    pub lockout_secs: i64,
+}
+
+impl std::fmt::Debug for SecondFactorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorSettings")
+            .field("encryption_key", &redacted(&self.encryption_key))
+            .field("require_2fa", &self.require_2fa)
+            .field("totp_issuer", &self.totp_issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one-time codes reach people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderKind {
+    /// Writes codes to the log: development only.
+    Log,
+    Smtp,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a local relay only).
+    None,
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSettings {
+    pub kind: SenderKind,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    pub smtp_from: String,
+    pub webhook_url: String,
+    /// Sent as `Authorization: Bearer …` to the webhook when set.
+    pub webhook_token: String,
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for SenderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderSettings")
+            .field("kind", &self.kind)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_password", &redacted(&self.smtp_password))
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_token", &redacted(&self.webhook_token))
+            .finish_non_exhaustive()
+    }
+}
+
+fn redacted(value: &str) -> &'static str {
+    if value.is_empty() { "(empty)" } else { "(set)" }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -284,12 +371,78 @@ impl Settings {
         {
             return invalid("passwords.argon2_* are not valid argon2 parameters");
         }
+        self.validate_second_factor()?;
         if self.cleanup.batch_size == 0 || self.cleanup.revoked_retention_secs < 0 {
             return invalid(
                 "cleanup.batch_size must be positive and revoked_retention_secs not negative",
             );
         }
         Ok(())
+    }
+
+    fn validate_second_factor(&self) -> Result<(), SettingsError> {
+        let invalid = |msg: &str| Err(SettingsError::Invalid(msg.to_owned()));
+        let production = self.environment == Environment::Production;
+        let f = &self.second_factor;
+        if production && f.encryption_key.trim().is_empty() {
+            return invalid(
+                "second_factor.encryption_key must be set in production (32 random bytes, base64)",
+            );
+        }
+        if decode_key(self.second_factor_key_base64()).is_none() {
+            return invalid("second_factor.encryption_key must be base64 of exactly 32 bytes");
+        }
+        if f.code_ttl_secs <= 0
+            || f.max_code_attempts <= 0
+            || f.resend_interval_secs < 0
+            || f.max_failures <= 0
+            || f.failure_window_secs <= 0
+            || f.lockout_secs <= 0
+        {
+            return invalid(
+                "second_factor lifetimes, attempts and lockout limits must be positive",
+            );
+        }
+        let sender = &self.sender;
+        match sender.kind {
+            SenderKind::Log if production => {
+                return invalid(
+                    "sender.kind = \"log\" writes codes to the log and is refused in production",
+                );
+            }
+            SenderKind::Smtp if sender.smtp_host.is_empty() || sender.smtp_from.is_empty() => {
+                return invalid(
+                    "sender.kind = \"smtp\" needs sender.smtp_host and sender.smtp_from",
+                );
+            }
+            SenderKind::Webhook
+                if !(sender.webhook_url.starts_with("https://")
+                    || (!production && sender.webhook_url.starts_with("http://"))) =>
+            {
+                return invalid(
+                    "sender.kind = \"webhook\" needs sender.webhook_url (https in production)",
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn second_factor_key_base64(&self) -> &str {
+        match self.second_factor.encryption_key.trim() {
+            "" => DEVELOPMENT_ENCRYPTION_KEY,
+            key => key,
+        }
+    }
+
+    /// The key that encrypts TOTP secrets: the configured one, or the development key.
+    pub fn second_factor_key(&self) -> Option<[u8; 32]> {
+        decode_key(self.second_factor_key_base64())
+    }
+
+    /// True when TOTP secrets are encrypted with the public development key.
+    pub fn uses_development_key(&self) -> bool {
+        self.second_factor.encryption_key.trim().is_empty()
     }
 
     /// The configured session key bytes, if one is set and long enough.
@@ -300,4 +453,13 @@ impl Settings {
             .ok()?;
         (key.len() >= 64).then_some(key)
     }
+}
+
+fn decode_key(base64_key: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(base64_key)
+        .ok()?
+        .try_into()
+        .ok()
 }

@@ -4,6 +4,8 @@ use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
 use crate::http::metrics::{self, Metrics};
 use crate::http::{self, AppState};
+use crate::second_factor::SecondFactor;
+use crate::sender::{self, CodeSender};
 use crate::settings::Settings;
 use crate::store::{self, ClientCache, Store, StoreError};
 use crate::telemetry::RequestSpan;
@@ -30,6 +32,8 @@ pub enum StartupError {
     Passwords(#[from] crate::auth::password::PasswordError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("second factor: {0}")]
+    SecondFactor(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -49,14 +53,25 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the application with the code sender `sender.kind` names.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let sender = sender::from_settings(&settings.sender)
+            .map_err(|e| StartupError::SecondFactor(format!("sender: {e}")))?;
+        Self::build_with(settings, sender).await
+    }
+
+    /// Builds the application with the given code sender (tests capture codes this way).
+    pub async fn build_with(
+        settings: Settings,
+        sender: Arc<dyn CodeSender>,
+    ) -> Result<Self, StartupError> {
         if settings.database.migrate_on_start {
             store::migrate(&settings.database).await?;
         }
         let store = Store::new(store::connect(&settings.database).await?);
         // Everything slow (the dummy password hash) happens before the port is bound, so
         // that a bound port means a server about to answer.
-        let state = web::Data::new(app_state(store.clone(), Arc::new(settings))?);
+        let state = web::Data::new(app_state(store.clone(), Arc::new(settings), sender)?);
         let settings = &state.settings;
         let (listener, port) = bind(&settings.server.host, settings.server.port)?;
         let metrics_listener = match settings.metrics.enabled {
@@ -118,13 +133,26 @@ fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
     bound.map_err(|source| StartupError::Bind { address, source })
 }
 
-fn app_state(store: Store, settings: Arc<Settings>) -> Result<AppState, StartupError> {
+fn app_state(
+    store: Store,
+    settings: Arc<Settings>,
+    sender: Arc<dyn CodeSender>,
+) -> Result<AppState, StartupError> {
+    if settings.uses_development_key() {
+        tracing::warn!(
+            "second_factor.encryption_key is not set: TOTP secrets are encrypted with the public \
+             development key; set a key before enrolling real users"
+        );
+    }
+    let metrics = Arc::new(Metrics::new()?);
     Ok(AppState {
+        factors: second_factor(&settings, store.clone(), sender)?
+            .with_failure_counter(metrics.second_factor_failures.clone()),
         store,
         clients: ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs)),
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
         limiter: LoginLimiter::new(&settings.login),
-        metrics: Arc::new(Metrics::new()?),
+        metrics,
         settings,
     })
 }
@@ -199,6 +227,24 @@ fn local_address(listener: &TcpListener) -> String {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default()
+}
+
+/// The second-factor service with the configured key (or, outside production, the public
+/// development key: the settings refuse a missing key in production).
+pub fn second_factor(
+    settings: &Settings,
+    store: Store,
+    sender: Arc<dyn CodeSender>,
+) -> Result<SecondFactor, StartupError> {
+    let key = settings.second_factor_key().ok_or_else(|| {
+        StartupError::SecondFactor("second_factor.encryption_key is not 32 bytes of base64".into())
+    })?;
+    Ok(SecondFactor::new(
+        store,
+        &key,
+        sender,
+        &settings.second_factor,
+    ))
 }
 
 /// The configured session key, or a random one for this process (development only: the

@@ -372,3 +372,106 @@ fn a_password_is_never_accepted_as_an_argument() {
         "clap refuses the unknown flag"
     );
 }
+
+#[test]
+fn second_factor_commands_enroll_show_reset_and_are_audited() {
+    let scratch = Scratch::new();
+    json(&run_with_stdin(
+        &scratch,
+        &["user", "create", "ada", "--password-stdin", "--json"],
+        "correct horse battery\n",
+    ));
+
+    let enrolled = json(&scratch.run(&["user", "totp", "enroll", "--username", "ada", "--json"]));
+    let secret = enrolled["secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 32, "160 bits in base32");
+    let uri = enrolled["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Umbra:ada?") && uri.contains(secret),
+        "{uri}"
+    );
+    assert_eq!(enrolled["recovery_codes"].as_array().unwrap().len(), 10);
+    assert_one_line_error(
+        &scratch.run(&["user", "totp", "enroll", "--username", "ada"]),
+        "already enabled",
+    );
+
+    let status = json(&scratch.run(&["user", "2fa", "status", "--username", "ada", "--json"]));
+    assert_eq!(status["factors"][0]["kind"], "totp");
+    assert_eq!(status["factors"][0]["confirmed"], true);
+    assert_eq!(status["recovery_codes_left"], 10);
+    assert_eq!(status["locked_for_secs"], serde_json::Value::Null);
+
+    let reset = json(&scratch.run(&["user", "2fa", "reset", "--username", "ada", "--json"]));
+    assert_eq!(reset["factors_removed"], 1);
+    let status = json(&scratch.run(&["user", "2fa", "status", "--username", "ada", "--json"]));
+    assert_eq!(status["factors"], serde_json::json!([]));
+    assert_eq!(status["recovery_codes_left"], 0);
+    assert_one_line_error(
+        &scratch.run(&["user", "2fa", "status", "--username", "bob"]),
+        "no user",
+    );
+
+    let events = json(&scratch.run(&["audit", "list", "--user", "ada", "--json"]));
+    let names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for expected in ["factor.enabled", "recovery_codes.generated", "factor.reset"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let text = scratch.run(&["audit", "list"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("factor.reset\tada"));
+}
+
+#[test]
+fn production_refuses_a_missing_encryption_key_and_the_log_sender() {
+    let scratch = Scratch::new();
+    let production = |extra: &[(&str, &str)]| {
+        let mut command = scratch.umbra(&["migrate"]);
+        command
+            .env("UMBRA_ENV", "production")
+            .env("UMBRA__SERVER__ISSUER", "https://auth.example")
+            .env(
+                "UMBRA__SESSION__KEY",
+                "c2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXkt",
+            );
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let key = (
+        "UMBRA__SECOND_FACTOR__ENCRYPTION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+
+    assert_one_line_error(&production(&[]), "second_factor.encryption_key");
+    assert_one_line_error(&production(&[key]), "sender.kind");
+    assert_one_line_error(
+        &production(&[
+            key,
+            ("UMBRA__SENDER__KIND", "webhook"),
+            ("UMBRA__SENDER__WEBHOOK_URL", "http://sms.example"),
+        ]),
+        "https",
+    );
+    let output = production(&[
+        key,
+        ("UMBRA__SENDER__KIND", "webhook"),
+        ("UMBRA__SENDER__WEBHOOK_URL", "https://sms.example/send"),
+    ]);
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let short_key = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA__SECOND_FACTOR__ENCRYPTION_KEY", "c2hvcnQ=")
+        .output()
+        .unwrap();
+    assert_one_line_error(&short_key, "exactly 32 bytes");
+}

@@ -13,6 +13,8 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        umbra::sender::install_crypto_provider();
+        umbra::sender::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
@@ -67,6 +69,19 @@ impl Browser {
                 ("username", username),
                 ("password", password),
             ],
+        )
+        .await
+    }
+
+    /// Submits the second-step form with `code` for `method` (`totp`, `email`, `sms`,
+    /// `recovery`).
+    pub async fn second_step(&self, method: &str, code: &str) -> Response {
+        let token = self
+            .form_token(&format!("/login/2fa?method={method}"))
+            .await;
+        self.post(
+            "/login/2fa",
+            &[("csrf_token", &token), ("method", method), ("code", code)],
         )
         .await
     }

@@ -7,9 +7,11 @@
 //! skipping it.
 mod browser;
 mod database;
+mod sender;
 
-pub use browser::{Browser, Pkce, location, query_param};
+pub use browser::{Browser, Pkce, hidden_field, location, query_param};
 pub use database::{Backend, TestDatabase};
+pub use sender::{Captured, CapturingSender};
 
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct TestApp {
     pub settings: Arc<Settings>,
     pub backend: Backend,
     pub database: TestDatabase,
+    /// Every one-time code the app sent.
+    pub sender: CapturingSender,
 }
 
 /// Credentials of a registered client.
@@ -57,6 +61,7 @@ impl TestApp {
         backend: Backend,
         configure: impl FnOnce(&mut Settings),
     ) -> Option<Self> {
+        umbra::sender::install_crypto_provider();
         let database = TestDatabase::create(backend).await?;
         let mut settings = Settings::built_in().expect("built-in settings");
         settings.server.port = 0;
@@ -68,7 +73,8 @@ impl TestApp {
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
         configure(&mut settings);
-        let application = Application::build(settings.clone())
+        let sender = CapturingSender::default();
+        let application = Application::build_with(settings.clone(), Arc::new(sender.clone()))
             .await
             .expect("application starts");
         let address = format!("http://127.0.0.1:{}", application.port());
@@ -82,6 +88,7 @@ impl TestApp {
                 .await
                 .expect("test connection"),
         );
+        umbra::sender::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
@@ -95,6 +102,7 @@ impl TestApp {
             settings: Arc::new(settings),
             backend,
             database,
+            sender,
         })
     }
 
@@ -135,7 +143,7 @@ impl TestApp {
                     scopes: ScopeSet::parse(spec.scopes).unwrap(),
                     can_introspect: spec.introspect,
                     skip_consent: false,
-                    require_2fa: false,
+                    require_2fa: spec.require_2fa,
                 },
                 umbra::clock::now(),
             )
@@ -172,6 +180,47 @@ impl TestApp {
             )
             .await
             .unwrap()
+    }
+
+    /// Enrols and enables an authenticator for `user` as `umbra user totp enroll` does;
+    /// returns the base32 secret and the recovery codes.
+    pub async fn enroll_totp(&self, user: &User) -> (String, Vec<String>) {
+        let service = umbra::startup::second_factor(
+            &self.settings,
+            self.store.clone(),
+            Arc::new(self.sender.clone()),
+        )
+        .unwrap();
+        let (enrolment, enabled) = service
+            .enroll_totp_directly(user, umbra::clock::now())
+            .await
+            .unwrap();
+        (enrolment.secret, enabled.recovery_codes.unwrap_or_default())
+    }
+
+    /// Runs the front channel for `scope` and exchanges the code: the access token.
+    pub async fn user_access_token(
+        &self,
+        client: &TestClient,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> String {
+        let browser = self.browser();
+        let pkce = Pkce::new();
+        let response = browser
+            .authorize(client, &pkce, &format!("&scope={scope}&state=s"))
+            .await;
+        assert_eq!(location(&response), "/login");
+        let mut response = browser.sign_in(username, password).await;
+        if location(&response) == "/consent" {
+            response = browser.consent("approve").await;
+        }
+        let code = query_param(&location(&response), "code").expect("a code");
+        let response = self.exchange_code(client, &code, &pkce.verifier).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
     }
 
     /// A new browser: its own cookie jar, redirects not followed.
@@ -315,6 +364,7 @@ pub struct ClientSpec<'a> {
     pub grant_types: &'a [GrantType],
     pub redirect_uris: &'a [&'a str],
     pub introspect: bool,
+    pub require_2fa: bool,
 }
 
 impl Default for ClientSpec<'_> {
@@ -325,6 +375,7 @@ impl Default for ClientSpec<'_> {
             grant_types: &[GrantType::ClientCredentials],
             redirect_uris: &[],
             introspect: false,
+            require_2fa: false,
         }
     }
 }
@@ -340,4 +391,23 @@ pub async fn assert_oauth_error(
     assert_eq!(body["error"], code, "body: {body}");
     assert!(body["error_description"].is_string(), "body: {body}");
     body
+}
+
+/// The TOTP code `offset` steps from now for a base32 `secret`, as an authenticator app
+/// computes it (totp-rs, independently of Umbra's own code). Waits out the last two seconds
+/// of a step so that the code is still current when the server checks it.
+pub async fn totp_code(secret: &str, offset: i64) -> String {
+    while umbra::clock::now() % 30 >= 28 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let secret = totp_rs::Secret::try_from_base32(secret).unwrap();
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .build()
+        .unwrap();
+    let time = u64::try_from(umbra::clock::now() + offset * 30).unwrap();
+    totp.generate(time).to_string()
 }

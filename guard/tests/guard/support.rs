@@ -109,6 +109,7 @@ impl Api {
         .unwrap()
         .run();
         tokio::spawn(server);
+        umbra_guard::ensure_tls_provider();
         Self {
             url,
             http: reqwest::Client::new(),

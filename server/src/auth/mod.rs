@@ -1,6 +1,12 @@
-//! Signing people in: password hashing and the brute-force limiter. No HTTP here.
+//! Signing people in: password hashing, the brute-force limiter and the rules of the second
+//! factor (TOTP, one-time and recovery codes, lockout, secrets at rest). No HTTP, no SeaORM.
+pub mod codes;
+pub mod factor;
 pub mod limiter;
+pub mod lockout;
 pub mod password;
+pub mod secret_box;
+pub mod totp;
 
 /// Longest accepted username and password; longer input is refused before any work.
 pub const MAX_USERNAME_LEN: usize = 64;

@@ -1,8 +1,11 @@
-//! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `user …`.
+//! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `user …`,
+//! `audit …`.
 //!
 //! Every command takes `--json`. Errors print one line on stderr and exit non-zero.
+mod audit;
 mod client;
 mod output;
+mod two_factor;
 mod user;
 
 use crate::settings::Settings;
@@ -39,6 +42,9 @@ enum Command {
     /// Manage the people who sign in.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into one line on stderr.
@@ -92,6 +98,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, &settings, cli.json).await
+        }
+        Command::Audit(command) => {
+            telemetry::init(&quiet(&settings), Writer::Stderr);
+            let store = open_store(&settings).await?;
+            command.run(&store, cli.json).await
         }
     }
 }

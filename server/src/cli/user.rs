@@ -1,8 +1,9 @@
-//! `umbra user create | list | show | disable | enable | set-password | delete`.
+//! `umbra user create | list | show | disable | enable | set-password | delete | 2fa | totp`.
 //!
 //! Passwords never come from the command line (it shows in `ps` and shell history): they are
 //! read from standard input with `--password-stdin`, or prompted for without echo.
 use super::output;
+use super::two_factor::{TotpCommand, TwoFactorCommand};
 use crate::auth::password::Passwords;
 use crate::auth::{MAX_PASSWORD_LEN, validate_username};
 use crate::clock;
@@ -40,6 +41,12 @@ pub enum UserCommand {
     },
     /// Delete a user with their grants, tokens and consents.
     Delete { username: String },
+    /// Second-factor status and an operator's reset.
+    #[command(name = "2fa", subcommand)]
+    TwoFactor(TwoFactorCommand),
+    /// Enrol an authenticator app for a user.
+    #[command(subcommand)]
+    Totp(TotpCommand),
 }
 
 #[derive(Serialize)]
@@ -125,6 +132,8 @@ impl UserCommand {
                     &format!("password of {} changed", user.username),
                 );
             }
+            Self::TwoFactor(command) => command.run(store, settings, json).await?,
+            Self::Totp(command) => command.run(store, settings, json).await?,
             Self::Delete { username } => {
                 let user = find(store, &username).await?;
                 store.delete_user(user.id).await?;

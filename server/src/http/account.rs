@@ -1,15 +1,17 @@
-//! `GET /account`: who is signed in and which applications they allowed;
-//! `POST /account/consents/{client_id}/withdraw` takes an approval back.
+//! `GET /account`: who is signed in, their second factors and which applications they
+//! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back.
 use super::AppState;
 use super::authorize::{redirect, signed_in_user};
 use super::error::PageError;
 use super::login::CsrfForm;
 use super::session::UserSession;
 use super::templates::templates;
+use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
+use crate::store::{AuditEntry, AuditKind, User};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 struct ConsentLine {
@@ -18,13 +20,40 @@ struct ConsentLine {
     scope: String,
 }
 
+#[derive(Serialize)]
+struct FactorLine {
+    kind: &'static str,
+    label: &'static str,
+    destination: Option<String>,
+    confirmed: bool,
+}
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    second_factor: Option<String>,
+}
+
 pub async fn account(
     state: web::Data<AppState>,
     session: UserSession,
+    query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, PageError> {
     let Some(user) = signed_in_user(&state, &session).await? else {
         return Ok(redirect("/login"));
     };
+    let required = query.second_factor.as_deref() == Some("required");
+    render(&state, &session, &user, StatusCode::OK, None, required).await
+}
+
+/// The account page; `required` explains that an application needs a second factor first.
+pub async fn render(
+    state: &AppState,
+    session: &UserSession,
+    user: &User,
+    status: StatusCode,
+    error: Option<&str>,
+    required: bool,
+) -> Result<HttpResponse, PageError> {
     let consents: Vec<ConsentLine> = state
         .store
         .list_consents(user.id)
@@ -36,18 +65,46 @@ pub async fn account(
             scope: c.scope.to_string(),
         })
         .collect();
+    let factors = state.store.factors(user.id).await?;
+    let lines: Vec<FactorLine> = factors
+        .iter()
+        .map(|f| FactorLine {
+            kind: f.kind.as_str(),
+            label: f.kind.label(),
+            destination: f.destination.as_deref().map(mask_destination),
+            confirmed: f.confirmed(),
+        })
+        .collect();
+    let addable: Vec<&'static str> = FactorKind::ALL
+        .into_iter()
+        .filter(|kind| !factors.iter().any(|f| f.kind == *kind && f.confirmed()))
+        .map(FactorKind::as_str)
+        .collect();
+    let has_factor = factors.iter().any(|f| f.confirmed());
+    let recovery_codes_left = if has_factor {
+        state.store.recovery_codes_left(user.id).await?
+    } else {
+        0
+    };
     Ok(templates().page(
-        StatusCode::OK,
+        status,
         "account.html",
         minijinja::context! {
             csrf_token => session.csrf_token()?,
-            username => user.username,
+            username => user.username.clone(),
             consents,
+            factors => lines,
+            addable,
+            has_factor,
+            recovery_codes_left,
+            required,
+            error,
         },
     ))
 }
 
 pub async fn withdraw(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: UserSession,
     client_id: web::Path<String>,
@@ -59,9 +116,18 @@ pub async fn withdraw(
     let Some(user) = signed_in_user(&state, &session).await? else {
         return Ok(redirect("/login"));
     };
-    state
+    let now = clock::now();
+    if state
         .store
-        .withdraw_consent(user.id, &client_id, clock::now())
-        .await?;
+        .withdraw_consent(user.id, &client_id, now)
+        .await?
+    {
+        let entry = AuditEntry::new(AuditKind::TokenRevoked)
+            .user(user.id, &user.username)
+            .client(Some(&client_id))
+            .address(req.peer_addr().map(|a| a.ip()))
+            .detail("consent withdrawn: every grant of the client");
+        state.store.record_audit(entry, now).await?;
+    }
     Ok(redirect("/account"))
 }

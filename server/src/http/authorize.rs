@@ -1,9 +1,11 @@
-//! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, consent, code.
+//! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, second factor,
+//! consent, code.
 use super::AppState;
 use super::error::PageError;
 use super::session::UserSession;
 use crate::clock;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
+use crate::oauth::client::Client;
 use crate::oauth::params::Params;
 use crate::oauth::token::{Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -72,11 +74,19 @@ pub async fn proceed(
         }
         _ => return Ok(redirect("/login")),
     };
-    let client = state
-        .clients
-        .get(&state.store, &request.client_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))?;
+    let client = registered_client(state, &request).await?;
+    let gate = second_factor_gate(state, session, &user, &client).await?;
+    if gate != Gate::Pass && request.prompt.none {
+        session.clear_pending();
+        return Ok(refuse(
+            state,
+            &request,
+            OAuthError::new(ErrorCode::LoginRequired, "a second factor is required"),
+        ));
+    }
+    if let Some(detour) = gate.detour(session, &user)? {
+        return Ok(detour);
+    }
     let remembered = if client.skip_consent && !request.prompt.consent {
         true
     } else {
@@ -108,6 +118,13 @@ pub async fn issue_code(
     request: &AuthorizationRequest,
     user: &User,
 ) -> Result<HttpResponse, PageError> {
+    // Checked again here, the one place codes are issued, so that no path (e.g. posting the
+    // consent form directly) can skip the second factor.
+    let client = registered_client(state, request).await?;
+    let gate = second_factor_gate(state, session, user, &client).await?;
+    if let Some(detour) = gate.detour(session, user)? {
+        return Ok(detour);
+    }
     let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
     let now = clock::now();
     state
@@ -131,6 +148,88 @@ pub async fn issue_code(
         code.expose(),
         issuer(state),
     )))
+}
+
+async fn registered_client(
+    state: &AppState,
+    request: &AuthorizationRequest,
+) -> Result<std::sync::Arc<Client>, PageError> {
+    state
+        .clients
+        .get(&state.store, &request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))
+}
+
+/// What a signed-in user still owes before an application gets a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Pass,
+    /// They have a factor this session has not seen (a sign-in from before the factor existed
+    /// does not skip it).
+    SecondStep,
+    /// The policy wants a factor they do not have.
+    Enrol,
+}
+
+impl Gate {
+    /// The redirect that settles it; the second step first turns the sign-in back into
+    /// "waiting for the second step".
+    fn detour(self, session: &UserSession, user: &User) -> Result<Option<HttpResponse>, PageError> {
+        match self {
+            Self::Pass => Ok(None),
+            Self::SecondStep => {
+                session.begin_second_step(user.id, clock::now())?;
+                Ok(Some(redirect("/login/2fa")))
+            }
+            Self::Enrol => Ok(Some(redirect(ENROLMENT_REQUIRED))),
+        }
+    }
+}
+
+async fn second_factor_gate(
+    state: &AppState,
+    session: &UserSession,
+    user: &User,
+    client: &Client,
+) -> Result<Gate, PageError> {
+    if session.second_factor_passed() {
+        return Ok(Gate::Pass);
+    }
+    if !state.store.confirmed_factors(user.id).await?.is_empty() {
+        return Ok(Gate::SecondStep);
+    }
+    if state.settings.second_factor.require_2fa || client.require_2fa {
+        return Ok(Gate::Enrol);
+    }
+    Ok(Gate::Pass)
+}
+
+/// The account page, telling the user that the application needs a second factor first.
+pub const ENROLMENT_REQUIRED: &str = "/account?second_factor=required";
+
+/// After a fresh sign-in: back into the authorization request in progress (its
+/// `prompt=login` now satisfied), or to the account.
+pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpResponse, PageError> {
+    match session.pending() {
+        Some(mut request) => {
+            request.prompt.login = false;
+            session.set_pending(&request)?;
+            proceed(state, session, request).await
+        }
+        None => Ok(redirect("/account")),
+    }
+}
+
+/// `GET /login/continue`: resumes the request in progress (after the recovery codes page).
+pub async fn resume_page(
+    state: web::Data<AppState>,
+    session: UserSession,
+) -> Result<HttpResponse, PageError> {
+    match session.pending() {
+        Some(request) => proceed(&state, &session, request).await,
+        None => Ok(redirect("/account")),
+    }
 }
 
 /// Sends an error back to the client's redirect URI.

@@ -1,5 +1,6 @@
 //! The one place where OAuth errors become HTTP responses (RFC 6749 §5.2).
 use crate::oauth::OAuthError;
+use crate::second_factor::FactorError;
 use crate::store::StoreError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -87,6 +88,33 @@ impl PageError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
+
+    pub fn too_many_attempts(retry_after_secs: i64) -> Self {
+        Self::TooManyAttempts {
+            retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(1).max(1),
+        }
+    }
+}
+
+/// Second-factor failures a page did not handle itself: the expected ones are the page's to
+/// render; what is left is a lock, bad input, or an outage.
+impl From<FactorError> for PageError {
+    fn from(err: FactorError) -> Self {
+        match err {
+            FactorError::Locked { retry_after_secs } => Self::too_many_attempts(retry_after_secs),
+            FactorError::Store(err) => err.into(),
+            FactorError::Internal(_) | FactorError::Send(_) => Self::internal(err),
+            other => Self::bad_request(capitalize(&other.to_string())),
+        }
+    }
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
 }
 
 impl From<StoreError> for PageError {
@@ -125,7 +153,7 @@ impl ResponseError for PageError {
             ),
             Self::TooManyAttempts { .. } => (
                 "Too many attempts",
-                "There were too many sign-in attempts. Wait a few minutes and try again.",
+                "There were too many sign-in attempts or wrong codes. Sign-in is paused for a while; wait and try again.",
             ),
             Self::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "page unavailable");
@@ -158,5 +186,132 @@ impl ResponseError for PageError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// Errors of the bearer-token JSON API (`/api/account/…`), RFC 6750 §3.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials: `401` with a bare challenge and no error code (RFC 6750 §3.1).
+    #[error("no bearer token")]
+    MissingToken,
+    /// "The access token provided is expired, revoked, malformed, or invalid" (§3.1).
+    #[error("invalid token")]
+    InvalidToken,
+    /// "The request requires higher privileges than provided by the access token" (§3.1).
+    #[error("insufficient scope")]
+    InsufficientScope,
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid code: {0}")]
+    InvalidCode(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: i64 },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            _ => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn code_and_description(&self) -> (&'static str, String) {
+        match self {
+            Self::MissingToken => (
+                "invalid_request",
+                "a bearer access token is required".into(),
+            ),
+            Self::InvalidToken => (
+                "invalid_token",
+                "the access token is expired, revoked, malformed or invalid".into(),
+            ),
+            Self::InsufficientScope => (
+                "insufficient_scope",
+                "a user's access token with the account scope is required".into(),
+            ),
+            Self::InvalidRequest(message) => ("invalid_request", message.clone()),
+            Self::InvalidCode(message) => ("invalid_code", message.clone()),
+            Self::NotFound => ("not_found", "no such factor or enrolment".into()),
+            Self::Conflict(message) => ("conflict", message.clone()),
+            Self::TooManyRequests { .. } => (
+                "too_many_requests",
+                "too many attempts or codes; wait and try again".into(),
+            ),
+            Self::Unavailable(_) => (
+                "temporarily_unavailable",
+                "the service is temporarily unavailable".into(),
+            ),
+            Self::Internal(_) => ("server_error", "the request could not be completed".into()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCode(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let Self::Unavailable(cause) | Self::Internal(cause) = self {
+            tracing::error!(cause = %cause, "API request failed");
+        }
+        let (code, description) = self.code_and_description();
+        // A quoted-string may not hold `"` or `\\` unescaped (RFC 9110 §5.6.4).
+        let quoted = description.replace(['"', '\\'], "'");
+        let realm = "Bearer realm=\"umbra\"";
+        let challenge = match self {
+            Self::MissingToken => Some(realm.to_owned()),
+            Self::InvalidToken | Self::InvalidRequest(_) => Some(format!(
+                "{realm}, error=\"{code}\", error_description=\"{quoted}\""
+            )),
+            Self::InsufficientScope => Some(format!(
+                "{realm}, error=\"{code}\", error_description=\"{quoted}\", scope=\"account\""
+            )),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(status);
+        response
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after_secs } => {
+                Some(retry_after_secs.max(&1).to_string())
+            }
+            Self::Unavailable(_) => Some("5".to_owned()),
+            _ => None,
+        };
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.insert_header((header::RETRY_AFTER, value));
+        }
+        response.json(ErrorBody {
+            error: code,
+            error_description: &description,
+        })
     }
 }

@@ -1,12 +1,13 @@
-//! `GET/POST /login` and `POST /logout`.
+//! `GET/POST /login` (the password step) and `POST /logout`.
 use super::AppState;
-use super::authorize::{proceed, redirect, signed_in_user};
+use super::authorize::{redirect, resume, signed_in_user};
 use super::error::PageError;
 use super::session::UserSession;
 use super::templates::templates;
 use crate::auth::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::clock;
-use crate::store::normalize_username;
+use crate::second_factor::Actor;
+use crate::store::{AuditKind, normalize_username};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
@@ -66,9 +67,22 @@ pub async fn login(
             .verify_off_runtime(form.password, stored_hash)
             .await
             .map_err(PageError::internal)?;
+    let now = clock::now();
+    let actor = actor(&req, &session);
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("sign-in failed");
         state.metrics.login_failures.inc();
+        state
+            .factors
+            .audit_sign_in(
+                AuditKind::LoginFailed,
+                None,
+                username,
+                &actor,
+                "password",
+                now,
+            )
+            .await?;
         return render(
             &state,
             &session,
@@ -78,15 +92,35 @@ pub async fn login(
         )
         .await;
     };
-    session.sign_in(user.id, clock::now())?;
+    if let Some(retry_after_secs) = state.factors.locked_for(&user, now).await? {
+        return Err(PageError::too_many_attempts(retry_after_secs));
+    }
+    if !state.store.confirmed_factors(user.id).await?.is_empty() {
+        // Any earlier sign-in of this session is dropped: it does not stand in for the code.
+        session.begin_second_step(user.id, now)?;
+        return Ok(redirect("/login/2fa"));
+    }
+    session.sign_in(user.id, now, false)?;
+    state
+        .factors
+        .audit_sign_in(
+            AuditKind::LoginSucceeded,
+            Some(&user),
+            username,
+            &actor,
+            "password",
+            now,
+        )
+        .await?;
     tracing::info!(user_id = %user.id, "signed in");
-    match session.pending() {
-        Some(mut request) => {
-            request.prompt.login = false;
-            session.set_pending(&request)?;
-            proceed(&state, &session, request).await
-        }
-        None => Ok(redirect("/account")),
+    resume(&state, &session).await
+}
+
+/// Who is acting, for the audit log: the client of the request in progress and the address.
+pub fn actor(req: &HttpRequest, session: &UserSession) -> Actor {
+    Actor {
+        client_id: session.pending().map(|request| request.client_id),
+        address: req.peer_addr().map(|a| a.ip()),
     }
 }
 
@@ -113,6 +147,9 @@ async fn render(
         && signed_in_user(state, session).await?.is_some()
     {
         return Ok(redirect("/account"));
+    }
+    if status == StatusCode::OK && session.second_step_user(clock::now()).is_some() {
+        return Ok(redirect("/login/2fa"));
     }
     let client_name = match session.pending() {
         Some(request) => state

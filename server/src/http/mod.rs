@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors and handlers. Thin: parse, call protocol and storage,
 //! render. Errors become responses in one place ([`error`]).
 mod account;
+mod api;
 mod authorize;
 pub mod client_auth;
 mod consent;
@@ -13,12 +14,15 @@ mod metadata;
 pub mod metrics;
 pub mod openapi;
 mod revoke;
+mod second_step;
 pub mod session;
 pub mod templates;
 mod token;
+mod two_factor;
 
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
+use crate::second_factor::SecondFactor;
 use crate::settings::Settings;
 use crate::store::{ClientCache, Store};
 use actix_web::{HttpResponse, web};
@@ -32,6 +36,7 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     pub limiter: LoginLimiter,
     pub metrics: Arc<metrics::Metrics>,
+    pub factors: SecondFactor,
 }
 
 /// Largest HTML form accepted.
@@ -56,6 +61,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(login::login))
                 .default_service(web::to(|| method_not_allowed("GET, POST"))),
         )
+        .service(
+            web::resource("/login/2fa")
+                .route(web::get().to(second_step::page))
+                .route(web::post().to(second_step::submit))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
+        .service(post("/login/2fa/send", second_step::send))
+        .service(get("/login/continue", authorize::resume_page))
         .service(post("/logout", login::logout))
         .service(
             web::resource("/consent")
@@ -68,7 +81,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/consents/{client_id}/withdraw",
             account::withdraw,
         ))
+        .service(post("/account/recovery-codes", two_factor::regenerate))
+        .service(
+            web::resource("/account/2fa/{kind}")
+                .route(web::get().to(two_factor::enrol_page))
+                .route(web::post().to(two_factor::start))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
+        .service(post("/account/2fa/{kind}/confirm", two_factor::confirm))
+        .service(post("/account/2fa/{kind}/resend", two_factor::resend))
+        .service(post("/account/2fa/{kind}/remove", two_factor::remove))
+        .service(get("/api/account/factors", api::list))
+        .service(
+            web::resource("/api/account/factors/{kind}")
+                .route(web::post().to(api::start))
+                .route(web::delete().to(api::remove))
+                .default_service(web::to(|| method_not_allowed("POST, DELETE"))),
+        )
+        .service(post("/api/account/factors/{kind}/confirm", api::confirm))
+        .service(post("/api/account/factors/{kind}/resend", api::resend))
+        .service(post("/api/account/recovery-codes", api::regenerate))
         .service(get("/static/umbra.css", templates::stylesheet))
+        // JSON bodies of the enrolment API are as small as forms.
+        .app_data(web::PayloadConfig::new(PAGE_FORM_LIMIT))
         .app_data(
             web::FormConfig::default()
                 .limit(PAGE_FORM_LIMIT)

@@ -6,7 +6,8 @@ use super::token::no_store;
 use crate::clock;
 use crate::oauth::OAuthError;
 use crate::oauth::revocation::{RevocationOutcome, RevocationTarget};
-use actix_web::{HttpResponse, web};
+use crate::store::{AuditEntry, AuditKind};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 /// Revokes a token (RFC 7009); unknown tokens also answer 200.
 #[utoipa::path(
@@ -24,14 +25,24 @@ use actix_web::{HttpResponse, web};
 )]
 #[tracing::instrument(level = "debug", name = "revoke", skip_all, fields(client_id))]
 pub async fn revoke(
+    req: HttpRequest,
     state: web::Data<AppState>,
     request: OAuthRequest,
 ) -> Result<HttpResponse, OAuthError> {
     let client = authenticate(&state, &request).await?;
     let presented = request.params.require("token")?;
     if let Some(target) = RevocationTarget::of(presented) {
-        match state.store.revoke(target, &client.id, clock::now()).await? {
-            RevocationOutcome::Revoked => state.metrics.revocations.inc(),
+        let kind = target.kind_name();
+        let now = clock::now();
+        match state.store.revoke(target, &client.id, now).await? {
+            RevocationOutcome::Revoked => {
+                state.metrics.revocations.inc();
+                let entry = AuditEntry::new(AuditKind::TokenRevoked)
+                    .client(Some(&client.id))
+                    .address(req.peer_addr().map(|a| a.ip()))
+                    .detail(kind);
+                state.store.record_audit(entry, now).await?;
+            }
             RevocationOutcome::Unknown => {}
             RevocationOutcome::IssuedToAnotherClient => {
                 return Err(OAuthError::unauthorized_client(

@@ -1,5 +1,9 @@
 //! The sign-in session: an encrypted, signed cookie holding who is signed in, a CSRF token
-//! and the authorization request in progress. The session id is renewed at sign-in.
+//! and the authorization request in progress.
+//!
+//! A small state machine: anonymous → (password) → second step pending → (code) → signed in.
+//! Only the last state sets `user_id`, so a half-signed-in session is anonymous to every page
+//! but the second step. The session id is renewed at each transition.
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::token::random_urlsafe;
 use actix_session::{Session, SessionExt};
@@ -13,7 +17,13 @@ const USER_ID: &str = "user_id";
 const AUTH_TIME: &str = "auth_time";
 const CSRF: &str = "csrf";
 const PENDING: &str = "authorization";
+/// Set with `user_id` when the sign-in passed a second factor.
+const SECOND_FACTOR: &str = "mfa";
+const SECOND_STEP_USER: &str = "second_step_user";
+const SECOND_STEP_AT: &str = "second_step_at";
 
+/// How long the second step waits for its code after the password was accepted.
+const SECOND_STEP_TTL_SECS: i64 = 600;
 /// A typed view of the session.
 pub struct UserSession(Session);
 
@@ -36,19 +46,70 @@ impl UserSession {
         self.0.get::<Uuid>(USER_ID).ok().flatten()
     }
 
-    /// Forgets the signed-in user but keeps the request in progress.
+    /// Forgets the signed-in (or half-signed-in) user but keeps the request in progress.
     pub fn forget_user(&self) {
-        self.0.remove(USER_ID);
-        self.0.remove(AUTH_TIME);
+        for key in [
+            USER_ID,
+            AUTH_TIME,
+            SECOND_FACTOR,
+            SECOND_STEP_USER,
+            SECOND_STEP_AT,
+        ] {
+            self.0.remove(key);
+        }
     }
 
     /// Marks the user signed in under a new session id, keeping the request in progress.
-    pub fn sign_in(&self, user_id: Uuid, now: i64) -> Result<(), SessionError> {
+    /// `second_factor`: the sign-in passed a second factor.
+    pub fn sign_in(
+        &self,
+        user_id: Uuid,
+        now: i64,
+        second_factor: bool,
+    ) -> Result<(), SessionError> {
+        self.forget_user();
         self.0.renew();
         self.0.insert(USER_ID, user_id)?;
         self.0.insert(AUTH_TIME, now)?;
+        self.0.insert(SECOND_FACTOR, second_factor)?;
         // A new CSRF token too: the old one was shown to an anonymous page.
         self.0.remove(CSRF);
+        Ok(())
+    }
+
+    /// The password was right and a second factor is due: the session holds the user only
+    /// as "waiting for the second step", under a new id; nobody is signed in.
+    pub fn begin_second_step(&self, user_id: Uuid, now: i64) -> Result<(), SessionError> {
+        self.forget_user();
+        self.0.renew();
+        self.0.insert(SECOND_STEP_USER, user_id)?;
+        self.0.insert(SECOND_STEP_AT, now)?;
+        self.0.remove(CSRF);
+        Ok(())
+    }
+
+    /// The user waiting for the second step, unless that wait is over.
+    pub fn second_step_user(&self, now: i64) -> Option<Uuid> {
+        let since = self.0.get::<i64>(SECOND_STEP_AT).ok().flatten()?;
+        if now.saturating_sub(since) >= SECOND_STEP_TTL_SECS {
+            return None;
+        }
+        self.0.get::<Uuid>(SECOND_STEP_USER).ok().flatten()
+    }
+
+    /// Whether the signed-in user passed a second factor in this session.
+    pub fn second_factor_passed(&self) -> bool {
+        self.0
+            .get::<bool>(SECOND_FACTOR)
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// Records that the signed-in user just proved a factor (at enrolment), under a new id.
+    pub fn mark_second_factor_passed(&self) -> Result<(), SessionError> {
+        self.0.renew();
+        self.0.insert(SECOND_FACTOR, true)?;
         Ok(())
     }
 

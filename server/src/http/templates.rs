@@ -6,7 +6,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
@@ -15,6 +15,22 @@ const TEMPLATES: [(&str, &str); 6] = [
     (
         "signed_out.html",
         include_str!("../../templates/signed_out.html"),
+    ),
+    (
+        "second_step.html",
+        include_str!("../../templates/second_step.html"),
+    ),
+    (
+        "enrol_totp.html",
+        include_str!("../../templates/enrol_totp.html"),
+    ),
+    (
+        "enrol_code.html",
+        include_str!("../../templates/enrol_code.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../../templates/recovery_codes.html"),
     ),
 ];
 
@@ -104,6 +120,12 @@ mod tests {
             username => "ada", error => "E",
             scopes => vec![minijinja::context! { name => "read", description => "Read" }],
             consents => vec![minijinja::context! { client_id => "a b", client_name => "App", scope => "read" }],
+            methods => vec![minijinja::context! { value => "totp", label => "Authenticator app" }],
+            method => "email", destination => "a…@example.com", sent => true,
+            factors => vec![minijinja::context! { kind => "totp", label => "Authenticator app", confirmed => true }],
+            addable => vec!["email"], has_factor => true, recovery_codes_left => 9, required => true,
+            qr_code => "data:image/svg+xml;base64,AA==", secret => "JBSWY3DP", otpauth_uri => "otpauth://totp/x",
+            kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], resume => true,
         };
         for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
             let response = templates().page(StatusCode::OK, name, &context);
@@ -116,6 +138,28 @@ mod tests {
             .render(&context)
             .unwrap();
         assert!(html.contains("/account/consents/a%20b/withdraw"), "{html}");
+        assert!(
+            html.contains("/account/2fa/totp/remove") && html.contains("9 unused"),
+            "{html}"
+        );
+        for name in ["second_step.html", "enrol_totp.html", "enrol_code.html"] {
+            let html = env.get_template(name).unwrap().render(&context).unwrap();
+            assert!(
+                html.contains("autocomplete=\"one-time-code\"")
+                    && html.contains("inputmode=\"numeric\"")
+                    && html.contains("<label for=\"code\">"),
+                "{name}: {html}"
+            );
+        }
+        let html = env
+            .get_template("recovery_codes.html")
+            .unwrap()
+            .render(&context)
+            .unwrap();
+        assert!(
+            html.contains("abcd-efgh-jkmn") && html.contains("href=\"/login/continue\""),
+            "{html}"
+        );
         let html = env
             .get_template("error.html")
             .unwrap()

@@ -26,6 +26,14 @@ impl RevocationTarget {
             TokenKind::AuthorizationCode | TokenKind::ClientSecret => None,
         }
     }
+
+    /// The kind of token, as the audit log names it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::AccessToken(_) => "access_token",
+            Self::RefreshToken(_) => "refresh_token (with its grant)",
+        }
+    }
 }
 
 /// What storage found when asked to revoke.

@@ -2,7 +2,7 @@
 //! no single statement holds locks for long.
 use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
-use entity::{access_token, authorization_code, grant, refresh_token};
+use entity::{access_token, authorization_code, grant, one_time_code, refresh_token};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::time::Duration;
@@ -16,6 +16,7 @@ pub struct CleanupReport {
     pub access_tokens: u64,
     pub refresh_tokens: u64,
     pub authorization_codes: u64,
+    pub one_time_codes: u64,
 }
 
 impl Store {
@@ -63,11 +64,20 @@ impl Store {
             batch,
         )
         .await?;
+        // An expired one-time code can neither be used nor throttle a resend any more.
+        let one_time_codes = purge_batches::<one_time_code::Entity, _>(
+            self,
+            one_time_code::Column::FactorId,
+            Condition::all().add(one_time_code::Column::ExpiresAt.lte(now)),
+            batch,
+        )
+        .await?;
         Ok(CleanupReport {
             grants,
             access_tokens,
             refresh_tokens,
             authorization_codes,
+            one_time_codes,
         })
     }
 }

@@ -2,21 +2,26 @@
 //!
 //! Single-use and rotation rules live here and are enforced atomically (a conditional UPDATE
 //! whose affected-row count decides), so two concurrent requests can never both win.
+mod audit;
 mod cleanup;
 mod clients;
 mod codes;
 mod connect;
 mod consents;
 mod exchange;
+mod factors;
+mod lockouts;
 mod tokens;
 mod users;
 
+pub use audit::{AuditEntry, AuditKind, AuditRecord};
 pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::{ClientCache, NewClient};
 pub use codes::NewAuthorizationCode;
 pub use connect::{connect, migrate};
 pub use consents::ConsentView;
 pub use exchange::{Exchange, TokenPlan};
+pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use tokens::NewAccessToken;
 pub use users::{User, normalize_username};
 

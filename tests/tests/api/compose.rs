@@ -516,6 +516,7 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
             .spawn()
             .unwrap(),
     );
+    umbra::sender::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

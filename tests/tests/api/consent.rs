@@ -113,6 +113,11 @@ db_test! {
         assert_eq!(refresh.status(), StatusCode::BAD_REQUEST);
         let response = browser.authorize(&client, &Pkce::new(), "").await;
         assert_eq!(location(&response), "/consent");
+        let revoked: Vec<_> = app.store.list_audit(None, 100).await.unwrap()
+            .into_iter().filter(|e| e.event == "token.revoked").collect();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].client_id.as_deref(), Some(client.id.as_str()));
+        assert_eq!(revoked[0].username.as_deref(), Some("ada"));
     }
 }
 

@@ -41,5 +41,8 @@ mod operations;
 mod outage;
 mod refresh;
 mod revocation;
+mod senders;
 mod sign_in;
 mod storage;
+mod two_factor;
+mod two_factor_api;

@@ -16,6 +16,11 @@ db_test! {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert_eq!(app.introspection_of(&rs, &token).await, json!({"active": false}));
+        let audit = app.store.list_audit(None, 10).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].event, "token.revoked");
+        assert_eq!(audit[0].client_id.as_deref(), Some(client.id.as_str()));
+        assert_eq!(audit[0].detail.as_deref(), Some("access_token"));
     }
 }
 

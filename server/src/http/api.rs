@@ -1,0 +1,287 @@
+//! `/api/account/…`: the second-factor enrolment API for apps, in JSON. The caller presents
+//! the user's own access token with scope `account` (RFC 6750 §2.1, `Authorization: Bearer`);
+//! errors follow RFC 6750 §3 with a `WWW-Authenticate: Bearer` challenge.
+use super::AppState;
+use super::error::ApiError;
+use super::two_factor::prove_presence;
+use crate::auth::factor::{FactorKind, mask_destination};
+use crate::clock;
+use crate::oauth::introspection::Introspection;
+use crate::oauth::scope::ScopeSet;
+use crate::oauth::token::{self, TokenKind};
+use crate::second_factor::{Actor, Enabled, FactorError};
+use crate::store::User;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// The scope an access token needs to use this API.
+pub const ACCOUNT_SCOPE: &str = "account";
+
+/// The user behind a valid bearer token with the `account` scope.
+pub struct AccountCaller {
+    user: User,
+    actor: Actor,
+}
+
+impl FromRequest for AccountCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let address = req.peer_addr().map(|a| a.ip());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
+            let presented = bearer(authorization.as_deref())?;
+            let parsed = token::parse(presented)
+                .filter(|p| p.kind == TokenKind::AccessToken)
+                .ok_or(ApiError::InvalidToken)?;
+            let record = state.store.access_token_record(&parsed.hash).await?;
+            let answer = Introspection::of(record, clock::now(), &state.settings.server.issuer);
+            let details = answer.details.ok_or(ApiError::InvalidToken)?;
+            // Only a user's own token: a client_credentials token has no subject.
+            let user_id = details
+                .sub
+                .as_deref()
+                .and_then(|sub| Uuid::parse_str(sub).ok())
+                .ok_or(ApiError::InsufficientScope)?;
+            if !ScopeSet::from_stored(&details.scope).contains(ACCOUNT_SCOPE) {
+                return Err(ApiError::InsufficientScope);
+            }
+            let user = state
+                .store
+                .find_user(user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .ok_or(ApiError::InvalidToken)?;
+            Ok(Self {
+                user,
+                actor: Actor {
+                    client_id: Some(details.client_id),
+                    address,
+                },
+            })
+        })
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110
+/// §11.1). No header at all is `MissingToken`: RFC 6750 §3.1 says to send no error code then.
+fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let value = authorization.ok_or(ApiError::MissingToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidRequest(
+        "the Authorization header must be `Bearer <token>`".into(),
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::MissingToken);
+    }
+    Ok(token.trim())
+}
+
+fn kind_of(path: &str) -> Result<FactorKind, ApiError> {
+    FactorKind::parse(path).ok_or(ApiError::NotFound)
+}
+
+/// An optional JSON body: empty means all defaults.
+fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidRequest(format!("the JSON body is invalid: {e}")))
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+#[derive(Serialize)]
+struct FactorView {
+    kind: &'static str,
+    confirmed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmed_at: Option<i64>,
+}
+
+/// `GET /api/account/factors`
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+) -> Result<HttpResponse, ApiError> {
+    let factors: Vec<FactorView> = state
+        .store
+        .factors(caller.user.id)
+        .await?
+        .into_iter()
+        .map(|f| FactorView {
+            kind: f.kind.as_str(),
+            confirmed: f.confirmed(),
+            destination: f.destination.as_deref().map(mask_destination),
+            created_at: f.created_at,
+            confirmed_at: f.confirmed_at,
+        })
+        .collect();
+    let left = state.store.recovery_codes_left(caller.user.id).await?;
+    Ok(no_store(HttpResponse::Ok())
+        .json(serde_json::json!({"factors": factors, "recovery_codes_left": left})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    destination: Option<String>,
+}
+
+/// `POST /api/account/factors/{kind}`: TOTP answers the secret and URI; e-mail/SMS sends a
+/// code to `destination` (202).
+pub async fn start(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+    kind: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let kind = kind_of(&kind)?;
+    let request: StartBody = body(&bytes)?;
+    let now = clock::now();
+    if kind == FactorKind::Totp {
+        let enrolment = state
+            .factors
+            .totp_enrolment(&caller.user, now, true)
+            .await?;
+        return Ok(no_store(HttpResponse::Ok()).json(enrolment));
+    }
+    let destination = request
+        .destination
+        .ok_or_else(|| ApiError::InvalidRequest("destination is required".into()))?;
+    let factor = state
+        .factors
+        .start_sent_factor(&caller.user, kind, &destination, now)
+        .await?;
+    Ok(no_store(HttpResponse::Accepted()).json(serde_json::json!({
+        "kind": kind.as_str(),
+        "sent_to": factor.destination.as_deref().map(mask_destination),
+        "expires_in": state.settings.second_factor.code_ttl_secs,
+    })))
+}
+
+/// `POST /api/account/factors/{kind}/resend`
+pub async fn resend(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+    kind: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let kind = kind_of(&kind)?;
+    state
+        .factors
+        .resend(&caller.user, kind, clock::now())
+        .await?;
+    Ok(no_store(HttpResponse::Accepted()).json(serde_json::json!({"kind": kind.as_str()})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: Option<SecretString>,
+}
+
+/// `POST /api/account/factors/{kind}/confirm` with `{"code": "123456"}`
+pub async fn confirm(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+    kind: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let kind = kind_of(&kind)?;
+    let request: CodeBody = body(&bytes)?;
+    let Enabled { recovery_codes } = state
+        .factors
+        .confirm(
+            &caller.user,
+            kind,
+            &request.code,
+            &caller.actor,
+            clock::now(),
+        )
+        .await?;
+    let mut answer = serde_json::json!({"kind": kind.as_str(), "confirmed": true});
+    if let Some(codes) = recovery_codes {
+        answer["recovery_codes"] = serde_json::json!(codes);
+    }
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}
+
+/// `DELETE /api/account/factors/{kind}` with `{"password": "…"}` or `{"code": "…"}`: a
+/// token alone does not remove a factor.
+pub async fn remove(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+    kind: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let kind = kind_of(&kind)?;
+    let request: CodeBody = body(&bytes)?;
+    if !prove_presence(
+        &state,
+        &caller.user,
+        request.password,
+        &request.code,
+        &caller.actor,
+    )
+    .await?
+    {
+        return Err(ApiError::InvalidCode(
+            "a valid password or current code is required".into(),
+        ));
+    }
+    state
+        .factors
+        .remove(&caller.user, kind, &caller.actor, clock::now())
+        .await?;
+    Ok(no_store(HttpResponse::NoContent()).finish())
+}
+
+/// `POST /api/account/recovery-codes`: new codes, the old ones stop working.
+pub async fn regenerate(
+    state: web::Data<AppState>,
+    caller: AccountCaller,
+) -> Result<HttpResponse, ApiError> {
+    let codes = state
+        .factors
+        .regenerate_recovery_codes(&caller.user, &caller.actor, clock::now())
+        .await?;
+    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({"recovery_codes": codes})))
+}
+
+impl From<FactorError> for ApiError {
+    fn from(err: FactorError) -> Self {
+        match err {
+            FactorError::WrongCode => Self::InvalidCode("the code is not valid".into()),
+            FactorError::Invalid(message) => Self::InvalidRequest(message),
+            FactorError::NotEnrolling | FactorError::NotFound => Self::NotFound,
+            FactorError::Conflict(message) => Self::Conflict(message),
+            FactorError::Throttled { retry_after_secs }
+            | FactorError::Locked { retry_after_secs } => {
+                Self::TooManyRequests { retry_after_secs }
+            }
+            FactorError::Store(err) => err.into(),
+            FactorError::Send(_) | FactorError::Internal(_) => Self::Internal(err.to_string()),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! `GET/POST /login/2fa` and `POST /login/2fa/send`: the second step of a sign-in. The
+//! session holds the user as "waiting for the second step" (see [`super::session`]); only a
+//! valid code turns it into a sign-in, under a new session id.
+use super::AppState;
+use super::authorize::{redirect, resume};
+use super::error::PageError;
+use super::login::actor;
+use super::session::UserSession;
+use super::templates::templates;
+use crate::auth::factor::{FactorKind, Proof, mask_destination};
+use crate::clock;
+use crate::second_factor::FactorError;
+use crate::store::{AuditKind, Factor, User};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+pub struct MethodQuery {
+    method: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf_token: String,
+    method: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    csrf_token: String,
+    method: String,
+}
+
+#[derive(Serialize)]
+struct MethodLine {
+    value: &'static str,
+    label: &'static str,
+}
+
+/// What the page shows besides the form.
+#[derive(Default)]
+struct Notice<'a> {
+    error: Option<&'a str>,
+    sent: bool,
+}
+
+pub async fn page(
+    state: web::Data<AppState>,
+    session: UserSession,
+    query: web::Query<MethodQuery>,
+) -> Result<HttpResponse, PageError> {
+    let Some((user, factors)) = waiting(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let method = chosen(&factors, query.method.as_deref());
+    render(
+        &state,
+        &session,
+        &user,
+        &factors,
+        method,
+        StatusCode::OK,
+        Notice::default(),
+    )
+    .await
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let Some((user, factors)) = waiting(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let method = chosen(&factors, Some(&form.method));
+    let now = clock::now();
+    let actor = actor(&req, &session);
+    match state
+        .factors
+        .verify_sign_in(&user, method, &form.code, &actor, now)
+        .await
+    {
+        Ok(()) => {
+            session.sign_in(user.id, now, true)?;
+            state
+                .factors
+                .audit_sign_in(
+                    AuditKind::LoginSucceeded,
+                    Some(&user),
+                    &user.username,
+                    &actor,
+                    &format!("password+{}", method.as_str()),
+                    now,
+                )
+                .await?;
+            tracing::info!(user_id = %user.id, "signed in with a second factor");
+            resume(&state, &session).await
+        }
+        Err(FactorError::WrongCode) => {
+            let notice = Notice {
+                error: Some("That code is not valid. Check it and try again."),
+                ..Notice::default()
+            };
+            render(
+                &state,
+                &session,
+                &user,
+                &factors,
+                method,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                notice,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn send(
+    state: web::Data<AppState>,
+    session: UserSession,
+    form: web::Form<SendForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let Some((user, factors)) = waiting(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let method = chosen(&factors, Some(&form.method));
+    let Proof::Factor(kind) = method else {
+        return Err(PageError::bad_request("Recovery codes are not sent."));
+    };
+    if let Some(retry_after_secs) = state.factors.locked_for(&user, clock::now()).await? {
+        return Err(PageError::too_many_attempts(retry_after_secs));
+    }
+    match state.factors.resend(&user, kind, clock::now()).await {
+        Ok(_) => {
+            let notice = Notice {
+                sent: true,
+                ..Notice::default()
+            };
+            render(
+                &state,
+                &session,
+                &user,
+                &factors,
+                method,
+                StatusCode::OK,
+                notice,
+            )
+            .await
+        }
+        Err(FactorError::Throttled { retry_after_secs }) => {
+            let message = format!(
+                "A code was sent moments ago. Wait {retry_after_secs} seconds before asking for another."
+            );
+            let notice = Notice {
+                error: Some(&message),
+                ..Notice::default()
+            };
+            let mut response = render(
+                &state,
+                &session,
+                &user,
+                &factors,
+                method,
+                StatusCode::TOO_MANY_REQUESTS,
+                notice,
+            )
+            .await?;
+            if let Ok(value) = retry_after_secs.to_string().parse() {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            Ok(response)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The user waiting for their second step and their confirmed factors.
+async fn waiting(
+    state: &AppState,
+    session: &UserSession,
+) -> Result<Option<(User, Vec<Factor>)>, PageError> {
+    let Some(id) = session.second_step_user(clock::now()) else {
+        return Ok(None);
+    };
+    let Some(user) = state.store.find_user(id).await?.filter(|u| !u.disabled) else {
+        session.forget_user();
+        return Ok(None);
+    };
+    let factors = state.store.confirmed_factors(user.id).await?;
+    if factors.is_empty() {
+        // The factor was removed meanwhile (e.g. an operator's reset): sign in again.
+        session.forget_user();
+        return Ok(None);
+    }
+    Ok(Some((user, factors)))
+}
+
+/// The method asked for if the user has it, else their first factor (the app before codes).
+fn chosen(factors: &[Factor], asked: Option<&str>) -> Proof {
+    let has = |kind| factors.iter().any(|f| f.kind == kind);
+    match asked.and_then(Proof::parse) {
+        Some(Proof::RecoveryCode) => Proof::RecoveryCode,
+        Some(Proof::Factor(kind)) if has(kind) => Proof::Factor(kind),
+        _ => FactorKind::ALL
+            .into_iter()
+            .find(|kind| has(*kind))
+            .map_or(Proof::RecoveryCode, Proof::Factor),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    session: &UserSession,
+    user: &User,
+    factors: &[Factor],
+    method: Proof,
+    status: StatusCode,
+    notice: Notice<'_>,
+) -> Result<HttpResponse, PageError> {
+    let mut methods: Vec<MethodLine> = factors
+        .iter()
+        .map(|f| MethodLine {
+            value: f.kind.as_str(),
+            label: f.kind.label(),
+        })
+        .collect();
+    methods.push(MethodLine {
+        value: "recovery",
+        label: "Recovery code",
+    });
+    let destination = match method {
+        Proof::Factor(kind) => factors
+            .iter()
+            .find(|f| f.kind == kind)
+            .and_then(|f| f.destination.as_deref())
+            .map(mask_destination),
+        Proof::RecoveryCode => None,
+    };
+    let client_name = match session.pending() {
+        Some(request) => state
+            .clients
+            .get(&state.store, &request.client_id)
+            .await?
+            .map(|c| c.name.clone()),
+        None => None,
+    };
+    let method_value = match method {
+        Proof::Factor(kind) => kind.as_str(),
+        Proof::RecoveryCode => "recovery",
+    };
+    Ok(templates().page(
+        status,
+        "second_step.html",
+        minijinja::context! {
+            csrf_token => session.csrf_token()?,
+            username => user.username.clone(),
+            client_name,
+            methods,
+            method => method_value,
+            destination,
+            sent => notice.sent,
+            error => notice.error,
+        },
+    ))
+}

@@ -1,0 +1,377 @@
+//! `/account/2fa/…` and `/account/recovery-codes`: enrolling, confirming and removing second
+//! factors in the browser, and regenerating recovery codes. The rules live in
+//! [`crate::second_factor`]; these handlers parse forms and render pages.
+use super::AppState;
+use super::authorize::{redirect, signed_in_user};
+use super::error::PageError;
+use super::login::{CsrfForm, actor};
+use super::session::UserSession;
+use super::templates::templates;
+use crate::auth::codes::normalize_recovery_code;
+use crate::auth::factor::{FactorKind, Proof, mask_destination};
+use crate::clock;
+use crate::second_factor::{Enabled, FactorError};
+use crate::store::User;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    csrf_token: String,
+    #[serde(default)]
+    destination: String,
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf_token: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    csrf_token: String,
+    #[serde(default)]
+    password: Option<SecretString>,
+    #[serde(default)]
+    code: String,
+}
+
+fn kind_of(path: &str) -> Result<FactorKind, PageError> {
+    FactorKind::parse(path).ok_or_else(|| PageError::bad_request("There is no such factor."))
+}
+
+/// `GET /account/2fa/{kind}`: the enrolment page (TOTP: QR code; e-mail/SMS: the code form).
+pub async fn enrol_page(
+    state: web::Data<AppState>,
+    session: UserSession,
+    kind: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let kind = kind_of(&kind)?;
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, false).await
+}
+
+/// `POST /account/2fa/{kind}`: e-mail/SMS: starts with the destination and sends a code;
+/// TOTP: replaces the offered secret with a new one.
+pub async fn start(
+    state: web::Data<AppState>,
+    session: UserSession,
+    kind: web::Path<String>,
+    form: web::Form<StartForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let kind = kind_of(&kind)?;
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let now = clock::now();
+    if kind == FactorKind::Totp {
+        state.factors.totp_enrolment(&user, now, true).await?;
+        return Ok(redirect("/account/2fa/totp"));
+    }
+    match state
+        .factors
+        .start_sent_factor(&user, kind, &form.destination, now)
+        .await
+    {
+        Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
+        Err(FactorError::Invalid(message)) | Err(FactorError::Conflict(message)) => {
+            super::account::render(
+                &state,
+                &session,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&message),
+                false,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /account/2fa/{kind}/resend`
+pub async fn resend(
+    state: web::Data<AppState>,
+    session: UserSession,
+    kind: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let kind = kind_of(&kind)?;
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    match state.factors.resend(&user, kind, clock::now()).await {
+        Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
+        Err(FactorError::Throttled { retry_after_secs }) => {
+            let message = format!(
+                "A code was sent moments ago. Wait {retry_after_secs} seconds before asking for another."
+            );
+            render_enrolment(
+                &state,
+                &session,
+                &user,
+                kind,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&message),
+                false,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /account/2fa/{kind}/confirm`: one valid code enables the factor.
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+    kind: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let kind = kind_of(&kind)?;
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let actor = actor(&req, &session);
+    match state
+        .factors
+        .confirm(&user, kind, &form.code, &actor, clock::now())
+        .await
+    {
+        Ok(Enabled { recovery_codes }) => {
+            // Proving the new factor is as good as a second step for this session.
+            session.mark_second_factor_passed()?;
+            match recovery_codes {
+                Some(codes) => Ok(recovery_page(&session, codes)?),
+                None => Ok(after_change(&session)),
+            }
+        }
+        Err(FactorError::WrongCode) => {
+            render_enrolment(
+                &state,
+                &session,
+                &user,
+                kind,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("That code is not valid. Check it and try again."),
+                false,
+            )
+            .await
+        }
+        Err(FactorError::NotEnrolling) => Ok(redirect("/account")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /account/2fa/{kind}/remove`: needs the password or a fresh code (an authenticator
+/// code or a recovery code).
+pub async fn remove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+    kind: web::Path<String>,
+    form: web::Form<RemoveForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let kind = kind_of(&kind)?;
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let actor = actor(&req, &session);
+    let proven = prove_presence(&state, &user, form.password, &form.code, &actor).await?;
+    if !proven {
+        return super::account::render(
+            &state,
+            &session,
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("To remove a factor, enter your password or a current code."),
+            false,
+        )
+        .await;
+    }
+    match state
+        .factors
+        .remove(&user, kind, &actor, clock::now())
+        .await
+    {
+        Ok(()) | Err(FactorError::NotFound) => Ok(redirect("/account")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The password, or else a code from the authenticator app or a recovery code. Wrong codes
+/// count towards the lockout; wrong passwords towards the sign-in limiter.
+pub async fn prove_presence(
+    state: &AppState,
+    user: &User,
+    password: Option<SecretString>,
+    code: &str,
+    actor: &crate::second_factor::Actor,
+) -> Result<bool, FactorError> {
+    if let Some(password) = password.filter(|p| !p.expose_secret().is_empty()) {
+        state
+            .limiter
+            .check(
+                &crate::store::normalize_username(&user.username),
+                actor.address,
+            )
+            .map_err(|wait| FactorError::Locked {
+                retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
+            })?;
+        return state
+            .passwords
+            .verify_off_runtime(password, Some(user.password_hash.clone()))
+            .await
+            .map_err(|e| FactorError::Internal(e.to_string()));
+    }
+    let code = code.trim();
+    if code.is_empty() {
+        return Ok(false);
+    }
+    let proof = if normalize_recovery_code(code).is_some() {
+        Proof::RecoveryCode
+    } else {
+        Proof::Factor(FactorKind::Totp)
+    };
+    match state
+        .factors
+        .verify_sign_in(user, proof, code, actor, clock::now())
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(FactorError::WrongCode) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST /account/recovery-codes`: new recovery codes, the old ones stop working.
+pub async fn regenerate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: UserSession,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.check_csrf(&form.csrf_token) {
+        return Err(PageError::Forbidden);
+    }
+    let Some(user) = signed_in_user(&state, &session).await? else {
+        return Ok(redirect("/login"));
+    };
+    let codes = state
+        .factors
+        .regenerate_recovery_codes(&user, &actor(&req, &session), clock::now())
+        .await?;
+    recovery_page(&session, codes)
+}
+
+/// Where to go after a change: back into an authorization request, or the account page.
+fn after_change(session: &UserSession) -> HttpResponse {
+    if session.pending().is_some() {
+        redirect("/login/continue")
+    } else {
+        redirect("/account")
+    }
+}
+
+fn recovery_page(session: &UserSession, codes: Vec<String>) -> Result<HttpResponse, PageError> {
+    Ok(templates().page(
+        StatusCode::OK,
+        "recovery_codes.html",
+        minijinja::context! {
+            codes,
+            resume => session.pending().is_some(),
+        },
+    ))
+}
+
+async fn render_enrolment(
+    state: &AppState,
+    session: &UserSession,
+    user: &User,
+    kind: FactorKind,
+    status: StatusCode,
+    error: Option<&str>,
+    sent: bool,
+) -> Result<HttpResponse, PageError> {
+    let csrf_token = session.csrf_token()?;
+    if kind == FactorKind::Totp {
+        let enrolment = match state
+            .factors
+            .totp_enrolment(user, clock::now(), false)
+            .await
+        {
+            Ok(enrolment) => enrolment,
+            Err(FactorError::Conflict(_)) => return Ok(redirect("/account")),
+            Err(other) => return Err(other.into()),
+        };
+        let qr_code = qr_data_uri(&enrolment.otpauth_uri)?;
+        return Ok(templates().page(
+            status,
+            "enrol_totp.html",
+            minijinja::context! {
+                csrf_token,
+                qr_code,
+                secret => enrolment.secret,
+                otpauth_uri => enrolment.otpauth_uri,
+                error,
+            },
+        ));
+    }
+    let Some(factor) = state
+        .store
+        .factor(user.id, kind)
+        .await?
+        .filter(|f| !f.confirmed())
+    else {
+        return Ok(redirect("/account"));
+    };
+    Ok(templates().page(
+        status,
+        "enrol_code.html",
+        minijinja::context! {
+            csrf_token,
+            kind => kind.as_str(),
+            label => kind.label(),
+            destination => factor.destination.as_deref().map(mask_destination),
+            error,
+            sent,
+        },
+    ))
+}
+
+/// The QR code of `uri` as an SVG `data:` URI, drawn here: no external service ever sees the
+/// secret. (The page's CSP allows `data:` images and nothing else from elsewhere.)
+pub fn qr_data_uri(uri: &str) -> Result<String, PageError> {
+    use base64::Engine;
+    use qrcode::render::svg;
+    let code = qrcode::QrCode::with_error_correction_level(uri, qrcode::EcLevel::M)
+        .map_err(PageError::internal)?;
+    let image = code
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    Ok(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(image)
+    ))
+}
