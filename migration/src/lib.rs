@@ -1,6 +1,7 @@
 //! Schema migrations of Umbra, applied by `umbra migrate` or at start-up by `umbra serve`.
 pub use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m20261125_000001_create_core_tables;
 mod m20261125_000002_create_second_factor_tables;
 

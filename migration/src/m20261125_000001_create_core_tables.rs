@@ -1,6 +1,7 @@
 //! The whole core schema: clients, users, grants (token families), access and refresh tokens,
 //! authorization codes and consents. Times are Unix seconds; token rows are keyed by the
 //! 32-byte SHA-256 of the token string.
+use crate::helpers::{cascade, drop_tables, index};
 use sea_orm_migration::{prelude::*, schema::*};
 
 const HASH_LEN: u32 = 32;
@@ -177,48 +178,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            Consents::Table.into_iden(),
-            TokenTable::AuthorizationCodes.into_iden(),
-            TokenTable::RefreshTokens.into_iden(),
-            TokenTable::AccessTokens.into_iden(),
-            Grants::Table.into_iden(),
-            Users::Table.into_iden(),
-            Clients::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            [
+                Consents::Table.into_iden(),
+                TokenTable::AuthorizationCodes.into_iden(),
+                TokenTable::RefreshTokens.into_iden(),
+                TokenTable::AccessTokens.into_iden(),
+                Grants::Table.into_iden(),
+                Users::Table.into_iden(),
+                Clients::Table.into_iden(),
+            ],
+        )
+        .await
     }
-}
-
-/// A foreign key whose rows go with their parent: deleting a client or user removes its
-/// grants, and deleting a grant removes its tokens and codes.
-fn cascade(
-    table: impl IntoIden,
-    column: impl IntoIden,
-    parent: impl IntoIden,
-    parent_column: impl IntoIden,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from_tbl(table)
-        .from_col(column)
-        .to_tbl(parent)
-        .to_col(parent_column)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
-/// A plain index named `idx_<table>_<column>`.
-fn index(table: impl IntoIden, column: impl IntoIden) -> IndexCreateStatement {
-    let (table, column) = (table.into_iden(), column.into_iden());
-    Index::create()
-        .name(format!("idx_{table}_{column}"))
-        .table(table)
-        .col(column)
-        .to_owned()
 }
 
 #[derive(DeriveIden)]

@@ -1,6 +1,7 @@
 //! The second factor: enrolled factors (TOTP secrets encrypted at rest, e-mail/SMS
 //! destinations), recovery codes and one-time codes (hashed), a lockout record per user, and the
 //! audit log. Times are Unix seconds, as in the core tables.
+use crate::helpers::{cascade, drop_tables, index};
 use sea_orm_migration::{prelude::*, schema::*};
 
 const HASH_LEN: u32 = 32;
@@ -129,45 +130,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            AuditEvents::Table.into_iden(),
-            LoginLockouts::Table.into_iden(),
-            OneTimeCodes::Table.into_iden(),
-            RecoveryCodes::Table.into_iden(),
-            UserFactors::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            [
+                AuditEvents::Table.into_iden(),
+                LoginLockouts::Table.into_iden(),
+                OneTimeCodes::Table.into_iden(),
+                RecoveryCodes::Table.into_iden(),
+                UserFactors::Table.into_iden(),
+            ],
+        )
+        .await
     }
-}
-
-/// A foreign key whose rows go with their parent (deleting a user removes their factors).
-fn cascade(
-    table: impl IntoIden,
-    column: impl IntoIden,
-    parent: impl IntoIden,
-    parent_column: impl IntoIden,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from_tbl(table)
-        .from_col(column)
-        .to_tbl(parent)
-        .to_col(parent_column)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
-/// A plain index named `idx_<table>_<column>`.
-fn index(table: impl IntoIden, column: impl IntoIden) -> IndexCreateStatement {
-    let (table, column) = (table.into_iden(), column.into_iden());
-    Index::create()
-        .name(format!("idx_{table}_{column}"))
-        .table(table)
-        .col(column)
-        .to_owned()
 }
 
 #[derive(DeriveIden)]
