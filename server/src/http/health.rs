@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 /// The process answers HTTP.
-#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = super::openapi::Health)))]
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = super::schemas::Health)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -14,7 +14,7 @@ pub async fn live() -> HttpResponse {
     get,
     path = "/health/ready",
     tag = "operations",
-    responses((status = 200, body = super::openapi::Health), (status = 503, body = super::openapi::Health))
+    responses((status = 200, body = super::schemas::Health), (status = 503, body = super::schemas::Health))
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {

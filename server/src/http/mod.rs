@@ -1,24 +1,24 @@
 //! The HTTP layer: routes, extractors and handlers. Thin: parse, call protocol and storage,
 //! render. Errors become responses in one place ([`error`]).
-mod account;
+//!
+//! Rooms by audience: [`oauth`] holds the protocol endpoints (authorize, token, introspect,
+//! revoke, metadata), [`pages`] the browser pages (sign-in, second step, consent, account),
+//! [`api`] the JSON APIs; the plumbing they share (errors, forms, sessions, templates, metrics,
+//! OpenAPI, health) sits beside them.
 mod api;
-mod authorize;
-pub mod client_auth;
-mod consent;
 pub mod error;
 pub mod form;
 mod health;
-mod introspect;
-mod login;
-mod metadata;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
-mod revoke;
-mod second_step;
+mod pages;
+mod schemas;
 pub mod session;
 pub mod templates;
-mod token;
-mod two_factor;
+
+use oauth::{authorize, introspect, metadata, revoke, token};
+use pages::{account, consent, login, second_step, two_factor};
 
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
@@ -91,16 +91,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post("/account/2fa/{kind}/confirm", two_factor::confirm))
         .service(post("/account/2fa/{kind}/resend", two_factor::resend))
         .service(post("/account/2fa/{kind}/remove", two_factor::remove))
-        .service(get("/api/account/factors", api::list))
+        .service(get("/api/account/factors", api::account::list))
         .service(
             web::resource("/api/account/factors/{kind}")
-                .route(web::post().to(api::start))
-                .route(web::delete().to(api::remove))
+                .route(web::post().to(api::account::start))
+                .route(web::delete().to(api::account::remove))
                 .default_service(web::to(|| method_not_allowed("POST, DELETE"))),
         )
-        .service(post("/api/account/factors/{kind}/confirm", api::confirm))
-        .service(post("/api/account/factors/{kind}/resend", api::resend))
-        .service(post("/api/account/recovery-codes", api::regenerate))
+        .service(post(
+            "/api/account/factors/{kind}/confirm",
+            api::account::confirm,
+        ))
+        .service(post(
+            "/api/account/factors/{kind}/resend",
+            api::account::resend,
+        ))
+        .service(post(
+            "/api/account/recovery-codes",
+            api::account::regenerate,
+        ))
         .service(get("/static/umbra.css", templates::stylesheet))
         // JSON bodies of the enrolment API are as small as forms.
         .app_data(web::PayloadConfig::new(PAGE_FORM_LIMIT))
@@ -144,4 +153,13 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
 
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({"error": "not_found"}))
+}
+
+/// `303 See Other`: after a POST the browser follows with a GET and never re-sends the form
+/// (RFC 9700 §4.12).
+pub fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
 }

@@ -4,8 +4,12 @@
 //! A small state machine: anonymous → (password) → second step pending → (code) → signed in.
 //! Only the last state sets `user_id`, so a half-signed-in session is anonymous to every page
 //! but the second step. The session id is renewed at each transition.
+use super::AppState;
+use super::error::PageError;
+use crate::clock;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::token::random_urlsafe;
+use crate::store::User;
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
@@ -147,6 +151,23 @@ impl UserSession {
 
     pub fn clear_pending(&self) {
         self.0.remove(PENDING);
+    }
+}
+
+/// The signed-in user, if the sign-in is still valid and the account is usable.
+pub async fn signed_in_user(
+    state: &AppState,
+    session: &UserSession,
+) -> Result<Option<User>, PageError> {
+    let Some(id) = session.user_id(clock::now(), state.settings.session.ttl_secs) else {
+        return Ok(None);
+    };
+    match state.store.find_user(id).await? {
+        Some(user) if !user.disabled => Ok(Some(user)),
+        _ => {
+            session.forget_user();
+            Ok(None)
+        }
     }
 }
 

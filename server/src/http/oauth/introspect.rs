@@ -1,9 +1,9 @@
 //! `POST /introspect` (RFC 7662): resource servers ask whether a token is active.
-use super::AppState;
 use super::client_auth::authenticate;
-use super::form::OAuthRequest;
 use super::token::no_store;
 use crate::clock;
+use crate::http::AppState;
+use crate::http::form::OAuthRequest;
 use crate::oauth::OAuthError;
 use crate::oauth::introspection::Introspection;
 use crate::oauth::token::{self, TokenKind};
@@ -14,14 +14,14 @@ use actix_web::{HttpResponse, web};
     post,
     path = "/introspect",
     tag = "oauth",
-    request_body(content = super::openapi::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::http::schemas::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "`{\"active\": false}` or the token's details", body = Introspection),
-        (status = 400, description = "invalid_request", body = super::openapi::ErrorResponse),
-        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
-        (status = 403, description = "the client may not introspect", body = super::openapi::ErrorResponse),
-        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+        (status = 400, description = "invalid_request", body = crate::http::schemas::ErrorResponse),
+        (status = 401, description = "invalid_client", body = crate::http::schemas::ErrorResponse),
+        (status = 403, description = "the client may not introspect", body = crate::http::schemas::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = crate::http::schemas::ErrorResponse)
     )
 )]
 #[tracing::instrument(level = "debug", name = "introspect", skip_all, fields(client_id))]

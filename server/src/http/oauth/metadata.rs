@@ -1,5 +1,5 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414): what this server really supports.
-use super::AppState;
+use crate::http::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 

@@ -1,9 +1,10 @@
 //! `GET /authorize` (RFC 6749 §4.1.1) and the steps that finish it: sign-in, second factor,
 //! consent, code.
-use super::AppState;
-use super::error::PageError;
-use super::session::UserSession;
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::redirect;
+use crate::http::session::{UserSession, signed_in_user};
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
 use crate::oauth::client::Client;
 use crate::oauth::params::Params;
@@ -240,32 +241,6 @@ pub fn refuse(state: &AppState, request: &AuthorizationRequest, error: OAuthErro
         error,
     };
     redirect(&redirect_to.location(issuer(state)))
-}
-
-/// The signed-in user, if the sign-in is still valid and the account is usable.
-pub async fn signed_in_user(
-    state: &AppState,
-    session: &UserSession,
-) -> Result<Option<User>, PageError> {
-    let Some(id) = session.user_id(clock::now(), state.settings.session.ttl_secs) else {
-        return Ok(None);
-    };
-    match state.store.find_user(id).await? {
-        Some(user) if !user.disabled => Ok(Some(user)),
-        _ => {
-            session.forget_user();
-            Ok(None)
-        }
-    }
-}
-
-/// `303 See Other`: after a POST the browser follows with a GET and never re-sends the form
-/// (RFC 9700 §4.12).
-pub fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header(("Location", location))
-        .insert_header(("Cache-Control", "no-store"))
-        .finish()
 }
 
 fn issuer(state: &AppState) -> &str {

@@ -1,10 +1,12 @@
 //! `GET/POST /consent`: the user approves or denies the scopes an application asks for.
-use super::AppState;
-use super::authorize::{issue_code, redirect, refuse, signed_in_user};
-use super::error::PageError;
-use super::session::UserSession;
-use super::templates::templates;
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::oauth::authorize::{issue_code, refuse};
+use crate::http::redirect;
+use crate::http::session::UserSession;
+use crate::http::session::signed_in_user;
+use crate::http::templates::templates;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::User;

@@ -1,13 +1,14 @@
 //! `GET /account`: who is signed in, their second factors and which applications they
 //! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back.
-use super::AppState;
-use super::authorize::{redirect, signed_in_user};
-use super::error::PageError;
 use super::login::CsrfForm;
-use super::session::UserSession;
-use super::templates::templates;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::redirect;
+use crate::http::session::UserSession;
+use crate::http::session::signed_in_user;
+use crate::http::templates::templates;
 use crate::store::{AuditEntry, AuditKind, User};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

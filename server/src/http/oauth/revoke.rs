@@ -1,9 +1,9 @@
 //! `POST /revoke` (RFC 7009): a client revokes one of its own tokens.
-use super::AppState;
 use super::client_auth::authenticate;
-use super::form::OAuthRequest;
 use super::token::no_store;
 use crate::clock;
+use crate::http::AppState;
+use crate::http::form::OAuthRequest;
 use crate::oauth::OAuthError;
 use crate::oauth::revocation::{RevocationOutcome, RevocationTarget};
 use crate::store::{AuditEntry, AuditKind};
@@ -14,13 +14,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
     post,
     path = "/revoke",
     tag = "oauth",
-    request_body(content = super::openapi::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::http::schemas::TokenActionRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Revoked, or unknown"),
-        (status = 400, description = "invalid_request, or unauthorized_client for another client's token", body = super::openapi::ErrorResponse),
-        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
-        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+        (status = 400, description = "invalid_request, or unauthorized_client for another client's token", body = crate::http::schemas::ErrorResponse),
+        (status = 401, description = "invalid_client", body = crate::http::schemas::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = crate::http::schemas::ErrorResponse)
     )
 )]
 #[tracing::instrument(level = "debug", name = "revoke", skip_all, fields(client_id))]

@@ -1,14 +1,15 @@
 //! `GET/POST /login/2fa` and `POST /login/2fa/send`: the second step of a sign-in. The
-//! session holds the user as "waiting for the second step" (see [`super::session`]); only a
+//! session holds the user as "waiting for the second step" (see [`crate::http::session`]); only a
 //! valid code turns it into a sign-in, under a new session id.
-use super::AppState;
-use super::authorize::{redirect, resume};
-use super::error::PageError;
 use super::login::actor;
-use super::session::UserSession;
-use super::templates::templates;
 use crate::auth::factor::{FactorKind, Proof, mask_destination};
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::oauth::authorize::resume;
+use crate::http::redirect;
+use crate::http::session::UserSession;
+use crate::http::templates::templates;
 use crate::second_factor::FactorError;
 use crate::store::{AuditKind, Factor, User};
 use actix_web::http::StatusCode;

@@ -1,11 +1,11 @@
 //! `/api/account/…`: the second-factor enrolment API for apps, in JSON. The caller presents
 //! the user's own access token with scope `account` (RFC 6750 §2.1, `Authorization: Bearer`);
 //! errors follow RFC 6750 §3 with a `WWW-Authenticate: Bearer` challenge.
-use super::AppState;
-use super::error::ApiError;
-use super::two_factor::prove_presence;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::pages::two_factor::prove_presence;
 use crate::oauth::introspection::Introspection;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, TokenKind};

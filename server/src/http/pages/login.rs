@@ -1,11 +1,13 @@
 //! `GET/POST /login` (the password step) and `POST /logout`.
-use super::AppState;
-use super::authorize::{redirect, resume, signed_in_user};
-use super::error::PageError;
-use super::session::UserSession;
-use super::templates::templates;
 use crate::auth::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::oauth::authorize::resume;
+use crate::http::redirect;
+use crate::http::session::UserSession;
+use crate::http::session::signed_in_user;
+use crate::http::templates::templates;
 use crate::second_factor::Actor;
 use crate::store::{AuditKind, normalize_username};
 use actix_web::http::StatusCode;

@@ -1,15 +1,16 @@
 //! `/account/2fa/…` and `/account/recovery-codes`: enrolling, confirming and removing second
 //! factors in the browser, and regenerating recovery codes. The rules live in
 //! [`crate::second_factor`]; these handlers parse forms and render pages.
-use super::AppState;
-use super::authorize::{redirect, signed_in_user};
-use super::error::PageError;
 use super::login::{CsrfForm, actor};
-use super::session::UserSession;
-use super::templates::templates;
 use crate::auth::codes::normalize_recovery_code;
 use crate::auth::factor::{FactorKind, Proof, mask_destination};
 use crate::clock;
+use crate::http::AppState;
+use crate::http::error::PageError;
+use crate::http::redirect;
+use crate::http::session::UserSession;
+use crate::http::session::signed_in_user;
+use crate::http::templates::templates;
 use crate::second_factor::{Enabled, FactorError};
 use crate::store::User;
 use actix_web::http::StatusCode;

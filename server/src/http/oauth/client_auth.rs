@@ -1,7 +1,7 @@
 //! Authenticating the calling client: credentials from the request, the record from the
 //! cache (or the store), the check from the protocol layer.
-use super::AppState;
-use super::form::OAuthRequest;
+use crate::http::AppState;
+use crate::http::form::OAuthRequest;
 use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::ClientCredentials;

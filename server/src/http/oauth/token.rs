@@ -1,8 +1,8 @@
 //! `POST /token` (RFC 6749 §3.2): authenticate the client, then dispatch on the grant type.
-use super::AppState;
 use super::client_auth::authenticate;
-use super::form::OAuthRequest;
 use crate::clock;
+use crate::http::AppState;
+use crate::http::form::OAuthRequest;
 use crate::oauth::client::Client;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::grants::{TokenResponse, authorization_code, client_credentials, refresh_token};
@@ -19,14 +19,14 @@ use actix_web::{HttpResponse, web};
     post,
     path = "/token",
     tag = "oauth",
-    request_body(content = super::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::http::schemas::TokenRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = super::openapi::ErrorResponse),
-        (status = 401, description = "invalid_client", body = super::openapi::ErrorResponse),
-        (status = 413, description = "body too large", body = super::openapi::ErrorResponse),
-        (status = 503, description = "temporarily_unavailable", body = super::openapi::ErrorResponse)
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = crate::http::schemas::ErrorResponse),
+        (status = 401, description = "invalid_client", body = crate::http::schemas::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::http::schemas::ErrorResponse),
+        (status = 503, description = "temporarily_unavailable", body = crate::http::schemas::ErrorResponse)
     )
 )]
 #[tracing::instrument(

@@ -1,0 +1,2 @@
+//! The JSON APIs for applications, authenticated with bearer access tokens (RFC 6750).
+pub mod account;

@@ -1,0 +1,55 @@
+//! The request and response shapes that the OpenAPI document names and the handlers
+//! reference in their annotations; kept apart so that neither imports the other.
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// The form of `POST /token` (RFC 6749 §4.1.3, §4.4.2, §6). Which fields apply depends on
+/// `grant_type`; client credentials may come in the body (`client_secret_post`) instead of
+/// HTTP Basic, and a public client sends only `client_id`.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
+    grant_type: String,
+    /// `authorization_code`: the code.
+    code: Option<String>,
+    /// `authorization_code`: required when the authorization request named one.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier.
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token.
+    refresh_token: Option<String>,
+    /// Space-separated scopes (`client_credentials`, or narrowing on `refresh_token`).
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The form of `POST /introspect` and `POST /revoke` (RFC 7662 §2.1, RFC 7009 §2.1).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenActionRequest {
+    token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// An error (RFC 6749 §5.2).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorResponse {
+    /// e.g. `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `temporarily_unavailable`.
+    error: String,
+    error_description: String,
+}
+
+/// A health answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    status: String,
+}
