@@ -26,7 +26,8 @@ use tracing_actix_web::TracingLogger;
 /// Why the service could not start; each message is one line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("database: {0}")]
+    /// The store's messages say themselves that they are about the database.
+    #[error("{0}")]
     Database(#[from] StoreError),
     #[error("password hashing: {0}")]
     Passwords(#[from] crate::auth::password::PasswordError),
@@ -34,9 +35,10 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("second factor: {0}")]
     SecondFactor(String),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address} ({listener}; 0 picks a free port): {source}")]
     Bind {
         address: String,
+        listener: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -73,9 +75,13 @@ impl Application {
         // that a bound port means a server about to answer.
         let state = web::Data::new(app_state(store.clone(), Arc::new(settings), sender)?);
         let settings = &state.settings;
-        let (listener, port) = bind(&settings.server.host, settings.server.port)?;
+        let (listener, port) = bind(&settings.server.host, settings.server.port, HTTP_LISTENER)?;
         let metrics_listener = match settings.metrics.enabled {
-            true => Some(bind(&settings.metrics.host, settings.metrics.port)?),
+            true => Some(bind(
+                &settings.metrics.host,
+                settings.metrics.port,
+                METRICS_LISTENER,
+            )?),
             false => None,
         };
         let (stop_background, stop) = watch::channel(false);
@@ -124,13 +130,22 @@ impl Application {
     }
 }
 
-fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
+/// What each listener is and which settings move it, for the message when it cannot bind
+/// (most often: another instance already runs on this machine).
+const HTTP_LISTENER: &str = "HTTP listener, `server.port` / `UMBRA__SERVER__PORT`";
+const METRICS_LISTENER: &str = "metrics listener, `metrics.port` / `UMBRA__METRICS__PORT`";
+
+fn bind(host: &str, port: u16, listener: &'static str) -> Result<(TcpListener, u16), StartupError> {
     let address = format!("{host}:{port}");
     let bound = TcpListener::bind(&address).and_then(|listener| {
         let port = listener.local_addr()?.port();
         Ok((listener, port))
     });
-    bound.map_err(|source| StartupError::Bind { address, source })
+    bound.map_err(|source| StartupError::Bind {
+        address,
+        listener,
+        source,
+    })
 }
 
 fn app_state(
@@ -184,6 +199,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: address.clone(),
+            listener: HTTP_LISTENER,
             source,
         })?;
     tracing::info!(%address, "umbra listening");
@@ -207,6 +223,7 @@ fn serve_metrics(
     .listen(listener)
     .map_err(|source| StartupError::Bind {
         address: address.clone(),
+        listener: METRICS_LISTENER,
         source,
     })?;
     tracing::info!(%address, "metrics listening");

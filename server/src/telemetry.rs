@@ -7,6 +7,7 @@ use actix_web::Error;
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::io::IsTerminal;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
@@ -18,10 +19,16 @@ pub fn init(settings: &LogSettings, writer: Writer) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour escapes help a person at a terminal and garble files, pipes and log collectors.
+    let ansi = match writer {
+        Writer::Stdout => std::io::stdout().is_terminal(),
+        Writer::Stderr => std::io::stderr().is_terminal(),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::CLOSE)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     let result = match (settings.format, writer) {
         (LogFormat::Json, Writer::Stdout) => builder.json().flatten_event(true).try_init(),
         (LogFormat::Json, Writer::Stderr) => builder

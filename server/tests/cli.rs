@@ -1,5 +1,5 @@
 //! The `umbra` binary as an operator runs it: commands, JSON output, one-line errors.
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -203,16 +203,12 @@ fn an_unreachable_database_is_one_line_and_a_non_zero_exit() {
         .output()
         .unwrap();
 
-    assert_one_line_error(&output, "database");
+    assert_one_line_error(&output, "cannot reach the database server at 127.0.0.1:1");
 }
 
 /// Starts `umbra` (serve) on a free port and waits until it accepts connections.
 fn start_server(scratch: &Scratch) -> (std::process::Child, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = scratch
         .umbra(&[])
         .env("UMBRA__SERVER__PORT", port.to_string())
@@ -474,4 +470,94 @@ fn production_refuses_a_missing_encryption_key_and_the_log_sender() {
         .output()
         .unwrap();
     assert_one_line_error(&short_key, "exactly 32 bytes");
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_escapes() {
+    let scratch = Scratch::new();
+    let mut server = scratch
+        .umbra(&[])
+        .env("UMBRA__SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Read up to the line that says the server listens; a server that fails to start closes
+    // its output, which ends the loop too.
+    let mut log = String::new();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("umbra listening") {
+            break;
+        }
+    }
+    server.kill().ok();
+    server.wait().ok();
+
+    assert!(log.contains("umbra listening"), "log: {log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a pipe: {log}");
+}
+
+#[test]
+fn a_taken_metrics_port_names_the_setting_that_moves_it() {
+    let scratch = Scratch::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+
+    let output = scratch
+        .umbra(&["serve"])
+        .env("UMBRA__SERVER__PORT", "0")
+        .env("UMBRA__METRICS__PORT", port.to_string())
+        .output()
+        .unwrap();
+
+    assert_one_line_error(&output, &format!("cannot listen on 127.0.0.1:{port}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("metrics.port"), "stderr: {stderr}");
+    assert!(stderr.contains("UMBRA__METRICS__PORT"), "stderr: {stderr}");
+    assert!(stderr.contains("0 picks a free port"), "stderr: {stderr}");
+}
+
+#[test]
+fn a_missing_postgres_database_is_named_with_the_command_that_creates_it() {
+    let Some(server) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_DATABASE_URL must be set in CI"
+        );
+        return;
+    };
+    let scratch = Scratch::new();
+    let name = format!("umbra_missing_{}", uuid::Uuid::new_v4().simple());
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&name);
+
+    let output = scratch
+        .umbra(&["migrate"])
+        .env("DATABASE_URL", url.as_str())
+        .output()
+        .unwrap();
+
+    assert_one_line_error(
+        &output,
+        &format!("the database \"{name}\" does not exist on"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("createdb"), "stderr: {stderr}");
+    assert!(!stderr.contains("database: database"), "stderr: {stderr}");
+    assert!(!stderr.contains(" line "), "stderr: {stderr}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,8 +1,10 @@
 //! One fresh database per test: a SQLite file in a temporary directory, or a Postgres
 //! database named `umbra_test_<uuid>` created on the server `TEST_DATABASE_URL` points to and
 //! dropped (with its connections) when the test ends.
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Once;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -33,11 +35,8 @@ impl TestDatabase {
                 })
             }
             Backend::Postgres => {
-                let admin_url = postgres_admin_url()?;
+                let (admin_url, admin) = postgres_admin().await?;
                 let name = format!("umbra_test_{id}");
-                let admin = Database::connect(&admin_url)
-                    .await
-                    .expect("connect to TEST_DATABASE_URL");
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await
@@ -95,18 +94,63 @@ impl Drop for TestDatabase {
     }
 }
 
-/// `TEST_DATABASE_URL`, or `None` (skip) outside CI; in CI its absence is a failure.
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+/// A connection to the Postgres server `TEST_DATABASE_URL` names, with the URL it used; `None`
+/// (skip) when the variable is unset outside CI. In CI its absence is a failure.
+///
+/// Each test creates its own database, so the one named in the URL only serves to reach the
+/// server: when it does not exist, the server's `postgres` database is used instead.
+async fn postgres_admin() -> Option<(String, DatabaseConnection)> {
+    let url = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
         _ if std::env::var_os("CI").is_some() => {
             panic!("TEST_DATABASE_URL must be set in CI: Postgres tests may not be skipped")
         }
         _ => {
-            eprintln!("skipping a Postgres test: TEST_DATABASE_URL is not set");
-            None
+            SKIPPED_NOTICE.call_once(|| {
+                // Straight to the terminal: the test harness captures `eprintln!`.
+                let _ = std::io::stderr().write_all(
+                    b"note: the Postgres variants of the tests are skipped (they pass without \
+                      running); set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+                      to run them\n",
+                );
+            });
+            return None;
         }
+    };
+    let connected = match Database::connect(&url).await {
+        Err(err) if is_missing_database(&err) => {
+            let fallback = with_database(&url, "postgres");
+            Database::connect(&fallback).await.map(|db| (fallback, db))
+        }
+        other => other.map(|db| (url.clone(), db)),
+    };
+    match connected {
+        Ok(connected) => Some(connected),
+        Err(err) => panic!(
+            "cannot reach the Postgres server of TEST_DATABASE_URL ({}): {}",
+            server_of(&url),
+            one_line(&err.to_string())
+        ),
     }
+}
+
+static SKIPPED_NOTICE: Once = Once::new();
+
+/// SQLSTATE 3D000, `invalid_catalog_name`: the database in the URL does not exist.
+fn is_missing_database(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("3D000") || (text.contains("database") && text.contains("does not exist"))
+}
+
+/// `host:port/database` of a URL, without user or password.
+fn server_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The same server URL with another database name.

@@ -51,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/.well-known/oauth-authorization-server",
             metadata::metadata,
         ))
+        .service(get("/", home))
         .service(get("/health/live", health::live))
         .service(get("/health/ready", health::ready))
         .service(get("/openapi.json", openapi::openapi_json))
@@ -149,6 +150,15 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header(("Allow", allow))
         .json(serde_json::json!({"error": "method_not_allowed"}))
+}
+
+/// `GET /`: what this server is, for a person who opens its address in a browser.
+async fn home(state: web::Data<AppState>) -> HttpResponse {
+    templates::templates().page(
+        actix_web::http::StatusCode::OK,
+        "home.html",
+        minijinja::context! { issuer => &state.settings.server.issuer },
+    )
 }
 
 async fn not_found() -> HttpResponse {

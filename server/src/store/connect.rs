@@ -4,7 +4,8 @@ use crate::settings::DatabaseSettings;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    Statement,
 };
 use std::time::Duration;
 
@@ -39,7 +40,82 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(options).await.map_err(StoreError::from)
+    Database::connect(options)
+        .await
+        .map_err(|err| explain_connect_error(&settings.url, err))
+}
+
+/// Turns a failed first connection into a line that says where Umbra tried and what to do,
+/// instead of the driver's "pool timed out" or the server's source position.
+fn explain_connect_error(url: &str, err: DbErr) -> StoreError {
+    let Some(target) = Target::of(url) else {
+        return StoreError::from(err);
+    };
+    let sqlx = match &err {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            Some(e.as_ref())
+        }
+        _ => None,
+    };
+    let code = sqlx
+        .and_then(|e| e.as_database_error())
+        .and_then(|e| e.code().map(|c| c.into_owned()));
+    let Target {
+        host,
+        port,
+        database,
+    } = target;
+    match code.as_deref() {
+        // invalid_catalog_name
+        Some("3D000") => StoreError::Setup(format!(
+            "the database \"{database}\" does not exist on {host}:{port}; create it (e.g. \
+             `createdb -h {host} -p {port} {database}`) or point DATABASE_URL at another one"
+        )),
+        // invalid_authorization_specification, invalid_password
+        Some("28000") | Some("28P01") => StoreError::Setup(format!(
+            "the database server at {host}:{port} refused the user of DATABASE_URL \
+             (database \"{database}\"): check the user name and password"
+        )),
+        _ if super::is_unavailable(&err) => StoreError::Setup(format!(
+            "cannot reach the database server at {host}:{port} (DATABASE_URL / database.url): {}",
+            reason(sqlx)
+        )),
+        _ => StoreError::from(err),
+    }
+}
+
+/// The short cause of an unreachable server, without the driver's wrapping.
+fn reason(err: Option<&sea_orm::sqlx::Error>) -> String {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        Some(Sqlx::Io(io)) => io.to_string(),
+        Some(Sqlx::Tls(tls)) => format!("TLS failed: {tls}"),
+        Some(Sqlx::PoolTimedOut) | None => {
+            "no connection within database.acquire_timeout_secs".to_owned()
+        }
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Where a server URL points, for messages (never the user or password).
+struct Target {
+    host: String,
+    port: u16,
+    database: String,
+}
+
+impl Target {
+    fn of(url: &str) -> Option<Self> {
+        let parsed = url::Url::parse(url).ok()?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return None;
+        }
+        Some(Self {
+            host: parsed.host_str().unwrap_or("localhost").to_owned(),
+            port: parsed.port().unwrap_or(5432),
+            database: parsed.path().trim_start_matches('/').to_owned(),
+        })
+    }
 }
 
 /// Applies pending migrations. On Postgres they run under an advisory lock on a dedicated

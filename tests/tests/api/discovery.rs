@@ -57,3 +57,20 @@ db_test! {
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }
+
+db_test! {
+    async fn the_root_page_says_what_this_server_is_and_links_onwards(app: TestApp) {
+        let response = app.http.get(app.url("/")).send().await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let page = response.text().await.unwrap();
+        assert!(page.contains("OAuth 2.0 authorization server"));
+        // The page escapes `/` as `&#x2f;`: look for the host part of the issuer.
+        let issuer_host = app.settings.server.issuer.split("://").nth(1).unwrap();
+        assert!(page.contains(issuer_host.trim_end_matches('/')));
+        for link in ["/account", "/.well-known/oauth-authorization-server", "/openapi.json"] {
+            assert!(page.contains(&format!("href=\"{link}\"")), "links to {link}");
+        }
+    }
+}
