@@ -22,6 +22,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 impl Store {
+    /// The count and lock of a user, if a guess was counted since the last success.
     pub async fn lockout_state(&self, user_id: Uuid) -> Result<Option<LockoutState>, StoreError> {
         Ok(login_lockout::Entity::find_by_id(user_id)
             .one(&self.db)

@@ -12,7 +12,7 @@ use umbra_tests::{Browser, TestApp, location, totp_code};
 const PASSWORD: &str = "correct horse battery";
 /// Long enough for the burst and the check after it to finish inside the lock on a loaded
 /// machine, short enough to wait out.
-const LOCK_SECS: i64 = 10;
+const LOCK_SECS: i64 = 15;
 const GUESSES: usize = 40;
 
 /// Declares a test that runs on both backends with [`short_lock`] settings.
@@ -151,15 +151,32 @@ async fn assert_locked_after_burst(app: &TestApp, burst: &Burst) {
     assert_eq!(audit_count(app, "account.locked").await, 1);
 }
 
-/// Submits `code` until the lock is over; asserts it stays 429 meanwhile and returns the
-/// first answer that is not 429.
-async fn after_the_lock(browser: &Browser, method: &str, code: &str) -> reqwest::Response {
+/// Submits `code` during the lock (refused, and the lock keeps its end), waits the lock out
+/// and submits it again; returns that answer.
+async fn after_the_lock(
+    app: &TestApp,
+    browser: &Browser,
+    method: &str,
+    code: &str,
+) -> reqwest::Response {
+    let ada = app
+        .store
+        .find_user_by_username("ada")
+        .await
+        .unwrap()
+        .unwrap();
+    let locked = app.store.lockout_state(ada.id).await.unwrap();
+    assert!(
+        locked.is_some_and(|s| s.locked_until.is_some()),
+        "{locked:?}"
+    );
     let response = browser.second_step(method, code).await;
     assert_eq!(
         response.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "the right code during the lock"
     );
+    assert_eq!(app.store.lockout_state(ada.id).await.unwrap(), locked);
     let wait: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -173,16 +190,17 @@ lockout_test! {
     async fn parallel_wrong_totp_codes_on_one_session_are_judged_at_most_max_failures_times(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (secret, _) = app.enroll_totp(&ada).await;
-        let right = totp_code(&secret, 0).await;
-        let near = [totp_code(&secret, -1).await, right.clone(), totp_code(&secret, 1).await];
         let browser = app.browser();
         assert_eq!(location(&browser.sign_in("ada", PASSWORD).await), "/login/2fa");
+        // Still valid after the lock: a code is accepted until the step after next.
+        let right = totp_code(&secret, 0).await;
+        let near = [totp_code(&secret, -1).await, right.clone(), totp_code(&secret, 1).await];
 
         let burst = burst(&browser, "totp", &wrong_codes(GUESSES, &near)).await;
 
         assert_locked_after_burst(&app, &burst).await;
         // The right code is refused unseen during the lock, so the same code still works after.
-        let response = after_the_lock(&browser, "totp", &right).await;
+        let response = after_the_lock(&app, &browser, "totp", &right).await;
         assert_eq!(location(&response), "/account");
     }
 }
@@ -201,7 +219,7 @@ lockout_test! {
         let burst = burst(&browser, "email", &wrong_codes(GUESSES, std::slice::from_ref(&right))).await;
 
         assert_locked_after_burst(&app, &burst).await;
-        let response = after_the_lock(&browser, "email", &right).await;
+        let response = after_the_lock(&app, &browser, "email", &right).await;
         assert_eq!(location(&response), "/account");
     }
 }
@@ -219,7 +237,7 @@ lockout_test! {
         let burst = burst(&browser, "recovery", &wrong).await;
 
         assert_locked_after_burst(&app, &burst).await;
-        let response = after_the_lock(&browser, "recovery", &recovery[0]).await;
+        let response = after_the_lock(&app, &browser, "recovery", &recovery[0]).await;
         assert_eq!(location(&response), "/account");
         assert_eq!(app.store.recovery_codes_left(ada.id).await.unwrap(), 9);
     }
