@@ -427,8 +427,9 @@ impl SecondFactor {
     /// The guess takes a lockout slot before it is judged, so guesses sent in parallel are
     /// judged at most `max_failures` times in a window; one refused (locked, or every slot
     /// taken) is not looked at: no code is consumed and no TOTP step used (`Locked`). A failure
-    /// is audited and counted in the metrics, and the one that fills the window locks the
-    /// account (`Locked`, audited once); a success forgives the count, not a running lock.
+    /// is audited and counted in the metrics; the first one judged once every slot is taken
+    /// locks the account (`Locked`, audited once). A success forgives the count, not a running
+    /// lock.
     pub async fn verify_sign_in(
         &self,
         user: &User,
