@@ -4,7 +4,7 @@
 //! rule exists once. No actix here.
 use crate::auth::codes::{self, hash_code, is_one_time_code, normalize_recovery_code};
 use crate::auth::factor::{FactorKind, Proof, validate_destination};
-use crate::auth::lockout::LockoutPolicy;
+use crate::auth::lockout::{Attempt, LockoutPolicy};
 use crate::auth::secret_box::{SecretBox, SecretBoxError};
 use crate::auth::totp;
 use crate::sender::{Channel, CodeMessage, CodeSender, Purpose, SendError};
@@ -422,8 +422,14 @@ impl SecondFactor {
         Ok(self.lockout.locked_for(state.as_ref(), now))
     }
 
-    /// Checks a sign-in's second step. A failure counts towards the lockout and may lock the
-    /// account (`Locked`); a success clears the count. Both are audited.
+    /// Checks a sign-in's second step (also the proof of presence for account changes).
+    ///
+    /// The guess takes a lockout slot before it is judged, so guesses sent in parallel are
+    /// judged at most `max_failures` times in a window; one refused (locked, or every slot
+    /// taken) is not looked at: no code is consumed and no TOTP step used (`Locked`). A failure
+    /// is audited and counted in the metrics; the first one judged once every slot is taken
+    /// locks the account (`Locked`, audited once). A success forgives the count, not a running
+    /// lock.
     pub async fn verify_sign_in(
         &self,
         user: &User,
@@ -432,12 +438,21 @@ impl SecondFactor {
         actor: &Actor,
         now: i64,
     ) -> Result<(), FactorError> {
-        if let Some(retry_after_secs) = self.locked_for(user, now).await? {
-            return Err(FactorError::Locked { retry_after_secs });
-        }
+        let slot = match self
+            .store
+            .reserve_second_factor_attempt(user.id, &self.lockout, now)
+            .await?
+        {
+            Attempt::Allowed(slot) => slot,
+            Attempt::Refused { retry_after_secs } => {
+                return Err(FactorError::Locked { retry_after_secs });
+            }
+        };
         match self.prove(user, proof, code, now).await {
             Ok(()) => {
-                self.store.clear_lockout(user.id).await?;
+                self.store
+                    .forgive_second_factor_failures(user.id, now)
+                    .await?;
                 if proof == Proof::RecoveryCode {
                     let left = self.store.recovery_codes_left(user.id).await?;
                     self.audit(
@@ -463,25 +478,27 @@ impl SecondFactor {
                     now,
                 )
                 .await?;
-                let state = self
+                if let Some(locked) = self
                     .store
-                    .record_second_factor_failure(user.id, &self.lockout, now)
+                    .lock_after_failure(user.id, &self.lockout, slot.window_started_at, now)
+                    .await?
+                {
+                    self.audit(
+                        AuditEntry::new(AuditKind::LockedOut),
+                        user,
+                        actor,
+                        &format!("{} failures", locked.failures),
+                        now,
+                    )
                     .await?;
-                match self.lockout.locked_for(Some(&state), now) {
-                    Some(retry_after_secs) => {
-                        self.audit(
-                            AuditEntry::new(AuditKind::LockedOut),
-                            user,
-                            actor,
-                            &format!("{} failures", state.failures),
-                            now,
-                        )
-                        .await?;
-                        Err(FactorError::Locked { retry_after_secs })
-                    }
+                }
+                // Locked by this failure or by one judged alongside it: say so either way.
+                match self.locked_for(user, now).await? {
+                    Some(retry_after_secs) => Err(FactorError::Locked { retry_after_secs }),
                     None => Err(FactorError::WrongCode),
                 }
             }
+            // The slot stays taken: a guess that could not be judged still counts.
             Err(other) => Err(other),
         }
     }

@@ -8,8 +8,8 @@ use crate::auth::factor::FactorKind;
 use entity::{one_time_code, recovery_code, user_factor};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, SqlErr, TransactionTrait,
 };
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -275,7 +275,9 @@ impl Store {
     }
 
     /// Checks a presented code against the live one of `factor_id`. Every check counts as an
-    /// attempt first (atomically, so parallel guesses cannot exceed `max_attempts`); a match
+    /// attempt first, and reads the code it counted against in the same statement
+    /// (`UPDATE … RETURNING`): parallel guesses cannot exceed `max_attempts`, and a code resent
+    /// meanwhile cannot be compared on an attempt counted against the one it replaced. A match
     /// consumes the code, once.
     pub async fn check_one_time_code(
         &self,
@@ -284,7 +286,7 @@ impl Store {
         now: i64,
         max_attempts: i32,
     ) -> Result<CodeCheck, StoreError> {
-        let counted = one_time_code::Entity::update_many()
+        let mut count = one_time_code::Entity::update_many()
             .col_expr(
                 one_time_code::Column::Attempts,
                 Expr::col(one_time_code::Column::Attempts).add(1),
@@ -293,25 +295,22 @@ impl Store {
             .filter(one_time_code::Column::ConsumedAt.is_null())
             .filter(one_time_code::Column::ExpiresAt.gt(now))
             .filter(one_time_code::Column::Attempts.lt(max_attempts))
-            .exec(&self.db)
-            .await?;
-        if counted.rows_affected == 0 {
-            return Ok(CodeCheck::Dead);
-        }
-        let Some(row) = one_time_code::Entity::find_by_id(factor_id)
-            .one(&self.db)
-            .await?
-        else {
+            .into_query();
+        count.returning_all();
+        let Some(counted) = self.db.query_one(&count).await? else {
             return Ok(CodeCheck::Dead);
         };
+        let row = one_time_code::Model::from_query_result(&counted, "")?;
         if !bool::from(row.hash.as_slice().ct_eq(&presented_hash)) {
             return Ok(CodeCheck::Wrong);
         }
-        // `sent_at` pins the very code that was compared: a resend in between makes this miss.
+        // `sent_at` and the hash pin the very code that was compared: a resend in between
+        // makes this miss.
         let consumed = one_time_code::Entity::update_many()
             .col_expr(one_time_code::Column::ConsumedAt, Expr::value(now))
             .filter(one_time_code::Column::FactorId.eq(factor_id))
             .filter(one_time_code::Column::SentAt.eq(row.sent_at))
+            .filter(one_time_code::Column::Hash.eq(row.hash))
             .filter(one_time_code::Column::ConsumedAt.is_null())
             .exec(&self.db)
             .await?;

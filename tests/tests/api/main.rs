@@ -37,6 +37,7 @@ mod consent;
 mod discovery;
 mod interop;
 mod introspection;
+mod lockout;
 mod operations;
 mod outage;
 mod refresh;
