@@ -2,6 +2,7 @@
 //! the config directory, `config/<UMBRA_ENV>.toml`, then `UMBRA__SECTION__KEY` variables and
 //! `DATABASE_URL`. Unknown keys are errors.
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 const BUILT_IN_DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -59,6 +60,62 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// The reverse proxies whose forwarding header is believed (empty: none, the TCP peer is
+    /// the client).
+    pub trusted_proxies: TrustedProxies,
+    /// Which forwarding header the trusted proxies set.
+    pub client_address_header: ClientAddressHeader,
+}
+
+/// `server.trusted_proxies`: addresses and CIDR networks of the reverse proxies in front of
+/// Umbra. Only a request whose TCP peer is one of them may name its client in a header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// True when `address` (an IPv4-mapped IPv6 address counts as IPv4) is a trusted proxy.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+
+    fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
+        entries
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("server.trusted_proxies: {entry:?} is not an IP address or CIDR")
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+/// The header that carries the client address through the trusted proxies. Only one is read:
+/// a proxy passes the other one through untouched, so a client could write it at will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx, HAProxy, most load balancers).
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +142,8 @@ pub struct CleanupSettings {
     pub interval_secs: u64,
     pub batch_size: u64,
     pub revoked_retention_secs: i64,
+    /// Audit events older than this many days are deleted; 0 keeps them forever.
+    pub audit_retention_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +205,8 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub min_length: usize,
+    /// Password verifications running at once; 0 means one per core.
+    pub max_concurrent_verifications: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,7 +348,9 @@ impl Settings {
                 config::Environment::with_prefix("UMBRA")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
         Self::finish(builder, environment)
@@ -372,9 +435,13 @@ impl Settings {
             return invalid("passwords.argon2_* are not valid argon2 parameters");
         }
         self.validate_second_factor()?;
-        if self.cleanup.batch_size == 0 || self.cleanup.revoked_retention_secs < 0 {
+        if self.cleanup.batch_size == 0
+            || self.cleanup.revoked_retention_secs < 0
+            || !(0..=36_500).contains(&self.cleanup.audit_retention_days)
+        {
             return invalid(
-                "cleanup.batch_size must be positive and revoked_retention_secs not negative",
+                "cleanup.batch_size must be positive, revoked_retention_secs not negative and \
+                 audit_retention_days between 0 and 36500",
             );
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! Logging: one subscriber, initialised once; a span per request carrying a request id.
 //!
 //! The request span records the path but never the query string, since a careless client may
-//! put a secret there.
+//! put a secret there, and the client address as the trusted proxies resolve it (never a
+//! forwarding header that any client can write).
 use crate::settings::{LogFormat, LogSettings};
 use actix_web::Error;
 use actix_web::HttpMessage;
@@ -49,11 +50,13 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().copied();
+        let client_ip = crate::http::client_address::client_address(request.request());
         tracing::info_span!(
             "request",
             method = %request.method(),
             path = %request.path(),
             request_id = request_id.map(tracing::field::display),
+            client_ip = client_ip.map(tracing::field::display),
             client_id = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
