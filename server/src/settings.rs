@@ -344,16 +344,19 @@ impl Settings {
                 config::File::from(dir.join(format!("{}.toml", environment.as_str())))
                     .required(false),
             )
-            .add_source(
-                config::Environment::with_prefix("UMBRA")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("server.trusted_proxies"),
-            )
+            .add_source(Self::environment_source())
             .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
         Self::finish(builder, environment)
+    }
+
+    /// `UMBRA__SECTION__KEY` variables; the one list-valued key is comma-separated.
+    fn environment_source() -> config::Environment {
+        config::Environment::with_prefix("UMBRA")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.trusted_proxies")
     }
 
     /// The built-in defaults alone, ignoring files and the environment (for tests and tools
@@ -529,4 +532,48 @@ fn decode_key(base64_key: &str) -> Option<[u8; 32]> {
         .ok()?
         .try_into()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_environment(variables: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let variables = variables
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let builder = Settings::built_in_sources()
+            .add_source(Settings::environment_source().source(Some(variables)));
+        Settings::finish(builder, Environment::Development)
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_comma_separated_variable_and_junk_is_refused() {
+        let settings = with_environment(&[
+            (
+                "UMBRA__SERVER__TRUSTED_PROXIES",
+                "10.0.0.1, 10.1.0.0/16,fd00::/8",
+            ),
+            ("UMBRA__SERVER__ISSUER", "https://id.example"),
+        ])
+        .unwrap();
+        let proxies = &settings.server.trusted_proxies;
+        assert!(proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(proxies.contains("10.1.200.3".parse().unwrap()));
+        assert!(proxies.contains("fd12::1".parse().unwrap()));
+        assert!(!proxies.contains("10.0.0.2".parse().unwrap()));
+        assert_eq!(
+            settings.server.issuer, "https://id.example",
+            "other keys stay strings"
+        );
+        assert!(
+            Settings::built_in()
+                .unwrap()
+                .server
+                .trusted_proxies
+                .is_empty()
+        );
+        assert!(with_environment(&[("UMBRA__SERVER__TRUSTED_PROXIES", "proxy.local")]).is_err());
+    }
 }
