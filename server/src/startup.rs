@@ -133,7 +133,7 @@ fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
     bound.map_err(|source| StartupError::Bind { address, source })
 }
 
-fn app_state(
+pub(crate) fn app_state(
     store: Store,
     settings: Arc<Settings>,
     sender: Arc<dyn CodeSender>,
