@@ -2,6 +2,7 @@
 //! the config directory, `config/<UMBRA_ENV>.toml`, then `UMBRA__SECTION__KEY` variables and
 //! `DATABASE_URL`. Unknown keys are errors.
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 const BUILT_IN_DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -59,6 +60,62 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// The reverse proxies whose forwarding header is believed (empty: none, the TCP peer is
+    /// the client).
+    pub trusted_proxies: TrustedProxies,
+    /// Which forwarding header the trusted proxies set.
+    pub client_address_header: ClientAddressHeader,
+}
+
+/// `server.trusted_proxies`: addresses and CIDR networks of the reverse proxies in front of
+/// Umbra. Only a request whose TCP peer is one of them may name its client in a header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// True when `address` (an IPv4-mapped IPv6 address counts as IPv4) is a trusted proxy.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+
+    fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
+        entries
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("server.trusted_proxies: {entry:?} is not an IP address or CIDR")
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+/// The header that carries the client address through the trusted proxies. Only one is read:
+/// a proxy passes the other one through untouched, so a client could write it at will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx, HAProxy, most load balancers).
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +142,8 @@ pub struct CleanupSettings {
     pub interval_secs: u64,
     pub batch_size: u64,
     pub revoked_retention_secs: i64,
+    /// Audit events older than this many days are deleted; 0 keeps them forever.
+    pub audit_retention_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +205,8 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub min_length: usize,
+    /// Password verifications running at once; 0 means one per core.
+    pub max_concurrent_verifications: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,14 +344,19 @@ impl Settings {
                 config::File::from(dir.join(format!("{}.toml", environment.as_str())))
                     .required(false),
             )
-            .add_source(
-                config::Environment::with_prefix("UMBRA")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+            .add_source(Self::environment_source())
             .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
         Self::finish(builder, environment)
+    }
+
+    /// `UMBRA__SECTION__KEY` variables; the one list-valued key is comma-separated.
+    fn environment_source() -> config::Environment {
+        config::Environment::with_prefix("UMBRA")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.trusted_proxies")
     }
 
     /// The built-in defaults alone, ignoring files and the environment (for tests and tools
@@ -372,9 +438,13 @@ impl Settings {
             return invalid("passwords.argon2_* are not valid argon2 parameters");
         }
         self.validate_second_factor()?;
-        if self.cleanup.batch_size == 0 || self.cleanup.revoked_retention_secs < 0 {
+        if self.cleanup.batch_size == 0
+            || self.cleanup.revoked_retention_secs < 0
+            || !(0..=36_500).contains(&self.cleanup.audit_retention_days)
+        {
             return invalid(
-                "cleanup.batch_size must be positive and revoked_retention_secs not negative",
+                "cleanup.batch_size must be positive, revoked_retention_secs not negative and \
+                 audit_retention_days between 0 and 36500",
             );
         }
         Ok(())
@@ -462,4 +532,48 @@ fn decode_key(base64_key: &str) -> Option<[u8; 32]> {
         .ok()?
         .try_into()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_environment(variables: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let variables = variables
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let builder = Settings::built_in_sources()
+            .add_source(Settings::environment_source().source(Some(variables)));
+        Settings::finish(builder, Environment::Development)
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_comma_separated_variable_and_junk_is_refused() {
+        let settings = with_environment(&[
+            (
+                "UMBRA__SERVER__TRUSTED_PROXIES",
+                "10.0.0.1, 10.1.0.0/16,fd00::/8",
+            ),
+            ("UMBRA__SERVER__ISSUER", "https://id.example"),
+        ])
+        .unwrap();
+        let proxies = &settings.server.trusted_proxies;
+        assert!(proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(proxies.contains("10.1.200.3".parse().unwrap()));
+        assert!(proxies.contains("fd12::1".parse().unwrap()));
+        assert!(!proxies.contains("10.0.0.2".parse().unwrap()));
+        assert_eq!(
+            settings.server.issuer, "https://id.example",
+            "other keys stay strings"
+        );
+        assert!(
+            Settings::built_in()
+                .unwrap()
+                .server
+                .trusted_proxies
+                .is_empty()
+        );
+        assert!(with_environment(&[("UMBRA__SERVER__TRUSTED_PROXIES", "proxy.local")]).is_err());
+    }
 }

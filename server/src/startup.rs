@@ -148,7 +148,7 @@ fn bind(host: &str, port: u16, listener: &'static str) -> Result<(TcpListener, u
     })
 }
 
-fn app_state(
+pub(crate) fn app_state(
     store: Store,
     settings: Arc<Settings>,
     sender: Arc<dyn CodeSender>,

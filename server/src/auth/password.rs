@@ -2,12 +2,21 @@
 //!
 //! Unknown users are checked against a dummy hash made with the same parameters, so a failed
 //! sign-in takes as long whether or not the username exists.
+//!
+//! Each verification holds `argon2_memory_kib` of memory and a core for its duration, so at
+//! most `max_concurrent_verifications` run at once; a caller that cannot start one within
+//! [`QUEUE_WAIT`] is told the service is busy instead of queueing without bound.
 use crate::settings::PasswordSettings;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::TryRng;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How long a verification may wait for a free slot before the caller is told to come back.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -17,12 +26,16 @@ pub enum PasswordError {
     Random(#[from] rand::rngs::SysError),
     #[error("password hashing was interrupted")]
     Interrupted,
+    /// Every verification slot stayed busy for [`QUEUE_WAIT`].
+    #[error("every password verification slot is busy")]
+    Busy,
 }
 
 /// Hashes and verifies passwords with the configured argon2id parameters.
 pub struct Passwords {
     argon2: Argon2<'static>,
     dummy: String,
+    slots: Arc<Semaphore>,
 }
 
 impl Passwords {
@@ -35,9 +48,14 @@ impl Passwords {
         )
         .map_err(|e| PasswordError::Hash(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let slots = match settings.max_concurrent_verifications {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            configured => configured,
+        };
         let mut passwords = Self {
             argon2,
             dummy: String::new(),
+            slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
         };
         passwords.dummy = passwords.hash("a password nobody has")?;
         Ok(passwords)
@@ -71,15 +89,23 @@ impl Passwords {
         matches && real
     }
 
-    /// [`Self::verify`] on the blocking pool, keeping the caller's span.
+    /// [`Self::verify`] on the blocking pool, keeping the caller's span, once a verification
+    /// slot is free; [`PasswordError::Busy`] when none frees up within [`QUEUE_WAIT`].
     pub async fn verify_off_runtime(
         self: &Arc<Self>,
         password: SecretString,
         stored: Option<String>,
     ) -> Result<bool, PasswordError> {
+        let slot = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Interrupted)?;
         let passwords = Arc::clone(self);
         let span = tracing::Span::current();
+        // The slot travels with the work: if the caller goes away, the hash still runs to the
+        // end and only then frees its slot.
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             span.in_scope(|| passwords.verify(password.expose_secret(), stored.as_deref()))
         })
         .await
@@ -97,6 +123,7 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             min_length: 8,
+            max_concurrent_verifications: 1,
         })
         .unwrap()
     }
@@ -114,6 +141,26 @@ mod tests {
     fn two_hashes_of_one_password_differ_by_salt() {
         let passwords = fast();
         assert_ne!(passwords.hash("pw").unwrap(), passwords.hash("pw").unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_verification_that_finds_every_slot_busy_is_refused_not_queued() {
+        let passwords = Arc::new(fast());
+        let hash = passwords.hash("pw").unwrap();
+        let held = Arc::clone(&passwords.slots).acquire_owned().await.unwrap();
+        let started = std::time::Instant::now();
+        let busy = passwords
+            .verify_off_runtime("pw".to_owned().into(), Some(hash.clone()))
+            .await;
+        assert!(matches!(busy, Err(PasswordError::Busy)));
+        assert!(started.elapsed() < QUEUE_WAIT * 3);
+        drop(held);
+        assert!(
+            passwords
+                .verify_off_runtime("pw".to_owned().into(), Some(hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -76,8 +76,31 @@ pub enum PageError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Every password verification slot is busy: come back in a moment (503, not a queue).
+    #[error("too busy")]
+    Busy,
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<crate::auth::password::PasswordError> for PageError {
+    fn from(err: crate::auth::password::PasswordError) -> Self {
+        match err {
+            crate::auth::password::PasswordError::Busy => Self::Busy,
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::auth::limiter::Refused> for PageError {
+    fn from(refused: crate::auth::limiter::Refused) -> Self {
+        match refused {
+            crate::auth::limiter::Refused::TooMany(wait) => Self::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            },
+            crate::auth::limiter::Refused::Password(err) => err.into(),
+        }
+    }
 }
 
 impl PageError {
@@ -138,7 +161,7 @@ impl ResponseError for PageError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +185,11 @@ impl ResponseError for PageError {
                     "The service is temporarily unavailable. Try again shortly.",
                 )
             }
+            // Expected under load or attack, so not an error worth a log line each.
+            Self::Busy => (
+                "Temporarily busy",
+                "The service is busy. Try again in a moment.",
+            ),
             Self::Internal(cause) => {
                 tracing::error!(cause = %cause, "page failed");
                 (
@@ -180,6 +208,7 @@ impl ResponseError for PageError {
                 HeaderValue::from_str(&retry_after_secs.to_string()).ok()
             }
             Self::Unavailable(_) => Some(HeaderValue::from_static("5")),
+            Self::Busy => Some(HeaderValue::from_static("1")),
             _ => None,
         };
         if let Some(value) = retry_after {

@@ -6,6 +6,7 @@
 //! [`api`] the JSON APIs; the plumbing they share (errors, forms, sessions, templates, metrics,
 //! OpenAPI, health) sits beside them.
 mod api;
+pub mod client_address;
 pub mod error;
 pub mod form;
 mod health;

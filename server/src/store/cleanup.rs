@@ -1,8 +1,8 @@
-//! The background task that deletes expired and long-revoked rows in bounded batches, so that
-//! no single statement holds locks for long.
+//! The background task that deletes expired and long-revoked rows, and audit events past
+//! their retention, in bounded batches, so that no single statement holds locks for long.
 use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
-use entity::{access_token, authorization_code, grant, one_time_code, refresh_token};
+use entity::{access_token, audit_event, authorization_code, grant, one_time_code, refresh_token};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::time::Duration;
@@ -17,12 +17,16 @@ pub struct CleanupReport {
     pub refresh_tokens: u64,
     pub authorization_codes: u64,
     pub one_time_codes: u64,
+    pub audit_events: u64,
 }
+
+const SECONDS_PER_DAY: i64 = 86_400;
 
 impl Store {
     /// Deletes, batch by batch, everything expired at `now` or revoked before
-    /// `now - revoked_retention_secs`. Grants go first; their tokens and codes follow by
-    /// cascade.
+    /// `now - revoked_retention_secs`, rotated refresh tokens that can no longer reveal a
+    /// replay, and audit events older than `audit_retention_days`. Grants go first; their
+    /// tokens and codes follow by cascade.
     pub async fn purge(
         &self,
         now: i64,
@@ -48,12 +52,28 @@ impl Store {
             batch,
         )
         .await?;
+        // A rotated refresh token is kept only to catch its replay, which revokes its grant
+        // (`Store::rotate_refresh_token`). That stops mattering once the token would have
+        // expired anyway (a thief's copy is refused for its age, caught or not) or once its
+        // grant is revoked (a replay has nothing left to revoke); the grant row itself stays
+        // for `revoked_retention_secs` as the record of the revocation. A live grant expires
+        // no earlier than its last token, so its rotated tokens are covered by their expiry.
+        let revoked_grants = Query::select()
+            .column(grant::Column::Id)
+            .from(grant::Entity)
+            .and_where(Expr::col(grant::Column::RevokedAt).is_not_null())
+            .to_owned();
         let refresh_tokens = purge_batches::<refresh_token::Entity, _>(
             self,
             refresh_token::Column::Hash,
             Condition::any()
                 .add(refresh_token::Column::ExpiresAt.lte(now))
-                .add(refresh_token::Column::RevokedAt.lte(revoked_before)),
+                .add(refresh_token::Column::RevokedAt.lte(revoked_before))
+                .add(
+                    Condition::all()
+                        .add(refresh_token::Column::RotatedAt.is_not_null())
+                        .add(refresh_token::Column::GrantId.in_subquery(revoked_grants)),
+                ),
             batch,
         )
         .await?;
@@ -72,12 +92,26 @@ impl Store {
             batch,
         )
         .await?;
+        let audit_events = match settings.audit_retention_days {
+            0 => 0,
+            days => {
+                let recorded_before = now.saturating_sub(days.saturating_mul(SECONDS_PER_DAY));
+                purge_batches::<audit_event::Entity, _>(
+                    self,
+                    audit_event::Column::Id,
+                    Condition::all().add(audit_event::Column::At.lt(recorded_before)),
+                    batch,
+                )
+                .await?
+            }
+        };
         Ok(CleanupReport {
             grants,
             access_tokens,
             refresh_tokens,
             authorization_codes,
             one_time_codes,
+            audit_events,
         })
     }
 }

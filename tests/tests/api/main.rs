@@ -28,8 +28,39 @@ macro_rules! db_test {
     };
 }
 
+/// [`db_test!`] on an app started with `$configure` applied to its settings.
+macro_rules! db_test_with {
+    ($configure:expr, $(#[$meta:meta])* async fn $name:ident($app:ident: TestApp) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($app: umbra_tests::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = umbra_tests::TestApp::spawn_with(umbra_tests::Backend::Sqlite, $configure);
+                if let Some(app) = app.await {
+                    body(app).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app =
+                    umbra_tests::TestApp::spawn_with(umbra_tests::Backend::Postgres, $configure);
+                if let Some(app) = app.await {
+                    body(app).await;
+                }
+            }
+        }
+    };
+}
+
 mod authorize_errors;
 mod bad_input;
+mod bounded;
 mod client_credentials;
 mod code_flow;
 mod compose;
@@ -40,6 +71,7 @@ mod introspection;
 mod lockout;
 mod operations;
 mod outage;
+mod proxy_limits;
 mod refresh;
 mod revocation;
 mod senders;

@@ -39,7 +39,7 @@ impl FromRequest for AccountCaller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let address = req.peer_addr().map(|a| a.ip());
+        let address = crate::http::client_address::client_address(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
             let presented = bearer(authorization.as_deref())?;

@@ -39,7 +39,7 @@ pub async fn revoke(
                 state.metrics.revocations.inc();
                 let entry = AuditEntry::new(AuditKind::TokenRevoked)
                     .client(Some(&client.id))
-                    .address(req.peer_addr().map(|a| a.ip()))
+                    .address(crate::http::client_address::client_address(&req))
                     .detail(kind);
                 state.store.record_audit(entry, now).await?;
             }

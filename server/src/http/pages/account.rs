@@ -126,7 +126,7 @@ pub async fn withdraw(
         let entry = AuditEntry::new(AuditKind::TokenRevoked)
             .user(user.id, &user.username)
             .client(Some(&client_id))
-            .address(req.peer_addr().map(|a| a.ip()))
+            .address(crate::http::client_address::client_address(&req))
             .detail("consent withdrawn: every grant of the client");
         state.store.record_audit(entry, now).await?;
     }

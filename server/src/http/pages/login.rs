@@ -2,6 +2,7 @@
 use crate::auth::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::clock;
 use crate::http::AppState;
+use crate::http::client_address::client_address;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
 use crate::http::redirect;
@@ -45,32 +46,31 @@ pub async fn login(
         return Err(PageError::Forbidden);
     }
     let username = form.username.trim();
-    let address = req.peer_addr().map(|a| a.ip());
-    state
-        .limiter
-        .check(&normalize_username(username), address)
-        .map_err(|wait| PageError::TooManyAttempts {
-            retry_after_secs: wait.as_secs().max(1),
-        })?;
-    let plausible = username.chars().count() <= MAX_USERNAME_LEN
-        && secrecy::ExposeSecret::expose_secret(&form.password).len() <= MAX_PASSWORD_LEN;
-    let user = if plausible {
-        state.store.find_user_by_username(username).await?
-    } else {
-        None
-    };
+    // No account has such a name or password: refused before it can become a limiter key,
+    // cost a hash, or fill the audit log.
+    if username.chars().count() > MAX_USERNAME_LEN
+        || secrecy::ExposeSecret::expose_secret(&form.password).len() > MAX_PASSWORD_LEN
+    {
+        state.metrics.login_failures.inc();
+        return wrong_credentials(&state, &session, "").await;
+    }
+    let actor = actor(&req, &session);
+    let user = state.store.find_user_by_username(username).await?;
     let stored_hash = user
         .as_ref()
         .filter(|u| !u.disabled)
         .map(|u| u.password_hash.clone());
-    let verified = plausible
-        && state
-            .passwords
-            .verify_off_runtime(form.password, stored_hash)
-            .await
-            .map_err(PageError::internal)?;
+    let verified = state
+        .limiter
+        .verify(
+            &state.passwords,
+            &normalize_username(username),
+            actor.address,
+            form.password,
+            stored_hash,
+        )
+        .await?;
     let now = clock::now();
-    let actor = actor(&req, &session);
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("sign-in failed");
         state.metrics.login_failures.inc();
@@ -85,14 +85,7 @@ pub async fn login(
                 now,
             )
             .await?;
-        return render(
-            &state,
-            &session,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            username,
-            Some("Wrong username or password."),
-        )
-        .await;
+        return wrong_credentials(&state, &session, username).await;
     };
     if let Some(retry_after_secs) = state.factors.locked_for(&user, now).await? {
         return Err(PageError::too_many_attempts(retry_after_secs));
@@ -118,12 +111,29 @@ pub async fn login(
     resume(&state, &session).await
 }
 
-/// Who is acting, for the audit log: the client of the request in progress and the address.
+/// Who is acting, for the audit log: the client of the request in progress and the client
+/// address (resolved through the trusted proxies).
 pub fn actor(req: &HttpRequest, session: &UserSession) -> Actor {
     Actor {
         client_id: session.pending().map(|request| request.client_id),
-        address: req.peer_addr().map(|a| a.ip()),
+        address: client_address(req),
     }
+}
+
+/// The one answer for every failed password step, whatever the reason.
+async fn wrong_credentials(
+    state: &AppState,
+    session: &UserSession,
+    username: &str,
+) -> Result<HttpResponse, PageError> {
+    render(
+        state,
+        session,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        username,
+        Some("Wrong username or password."),
+    )
+    .await
 }
 
 pub async fn logout(

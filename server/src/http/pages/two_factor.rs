@@ -229,20 +229,22 @@ pub async fn prove_presence(
     actor: &crate::second_factor::Actor,
 ) -> Result<bool, FactorError> {
     if let Some(password) = password.filter(|p| !p.expose_secret().is_empty()) {
-        state
+        return state
             .limiter
-            .check(
+            .verify(
+                &state.passwords,
                 &crate::store::normalize_username(&user.username),
                 actor.address,
+                password,
+                Some(user.password_hash.clone()),
             )
-            .map_err(|wait| FactorError::Locked {
-                retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
-            })?;
-        return state
-            .passwords
-            .verify_off_runtime(password, Some(user.password_hash.clone()))
             .await
-            .map_err(|e| FactorError::Internal(e.to_string()));
+            .map_err(|refused| match refused {
+                crate::auth::limiter::Refused::TooMany(wait) => FactorError::Locked {
+                    retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
+                },
+                crate::auth::limiter::Refused::Password(e) => FactorError::Internal(e.to_string()),
+            });
     }
     let code = code.trim();
     if code.is_empty() {
