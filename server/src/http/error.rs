@@ -59,6 +59,11 @@ impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => OAuthError::temporarily_unavailable(err),
+            // The protocol endpoints write only on behalf of the authenticated client; a row
+            // they refer to that is gone means the client was deleted meanwhile.
+            StoreError::Gone(_) => {
+                OAuthError::invalid_client("the client is not registered").with_cause(err)
+            }
             _ => OAuthError::server_error(err),
         }
     }
@@ -121,6 +126,9 @@ impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            StoreError::Gone(_) => Self::bad_request(
+                "What this page refers to no longer exists: it was deleted meanwhile.",
+            ),
             _ => Self::Internal(err.to_string()),
         }
     }
@@ -221,6 +229,8 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            // The API writes only for the token's user: gone means the account was deleted.
+            StoreError::Gone(_) => Self::InvalidToken,
             _ => Self::Internal(err.to_string()),
         }
     }
