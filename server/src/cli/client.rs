@@ -2,8 +2,8 @@
 use super::output;
 use crate::clock;
 use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
-use crate::oauth::redirect_uri;
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{Token, TokenKind, random_urlsafe};
 use crate::store::Store;
@@ -273,4 +273,69 @@ fn validate_client_id(id: &str) -> anyhow::Result<()> {
         bail!("a client id is 1 to {MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 - . _ ~");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Umbra {
+        #[command(subcommand)]
+        client: ClientCommand,
+    }
+
+    fn create(args: &[&str]) -> anyhow::Result<Client> {
+        let argv = ["umbra", "create", "App"].iter().chain(args);
+        match Umbra::try_parse_from(argv)?.client {
+            ClientCommand::Create(args) => args.into_client().map(|(client, _)| client),
+            _ => unreachable!("parsed a create command"),
+        }
+    }
+
+    #[test]
+    fn https_loopback_and_private_use_redirect_uris_are_registered_as_given() {
+        let client = create(&[
+            "--public",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--redirect-uri",
+            "com.example.app:/cb",
+        ])
+        .unwrap();
+        assert_eq!(
+            client.redirect_uris,
+            [
+                "https://app.example/cb",
+                "http://127.0.0.1/cb",
+                "com.example.app:/cb"
+            ]
+        );
+    }
+
+    #[test]
+    fn dangerous_and_insecure_redirect_uris_are_refused() {
+        for uri in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "https://app.example/cb#x",
+            "http://app.example/cb",
+        ] {
+            let err = create(&["--redirect-uri", uri]).unwrap_err().to_string();
+            assert!(err.contains("redirect URI"), "{uri}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_development_flag_allows_plain_http_and_nothing_else() {
+        let dev = ["--allow-insecure-redirect", "--redirect-uri"];
+        let client = create(&[dev[0], dev[1], "http://app.test:8080/cb"]).unwrap();
+        assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
+        assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
+        assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
 }

@@ -60,10 +60,11 @@ impl From<StoreError> for OAuthError {
         match err {
             StoreError::Unavailable(_) => OAuthError::temporarily_unavailable(err),
             // The protocol endpoints write only on behalf of the authenticated client; a row
-            // they refer to that is gone means the client was deleted meanwhile.
-            StoreError::Gone(_) => {
-                OAuthError::invalid_client("the client is not registered").with_cause(err)
-            }
+            // they refer to that is gone means the client was deleted meanwhile. A 401 carries
+            // a challenge whichever way the client authenticated (RFC 6749 §5.2).
+            StoreError::Gone(_) => OAuthError::invalid_client("the client is not registered")
+                .with_basic_challenge()
+                .with_cause(err),
             _ => OAuthError::server_error(err),
         }
     }

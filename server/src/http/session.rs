@@ -23,6 +23,7 @@ const AUTH_TIME: &str = "auth_time";
 const CSRF: &str = "csrf";
 /// The list of requests in progress (a new name: the single request of old cookies is ignored).
 const PENDING: &str = "authorizations";
+const LEGACY_PENDING: &str = "authorization";
 /// Set with `user_id` when the sign-in passed a second factor.
 const SECOND_FACTOR: &str = "mfa";
 const SECOND_STEP_USER: &str = "second_step_user";
@@ -163,7 +164,10 @@ impl UserSession {
     /// Keeps `request` in progress under a new random id, beside the last few others, so
     /// that two tabs can each finish their own. The oldest are forgotten first when there
     /// are more than [`MAX_PENDING`] or when they no longer fit in the cookie.
-    pub fn add_pending(&self, request: AuthorizationRequest) -> Result<PendingRequest, PendingError> {
+    pub fn add_pending(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<PendingRequest, PendingError> {
         let id = random_urlsafe(PENDING_ID_BYTES)
             .map_err(|e| PendingError::Session(SessionError(e.to_string())))?;
         let pending = PendingRequest { id, request };
@@ -177,7 +181,11 @@ impl UserSession {
             }
             list.remove(0);
         }
-        self.0.insert(PENDING, &list).map_err(|e| PendingError::Session(e.into()))?;
+        self.0
+            .insert(PENDING, &list)
+            .map_err(|e| PendingError::Session(e.into()))?;
+        // The single request of cookies from before ids: dead weight in a bounded cookie.
+        self.0.remove(LEGACY_PENDING);
         Ok(pending)
     }
 

@@ -383,7 +383,14 @@ mod tests {
         .unwrap();
         assert_eq!(request.redirect_uri, "http://127.0.0.1:51004/cb");
         assert!(request.redirect_uri_given);
-        assert!(validate(&good("&redirect_uri=http%3A%2F%2F%5B%3A%3A1%5D%3A8%2Fcb"), Some(&c), true).is_ok());
+        assert!(
+            validate(
+                &good("&redirect_uri=http%3A%2F%2F%5B%3A%3A1%5D%3A8%2Fcb"),
+                Some(&c),
+                true
+            )
+            .is_ok()
+        );
         for other in [
             "http%3A%2F%2F127.0.0.1%3A51004%2Fother",
             "http%3A%2F%2Flocalhost%3A51004%2Fcb",

@@ -160,7 +160,10 @@ pub fn matches(registered: &str, requested: &str) -> bool {
     if registered == requested {
         return true;
     }
-    match (without_loopback_port(registered), without_loopback_port(requested)) {
+    match (
+        without_loopback_port(registered),
+        without_loopback_port(requested),
+    ) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
@@ -174,10 +177,7 @@ fn without_loopback_port(uri: &str) -> Option<(&str, &str)> {
     let after_host = &after[host.len()..];
     let rest = match after_host.strip_prefix(':') {
         Some(port_and_rest) => {
-            let digits = port_and_rest
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
+            let digits = port_and_rest.bytes().take_while(u8::is_ascii_digit).count();
             port_and_rest[..digits].parse::<u16>().ok()?;
             &port_and_rest[digits..]
         }
@@ -222,7 +222,10 @@ mod tests {
         ] {
             assert!(validate(uri, true).is_err(), "{uri}");
         }
-        assert_eq!(validate("javascript:alert(1)", true), Err(E::DangerousScheme));
+        assert_eq!(
+            validate("javascript:alert(1)", true),
+            Err(E::DangerousScheme)
+        );
     }
 
     #[test]
@@ -243,19 +246,37 @@ mod tests {
         assert_eq!(validate("", false), Err(E::NotAbsolute));
         assert_eq!(validate("1abc:/x", false), Err(E::NotAbsolute));
         assert_eq!(validate("https:", false), Err(E::NotAbsolute));
-        assert_eq!(validate("https://app.example/cb#frag", false), Err(E::Fragment));
-        assert_eq!(validate("https://app.example/c b", false), Err(E::InvalidCharacter));
-        assert_eq!(validate("https://app.example/é", false), Err(E::InvalidCharacter));
+        assert_eq!(
+            validate("https://app.example/cb#frag", false),
+            Err(E::Fragment)
+        );
+        assert_eq!(
+            validate("https://app.example/c b", false),
+            Err(E::InvalidCharacter)
+        );
+        assert_eq!(
+            validate("https://app.example/é", false),
+            Err(E::InvalidCharacter)
+        );
         assert_eq!(validate("https:/app.example/cb", false), Err(E::NoHost));
         assert_eq!(validate("https:///cb", false), Err(E::NoHost));
         assert_eq!(
             validate("https://good.example@evil.example/cb", false),
             Err(E::UserInfo)
         );
-        assert_eq!(validate("https://app.example:99999/", false), Err(E::InvalidPort));
-        assert_eq!(validate("https://app.example:/", false), Err(E::InvalidPort));
+        assert_eq!(
+            validate("https://app.example:99999/", false),
+            Err(E::InvalidPort)
+        );
+        assert_eq!(
+            validate("https://app.example:/", false),
+            Err(E::InvalidPort)
+        );
         assert_eq!(validate("myapp:/cb", false), Err(E::NotReverseDomain));
-        assert_eq!(validate("com.example.:/cb", false), Err(E::NotReverseDomain));
+        assert_eq!(
+            validate("com.example.:/cb", false),
+            Err(E::NotReverseDomain)
+        );
         let long = format!("https://app.example/{}", "a".repeat(MAX_REDIRECT_URI_LEN));
         assert_eq!(validate(&long, false), Err(E::TooLong));
     }
@@ -277,13 +298,25 @@ mod tests {
         assert!(!matches("http://127.0.0.1/cb", "http://[::1]:5000/cb"));
         assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1:99999/cb"));
         assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1:/cb"));
-        assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1.evil.example/cb"));
-        assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1:80@evil.example/cb"));
+        assert!(!matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1.evil.example/cb"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:80@evil.example/cb"
+        ));
         assert!(!matches("http://127.0.0.1/cb", "https://127.0.0.1:5000/cb"));
         // localhost and every other host: the port is part of the string.
         assert!(!matches("http://localhost/cb", "http://localhost:5000/cb"));
-        assert!(!matches("https://app.example/cb", "https://app.example:443/cb"));
-        assert!(!matches("https://app.example/cb", "https://app.example/cb/"));
+        assert!(!matches(
+            "https://app.example/cb",
+            "https://app.example:443/cb"
+        ));
+        assert!(!matches(
+            "https://app.example/cb",
+            "https://app.example/cb/"
+        ));
         assert!(matches("https://app.example/cb", "https://app.example/cb"));
     }
 }

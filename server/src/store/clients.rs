@@ -34,12 +34,9 @@ impl Store {
             .await
         {
             Ok(_) => Ok(new),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(StoreError::Conflict(format!(
-                    "a client with id {:?} already exists",
-                    new.id
-                )))
-            }
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+                StoreError::Conflict(format!("a client with id {:?} already exists", new.id)),
+            ),
             Err(err) => Err(err.into()),
         }
     }

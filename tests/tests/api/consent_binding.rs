@@ -28,11 +28,21 @@ async fn other_app(app: &TestApp) -> TestClient {
 }
 
 /// Signs ada in through `client`'s request (state `tab-a`) and opens its consent page.
-async fn consent_page_open(app: &TestApp, browser: &Browser, client: &TestClient, pkce: &Pkce) -> (Uuid, ConsentForm) {
+async fn consent_page_open(
+    app: &TestApp,
+    browser: &Browser,
+    client: &TestClient,
+    pkce: &Pkce,
+) -> (Uuid, ConsentForm) {
     let user = app.create_user("ada", PASSWORD).await;
-    let response = browser.authorize(client, pkce, "&scope=read&state=tab-a").await;
+    let response = browser
+        .authorize(client, pkce, "&scope=read&state=tab-a")
+        .await;
     assert_eq!(location(&response), "/login");
-    assert_eq!(location(&browser.sign_in("ada", PASSWORD).await), "/consent");
+    assert_eq!(
+        location(&browser.sign_in("ada", PASSWORD).await),
+        "/consent"
+    );
     (user.id, browser.consent_form().await)
 }
 

@@ -4,9 +4,7 @@
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use umbra::oauth::grant_type::GrantType;
-use umbra_tests::{
-    ClientSpec, Pkce, REDIRECT_URI, assert_oauth_error, location, query_param,
-};
+use umbra_tests::{ClientSpec, Pkce, REDIRECT_URI, assert_oauth_error, location, query_param};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -18,6 +16,7 @@ db_test! {
         assert!(app.store.delete_client(&client.id).await.unwrap());
 
         let response = app.post_token(Some(&client), &[("grant_type", "client_credentials")]).await;
+        assert!(response.headers().contains_key("www-authenticate"), "it used HTTP Basic");
         assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
     }
 }

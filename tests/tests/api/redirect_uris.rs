@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use umbra::oauth::authorize::MAX_STATE_LEN;
 use umbra::oauth::grant_type::GrantType;
-use umbra_tests::{ClientSpec, Pkce, TestApp, TestClient, assert_oauth_error, location, query_param};
+use umbra_tests::{
+    ClientSpec, Pkce, TestApp, TestClient, assert_oauth_error, location, query_param,
+};
 
 const PASSWORD: &str = "correct horse battery";
 

@@ -150,10 +150,14 @@ fn client_gone(state: &AppState, client: &Client, err: StoreError) -> OAuthError
 /// `invalid_client` rather than `invalid_grant`. Asked only on this failure path, so the
 /// success path costs nothing more.
 async fn refuse_if_deleted(state: &AppState, client: &Client) -> Result<(), OAuthError> {
-    if state.clients.still_registered(&state.store, &client.id).await? {
+    if state
+        .clients
+        .still_registered(&state.store, &client.id)
+        .await?
+    {
         Ok(())
     } else {
-        Err(OAuthError::invalid_client("the client is not registered"))
+        Err(OAuthError::invalid_client("the client is not registered").with_basic_challenge())
     }
 }
 
