@@ -1,5 +1,5 @@
 //! The sign-in session: an encrypted, signed cookie holding who is signed in, a CSRF token
-//! and the authorization request in progress.
+//! and the authorization requests in progress (the last few, each under its own id).
 //!
 //! A small state machine: anonymous → (password) → second step pending → (code) → signed in.
 //! Only the last state sets `user_id`, so a half-signed-in session is anonymous to every page

@@ -111,26 +111,61 @@ db_test! {
     }
 }
 
+/// Two applications; ada approved the first in one tab, then another tab opened a request
+/// for the second: the first consent form is stale.
+struct Stale {
+    first: TestClient,
+    second: TestClient,
+    browser: Browser,
+    user: Uuid,
+    form: ConsentForm,
+}
+
+async fn stale_form(app: &TestApp) -> Stale {
+    let first = app.web_app(true).await;
+    let second = other_app(app).await;
+    let browser = app.browser();
+    let (user, form) = consent_page_open(app, &browser, &first, &Pkce::new()).await;
+    assert!(location(&form.submit(&browser, "approve").await).starts_with(REDIRECT_URI));
+    let response = browser
+        .authorize(&second, &Pkce::new(), "&scope=read&state=tab-b")
+        .await;
+    assert_eq!(location(&response), "/consent");
+    Stale {
+        first,
+        second,
+        browser,
+        user,
+        form,
+    }
+}
+
+/// The second application got neither consent nor code; the first only its one code.
+async fn assert_only_the_first_code(app: &TestApp, stale: &Stale) {
+    assert_eq!(
+        app.store
+            .consented_scope(stale.user, &stale.second.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(codes_of(app, &stale.second).await, 0);
+    assert_eq!(codes_of(app, &stale.first).await, 1);
+}
+
 db_test! {
     async fn a_form_for_a_request_no_longer_in_progress_approves_nothing(app: TestApp) {
-        let first = app.web_app(true).await;
-        let second = other_app(&app).await;
-        let browser = app.browser();
-        let (user, form_a) = consent_page_open(&app, &browser, &first, &Pkce::new()).await;
-        assert!(location(&form_a.submit(&browser, "approve").await).starts_with(REDIRECT_URI));
-        browser.authorize(&second, &Pkce::new(), "&scope=read&state=tab-b").await;
+        let stale = stale_form(&app).await;
 
         // The first form, sent again (back button, double submit): its request is over.
-        assert_refused_page(form_a.submit(&browser, "approve").await).await;
+        assert_refused_page(stale.form.submit(&stale.browser, "approve").await).await;
         // A form naming no request, or one never issued, decides nothing either.
         for request in ["", "made-up"] {
-            let forged = ConsentForm { request: request.into(), ..form_a.clone() };
-            assert_refused_page(forged.submit(&browser, "approve").await).await;
+            let forged = ConsentForm { request: request.into(), ..stale.form.clone() };
+            assert_refused_page(forged.submit(&stale.browser, "approve").await).await;
         }
 
-        assert_eq!(app.store.consented_scope(user, &second.id).await.unwrap(), None);
-        assert_eq!(codes_of(&app, &second).await, 0);
-        assert_eq!(codes_of(&app, &first).await, 1);
+        assert_only_the_first_code(&app, &stale).await;
     }
 }
 
@@ -155,21 +190,14 @@ db_test! {
 
 db_test! {
     async fn dozens_of_concurrent_decisions_with_a_stale_id_approve_nothing(app: TestApp) {
-        let first = app.web_app(true).await;
-        let second = other_app(&app).await;
-        let browser = app.browser();
-        let (user, form_a) = consent_page_open(&app, &browser, &first, &Pkce::new()).await;
-        assert!(location(&form_a.submit(&browser, "approve").await).starts_with(REDIRECT_URI));
-        browser.authorize(&second, &Pkce::new(), "&scope=read&state=tab-b").await;
+        let stale = stale_form(&app).await;
 
-        let responses = join_all((0..40).map(|_| form_a.submit(&browser, "approve"))).await;
+        let responses = join_all((0..40).map(|_| stale.form.submit(&stale.browser, "approve"))).await;
 
         for response in responses {
             assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         }
-        assert_eq!(app.store.consented_scope(user, &second.id).await.unwrap(), None);
-        assert_eq!(codes_of(&app, &second).await, 0);
-        assert_eq!(codes_of(&app, &first).await, 1);
+        assert_only_the_first_code(&app, &stale).await;
     }
 }
 

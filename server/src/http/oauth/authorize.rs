@@ -157,7 +157,7 @@ pub async fn issue_code(
             expires_at: now + state.settings.tokens.authorization_code_ttl_secs,
         })
         .await;
-    stored.map_err(|err| gone_or(state, session, pending, err))?;
+    stored.map_err(|err| store_error_page(state, session, pending, err))?;
     session.remove_pending(&pending.id);
     Ok(redirect(&authorize::success_location(
         request,
@@ -170,7 +170,7 @@ pub async fn issue_code(
 /// user) was deleted by another process while this one still had the client cached: the
 /// request is over, the cached client is dropped, and the person gets an error page rather
 /// than a 500.
-pub fn gone_or(
+pub fn store_error_page(
     state: &AppState,
     session: &UserSession,
     pending: &PendingRequest,

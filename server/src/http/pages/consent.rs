@@ -2,7 +2,7 @@
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
-use crate::http::oauth::authorize::{gone_or, issue_code, refuse};
+use crate::http::oauth::authorize::{issue_code, refuse, store_error_page};
 use crate::http::redirect;
 use crate::http::session::{PendingRequest, UserSession, signed_in_user};
 use crate::http::templates::templates;
@@ -86,7 +86,7 @@ pub async fn decide(
                     clock::now(),
                 )
                 .await
-                .map_err(|err| gone_or(&state, &session, &pending, err))?;
+                .map_err(|err| store_error_page(&state, &session, &pending, err))?;
             issue_code(&state, &session, &pending, &user).await
         }
         "deny" => {
