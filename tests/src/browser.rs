@@ -88,12 +88,46 @@ impl Browser {
 
     /// Answers the consent page with `approve` or `deny`.
     pub async fn consent(&self, decision: &str) -> Response {
-        let token = self.form_token("/consent").await;
-        self.post(
-            "/consent",
-            &[("csrf_token", &token), ("decision", decision)],
-        )
-        .await
+        let form = self.consent_form().await;
+        form.submit(self, decision).await
+    }
+
+    /// Opens the consent page and keeps its form (the request it names) for later.
+    pub async fn consent_form(&self) -> ConsentForm {
+        let page = self.get("/consent").await.text().await.expect("page");
+        let field = |name| {
+            hidden_field(&page, name).unwrap_or_else(|| panic!("no {name} on /consent: {page}"))
+        };
+        ConsentForm {
+            csrf_token: field("csrf_token"),
+            request: field("request"),
+            page: page.clone(),
+        }
+    }
+}
+
+/// A consent form as a page showed it: submitting it later decides on the request it names.
+#[derive(Clone, Debug)]
+pub struct ConsentForm {
+    pub csrf_token: String,
+    pub request: String,
+    /// The page's HTML, to check what it showed.
+    pub page: String,
+}
+
+impl ConsentForm {
+    /// Submits the form with `approve` or `deny`.
+    pub async fn submit(&self, browser: &Browser, decision: &str) -> Response {
+        browser
+            .post(
+                "/consent",
+                &[
+                    ("csrf_token", &self.csrf_token),
+                    ("request", &self.request),
+                    ("decision", decision),
+                ],
+            )
+            .await
     }
 }
 

@@ -9,7 +9,7 @@ mod browser;
 mod database;
 mod sender;
 
-pub use browser::{Browser, Pkce, hidden_field, location, query_param};
+pub use browser::{Browser, ConsentForm, Pkce, hidden_field, location, query_param};
 pub use database::{Backend, TestDatabase};
 pub use sender::{Captured, CapturingSender};
 
@@ -22,7 +22,7 @@ use umbra::oauth::scope::ScopeSet;
 use umbra::oauth::token::{Token, TokenKind};
 use umbra::settings::Settings;
 use umbra::startup::Application;
-use umbra::store::{self, NewClient, Store, User};
+use umbra::store::{self, Store, User};
 
 /// The redirect URI of [`TestApp::web_app`] clients.
 pub const REDIRECT_URI: &str = "https://app.example/callback";
@@ -134,7 +134,7 @@ impl TestApp {
         let record = self
             .store
             .create_client(
-                NewClient {
+                Client {
                     id: id.clone(),
                     name: "Test client".into(),
                     secret_hash: secret.as_ref().map(Token::hash),
@@ -142,7 +142,7 @@ impl TestApp {
                     grant_types: spec.grant_types.to_vec(),
                     scopes: ScopeSet::parse(spec.scopes).unwrap(),
                     can_introspect: spec.introspect,
-                    skip_consent: false,
+                    skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
                 },
                 umbra::clock::now(),
@@ -364,6 +364,7 @@ pub struct ClientSpec<'a> {
     pub grant_types: &'a [GrantType],
     pub redirect_uris: &'a [&'a str],
     pub introspect: bool,
+    pub skip_consent: bool,
     pub require_2fa: bool,
 }
 
@@ -375,6 +376,7 @@ impl Default for ClientSpec<'_> {
             grant_types: &[GrantType::ClientCredentials],
             redirect_uris: &[],
             introspect: false,
+            skip_consent: false,
             require_2fa: false,
         }
     }

@@ -1,11 +1,12 @@
 //! `umbra client create | list | show | delete | rotate-secret`.
 use super::output;
 use crate::clock;
-use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id, validate_redirect_uri};
+use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::redirect_uri;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{Token, TokenKind, random_urlsafe};
-use crate::store::{NewClient, Store};
+use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -36,9 +37,15 @@ pub struct CreateArgs {
     /// A public client (no secret; e.g. a single-page or native app).
     #[arg(long)]
     public: bool,
-    /// A redirect URI, matched exactly (repeatable).
+    /// A redirect URI (repeatable): https, http to 127.0.0.1, [::1] or localhost, or a
+    /// private-use scheme such as com.example.app:/callback. Matched exactly, except that
+    /// http://127.0.0.1 and http://[::1] accept any port (RFC 8252 §7.3).
     #[arg(long = "redirect-uri", value_name = "URI")]
     redirect_uris: Vec<String>,
+    /// Development only: also accept plain http redirect URIs to hosts other than loopback
+    /// (the code then crosses the network in clear).
+    #[arg(long = "allow-insecure-redirect")]
+    allow_insecure_redirect: bool,
     /// A grant type the client may use (repeatable). Default: authorization_code and
     /// refresh_token with redirect URIs, client_credentials without.
     #[arg(long = "grant-type", value_name = "GRANT")]
@@ -123,7 +130,7 @@ impl ClientCommand {
     pub async fn run(self, store: &Store, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Create(args) => {
-                let (new, secret) = args.into_new_client()?;
+                let (new, secret) = args.into_client()?;
                 let client = store.create_client(new, clock::now()).await?;
                 let view = ClientView::of(&client, secret.as_ref());
                 output::print(json, &view, &view.text());
@@ -203,7 +210,7 @@ impl ClientCommand {
 
 impl CreateArgs {
     /// Checks the registration and draws the id and secret.
-    fn into_new_client(self) -> anyhow::Result<(NewClient, Option<Token>)> {
+    fn into_client(self) -> anyhow::Result<(Client, Option<Token>)> {
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             bail!("the client name must not be empty");
@@ -217,8 +224,8 @@ impl CreateArgs {
             None => random_urlsafe(16)?,
         };
         for uri in &self.redirect_uris {
-            validate_redirect_uri(uri)
-                .map_err(|why| anyhow::anyhow!("redirect URI {uri:?}: {why}"))?;
+            redirect_uri::validate(uri, self.allow_insecure_redirect)
+                .map_err(|why| anyhow::anyhow!("redirect URI {uri:?} {why}"))?;
         }
         let mut grant_types = self.grant_types;
         if grant_types.is_empty() {
@@ -246,7 +253,7 @@ impl CreateArgs {
         } else {
             Some(Token::generate(TokenKind::ClientSecret)?)
         };
-        let new = NewClient {
+        let new = Client {
             id,
             name,
             secret_hash: secret.as_ref().map(Token::hash),
@@ -266,4 +273,69 @@ fn validate_client_id(id: &str) -> anyhow::Result<()> {
         bail!("a client id is 1 to {MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 - . _ ~");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Umbra {
+        #[command(subcommand)]
+        client: ClientCommand,
+    }
+
+    fn create(args: &[&str]) -> anyhow::Result<Client> {
+        let argv = ["umbra", "create", "App"].iter().chain(args);
+        match Umbra::try_parse_from(argv)?.client {
+            ClientCommand::Create(args) => args.into_client().map(|(client, _)| client),
+            _ => unreachable!("parsed a create command"),
+        }
+    }
+
+    #[test]
+    fn https_loopback_and_private_use_redirect_uris_are_registered_as_given() {
+        let client = create(&[
+            "--public",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--redirect-uri",
+            "com.example.app:/cb",
+        ])
+        .unwrap();
+        assert_eq!(
+            client.redirect_uris,
+            [
+                "https://app.example/cb",
+                "http://127.0.0.1/cb",
+                "com.example.app:/cb"
+            ]
+        );
+    }
+
+    #[test]
+    fn dangerous_and_insecure_redirect_uris_are_refused() {
+        for uri in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "https://app.example/cb#x",
+            "http://app.example/cb",
+        ] {
+            let err = create(&["--redirect-uri", uri]).unwrap_err().to_string();
+            assert!(err.contains("redirect URI"), "{uri}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_development_flag_allows_plain_http_and_nothing_else() {
+        let dev = ["--allow-insecure-redirect", "--redirect-uri"];
+        let client = create(&[dev[0], dev[1], "http://app.test:8080/cb"]).unwrap();
+        assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
+        assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
+        assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
 }

@@ -59,6 +59,12 @@ impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => OAuthError::temporarily_unavailable(err),
+            // The protocol endpoints write only on behalf of the authenticated client; a row
+            // they refer to that is gone means the client was deleted meanwhile. A 401 carries
+            // a challenge whichever way the client authenticated (RFC 6749 §5.2).
+            StoreError::Gone(_) => OAuthError::invalid_client("the client is not registered")
+                .with_basic_challenge()
+                .with_cause(err),
             _ => OAuthError::server_error(err),
         }
     }
@@ -144,6 +150,9 @@ impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            StoreError::Gone(_) => Self::bad_request(
+                "What this page refers to no longer exists: it was deleted meanwhile.",
+            ),
             _ => Self::Internal(err.to_string()),
         }
     }
@@ -250,6 +259,8 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            // The API writes only for the token's user: gone means the account was deleted.
+            StoreError::Gone(_) => Self::InvalidToken,
             _ => Self::Internal(err.to_string()),
         }
     }

@@ -1,5 +1,5 @@
 //! The sign-in session: an encrypted, signed cookie holding who is signed in, a CSRF token
-//! and the authorization request in progress.
+//! and the authorization requests in progress (the last few, each under its own id).
 //!
 //! A small state machine: anonymous → (password) → second step pending → (code) → signed in.
 //! Only the last state sets `user_id`, so a half-signed-in session is anonymous to every page
@@ -13,6 +13,7 @@ use crate::store::User;
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use serde::{Deserialize, Serialize};
 use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -20,7 +21,9 @@ use uuid::Uuid;
 const USER_ID: &str = "user_id";
 const AUTH_TIME: &str = "auth_time";
 const CSRF: &str = "csrf";
-const PENDING: &str = "authorization";
+/// The list of requests in progress (a new name: the single request of old cookies is ignored).
+const PENDING: &str = "authorizations";
+const LEGACY_PENDING: &str = "authorization";
 /// Set with `user_id` when the sign-in passed a second factor.
 const SECOND_FACTOR: &str = "mfa";
 const SECOND_STEP_USER: &str = "second_step_user";
@@ -140,18 +143,131 @@ impl UserSession {
         }
     }
 
+    /// The newest authorization request in progress (the one a fresh sign-in resumes).
     pub fn pending(&self) -> Option<AuthorizationRequest> {
-        self.0.get(PENDING).ok().flatten()
+        self.latest_pending().map(|pending| pending.request)
     }
 
-    pub fn set_pending(&self, request: &AuthorizationRequest) -> Result<(), SessionError> {
-        self.0.insert(PENDING, request)?;
+    /// The newest authorization request in progress, with its id.
+    pub fn latest_pending(&self) -> Option<PendingRequest> {
+        self.pending_list().pop()
+    }
+
+    /// The request in progress that a form or link names, if it is still in progress.
+    pub fn pending_by_id(&self, id: &str) -> Option<PendingRequest> {
+        self.pending_list()
+            .into_iter()
+            .rev()
+            .find(|pending| pending.id == id)
+    }
+
+    /// Keeps `request` in progress under a new random id, beside the last few others, so
+    /// that two tabs can each finish their own. The oldest are forgotten first when there
+    /// are more than [`MAX_PENDING`] or when they no longer fit in the cookie.
+    pub fn add_pending(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<PendingRequest, PendingError> {
+        let id = random_urlsafe(PENDING_ID_BYTES)
+            .map_err(|e| PendingError::Session(SessionError(e.to_string())))?;
+        let pending = PendingRequest { id, request };
+        let mut list = self.pending_list();
+        list.push(pending.clone());
+        let excess = list.len().saturating_sub(MAX_PENDING);
+        list.drain(..excess);
+        while cookie_size(&list) > PENDING_BUDGET {
+            if list.len() == 1 {
+                return Err(PendingError::TooLarge(Box::new(pending.request)));
+            }
+            list.remove(0);
+        }
+        self.0
+            .insert(PENDING, &list)
+            .map_err(|e| PendingError::Session(e.into()))?;
+        // The single request of cookies from before ids: dead weight in a bounded cookie.
+        self.0.remove(LEGACY_PENDING);
+        Ok(pending)
+    }
+
+    /// Replaces the request in progress that has `pending`'s id (e.g. once `prompt=login`
+    /// is satisfied); a no-op if it is no longer in progress.
+    pub fn update_pending(&self, pending: &PendingRequest) -> Result<(), SessionError> {
+        let mut list = self.pending_list();
+        if let Some(slot) = list.iter_mut().find(|p| p.id == pending.id) {
+            slot.request = pending.request.clone();
+            self.0.insert(PENDING, &list)?;
+        }
         Ok(())
     }
 
+    /// Ends one request in progress (answered, refused or failed); the others stay.
+    pub fn remove_pending(&self, id: &str) {
+        let mut list = self.pending_list();
+        let before = list.len();
+        list.retain(|p| p.id != id);
+        if list.len() == before {
+            return;
+        }
+        if list.is_empty() {
+            self.0.remove(PENDING);
+        } else if self.0.insert(PENDING, &list).is_err() {
+            // A smaller list than the one already stored always serialises; should it not,
+            // forgetting every request is the safe side.
+            self.0.remove(PENDING);
+        }
+    }
+
+    /// Ends every request in progress.
     pub fn clear_pending(&self) {
         self.0.remove(PENDING);
     }
+
+    /// Oldest first. A cookie from before requests had ids does not parse and counts as none.
+    fn pending_list(&self) -> Vec<PendingRequest> {
+        self.0
+            .get::<Vec<PendingRequest>>(PENDING)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+/// An authorization request in progress and the id that binds the pages shown for it (the
+/// consent form) to it: a decision names the request the person saw, so a request started
+/// meanwhile in another tab or a popup cannot take its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// 128 random bits, URL-safe. Not a secret from the person (it is in their page); it only
+    /// has to be unguessable by another site, which cannot read the page or the cookie.
+    pub id: String,
+    pub request: AuthorizationRequest,
+}
+
+/// Why a request could not be kept in progress.
+#[derive(Debug, thiserror::Error)]
+pub enum PendingError {
+    /// Even alone it would not fit in the session cookie (e.g. a `state` full of characters
+    /// that JSON escapes): refused, so that nothing is silently cut.
+    #[error("the authorization request is too large to keep in the session")]
+    TooLarge(Box<AuthorizationRequest>),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// How many authorization requests a session keeps in progress at once.
+pub const MAX_PENDING: usize = 3;
+const PENDING_ID_BYTES: usize = 16;
+/// Bytes the pending requests may take in the session state, escaped as the cookie store
+/// writes them. A browser keeps cookies up to 4096 bytes; the state is encrypted and base64
+/// encoded (about 4/3 of its size plus 40 bytes), and the sign-in keys need a few hundred.
+const PENDING_BUDGET: usize = 2400;
+
+/// The size `list` takes in the session state: the session serialises each value to JSON and
+/// then the whole state again, so quotes and backslashes count several times.
+fn cookie_size(list: &[PendingRequest]) -> usize {
+    serde_json::to_string(list)
+        .and_then(|inner| serde_json::to_string(&inner))
+        .map_or(usize::MAX, |outer| outer.len())
 }
 
 /// The signed-in user, if the sign-in is still valid and the account is usable.

@@ -108,7 +108,7 @@ pub fn validate(
         "The application is not registered here.",
     ))?;
     let (redirect_uri, redirect_uri_given) = match params.get("redirect_uri") {
-        Some(given) if client.redirect_uris.iter().any(|r| r == given) => (given.to_owned(), true),
+        Some(given) if client.accepts_redirect_uri(given) => (given.to_owned(), true),
         Some(_) => {
             return Err(AuthorizeError::Page(
                 "The redirect URI is not registered for this application.",
@@ -129,20 +129,20 @@ pub fn validate(
         },
     };
     let state = params.get("state").map(str::to_owned);
-    let redirect = |error: OAuthError, state: Option<String>| {
+    let fail = |error: OAuthError| {
         AuthorizeError::Redirect(ErrorRedirect {
             redirect_uri: redirect_uri.clone(),
-            state,
+            state: state.clone(),
             error,
         })
     };
+    // Refused, but still echoed: "REQUIRED if a "state" parameter was present in the client
+    // authorization request" (§4.1.2.1). The whole query is bounded, so the echo is too.
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
-        return Err(redirect(
-            OAuthError::invalid_request(format!("state is longer than {MAX_STATE_LEN} characters")),
-            None,
-        ));
+        return Err(fail(OAuthError::invalid_request(format!(
+            "state is longer than {MAX_STATE_LEN} characters"
+        ))));
     }
-    let fail = |error: OAuthError| redirect(error, state.clone());
 
     match params.get("response_type") {
         None => {
@@ -362,11 +362,44 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_state_is_refused_without_echoing_it() {
+    fn an_overlong_state_is_refused_and_still_returned() {
         let c = client(true, &["https://a/cb"]);
-        let long_state = params(&format!("response_type=code&state={}", "s".repeat(2000)));
+        let long = "s".repeat(MAX_STATE_LEN + 1);
+        let long_state = params(&format!("response_type=code&state={long}"));
         let r = redirected(validate(&long_state, Some(&c), true));
         assert_eq!(r.error.code(), ErrorCode::InvalidRequest);
-        assert_eq!(r.state, None);
+        assert_eq!(r.state.as_deref(), Some(long.as_str()));
+        assert!(r.location("https://as").contains(&format!("state={long}")));
+    }
+
+    #[test]
+    fn a_loopback_redirect_uri_matches_on_any_port_and_is_kept_as_requested() {
+        let c = client(true, &["http://127.0.0.1/cb", "http://[::1]/cb"]);
+        let request = validate(
+            &good("&redirect_uri=http%3A%2F%2F127.0.0.1%3A51004%2Fcb"),
+            Some(&c),
+            true,
+        )
+        .unwrap();
+        assert_eq!(request.redirect_uri, "http://127.0.0.1:51004/cb");
+        assert!(request.redirect_uri_given);
+        assert!(
+            validate(
+                &good("&redirect_uri=http%3A%2F%2F%5B%3A%3A1%5D%3A8%2Fcb"),
+                Some(&c),
+                true
+            )
+            .is_ok()
+        );
+        for other in [
+            "http%3A%2F%2F127.0.0.1%3A51004%2Fother",
+            "http%3A%2F%2Flocalhost%3A51004%2Fcb",
+        ] {
+            let p = good(&format!("&redirect_uri={other}"));
+            assert!(
+                matches!(validate(&p, Some(&c), true), Err(AuthorizeError::Page(_))),
+                "{other}"
+            );
+        }
     }
 }

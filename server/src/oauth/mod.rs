@@ -12,6 +12,7 @@ pub mod grants;
 pub mod introspection;
 pub mod params;
 pub mod pkce;
+pub mod redirect_uri;
 pub mod revocation;
 pub mod scope;
 pub mod token;

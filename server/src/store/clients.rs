@@ -11,22 +11,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A client to register.
-#[derive(Debug, Clone)]
-pub struct NewClient {
-    pub id: String,
-    pub name: String,
-    pub secret_hash: Option<TokenHash>,
-    pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<GrantType>,
-    pub scopes: ScopeSet,
-    pub can_introspect: bool,
-    pub skip_consent: bool,
-    pub require_2fa: bool,
-}
-
 impl Store {
-    pub async fn create_client(&self, new: NewClient, now: i64) -> Result<Client, StoreError> {
+    /// Registers `new` as given (its id and secret hash drawn by the caller).
+    pub async fn create_client(&self, new: Client, now: i64) -> Result<Client, StoreError> {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = client::ActiveModel {
@@ -46,26 +33,12 @@ impl Store {
             .exec_without_returning(&self.db)
             .await
         {
-            Ok(_) => {}
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(StoreError::Conflict(format!(
-                    "a client with id {:?} already exists",
-                    new.id
-                )));
-            }
-            Err(err) => return Err(err.into()),
+            Ok(_) => Ok(new),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+                StoreError::Conflict(format!("a client with id {:?} already exists", new.id)),
+            ),
+            Err(err) => Err(err.into()),
         }
-        Ok(Client {
-            id: new.id,
-            name: new.name,
-            secret_hash: new.secret_hash,
-            redirect_uris: new.redirect_uris,
-            grant_types: new.grant_types,
-            scopes: new.scopes,
-            can_introspect: new.can_introspect,
-            skip_consent: new.skip_consent,
-            require_2fa: new.require_2fa,
-        })
     }
 
     pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
@@ -182,5 +155,23 @@ impl ClientCache {
             cache.insert(id.to_owned(), client.clone());
         }
         Ok(Some(client))
+    }
+
+    /// Forgets `id`, which the store has just reported gone: the next request reads the
+    /// store again instead of serving a deleted client until the entry expires.
+    pub fn evict(&self, id: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(id);
+        }
+    }
+
+    /// Whether `id` is still registered, asked of the store (not the cache); evicts it when
+    /// it is not. For failure paths that cannot tell "unknown token" from "deleted client".
+    pub async fn still_registered(&self, store: &Store, id: &str) -> Result<bool, StoreError> {
+        let registered = store.find_client(id).await?.is_some();
+        if !registered {
+            self.evict(id);
+        }
+        Ok(registered)
     }
 }

@@ -16,7 +16,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditKind, AuditRecord};
 pub use cleanup::{CleanupReport, spawn_cleanup};
-pub use clients::{ClientCache, NewClient};
+pub use clients::ClientCache;
 pub use codes::NewAuthorizationCode;
 pub use connect::{connect, migrate};
 pub use consents::ConsentView;
@@ -25,7 +25,7 @@ pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use tokens::NewAccessToken;
 pub use users::{User, normalize_username};
 
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 
 /// The repository. Cheap to clone: it holds a connection pool.
 #[derive(Clone, Debug)]
@@ -45,6 +45,11 @@ pub enum StoreError {
     /// The database could not be prepared (e.g. its directory cannot be created).
     #[error("{0}")]
     Setup(String),
+    /// A row the write refers to no longer exists (a foreign-key violation, SQLSTATE 23503 on
+    /// Postgres, extended code 787 on SQLite): typically a client or user deleted by another
+    /// process while this one still held it. The caller's subject is gone, not the database.
+    #[error("referenced row is gone: {0}")]
+    Gone(String),
     /// A stored row does not hold what the code expects.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -54,6 +59,9 @@ pub enum StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::ForeignKeyConstraintViolation(message)) = err.sql_err() {
+            return Self::Gone(message);
+        }
         if is_unavailable(&err) {
             Self::Unavailable(err)
         } else {

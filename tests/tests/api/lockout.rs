@@ -15,34 +15,6 @@ const PASSWORD: &str = "correct horse battery";
 const LOCK_SECS: i64 = 15;
 const GUESSES: usize = 40;
 
-/// Declares a test that runs on both backends with [`short_lock`] settings.
-macro_rules! lockout_test {
-    (async fn $name:ident($app:ident: TestApp) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($app: umbra_tests::TestApp) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let backend = umbra_tests::Backend::Sqlite;
-                if let Some(app) = umbra_tests::TestApp::spawn_with(backend, short_lock).await {
-                    body(app).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let backend = umbra_tests::Backend::Postgres;
-                if let Some(app) = umbra_tests::TestApp::spawn_with(backend, short_lock).await {
-                    body(app).await;
-                }
-            }
-        }
-    };
-}
-
 /// A lock short enough to wait out; per-code attempts and the password limiter out of the way,
 /// so that only the second-factor lockout decides.
 fn short_lock(settings: &mut Settings) {
@@ -186,7 +158,8 @@ async fn after_the_lock(
     browser.second_step(method, code).await
 }
 
-lockout_test! {
+db_test_with! {
+    short_lock,
     async fn parallel_wrong_totp_codes_on_one_session_are_judged_at_most_max_failures_times(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (secret, _) = app.enroll_totp(&ada).await;
@@ -205,7 +178,8 @@ lockout_test! {
     }
 }
 
-lockout_test! {
+db_test_with! {
+    short_lock,
     async fn parallel_wrong_emailed_codes_on_one_session_are_judged_at_most_max_failures_times(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         enable_email(&app, &ada).await;
@@ -224,7 +198,8 @@ lockout_test! {
     }
 }
 
-lockout_test! {
+db_test_with! {
+    short_lock,
     async fn parallel_wrong_recovery_codes_on_one_session_are_judged_at_most_max_failures_times(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (_, recovery) = app.enroll_totp(&ada).await;
@@ -243,7 +218,8 @@ lockout_test! {
     }
 }
 
-lockout_test! {
+db_test_with! {
+    short_lock,
     async fn parallel_checks_of_one_sent_code_use_at_most_its_attempts(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let factor = enable_email(&app, &ada).await;

@@ -4,27 +4,7 @@
 /// Declares a test that runs on both backends: `mod name { fn sqlite(); fn postgres(); }`.
 macro_rules! db_test {
     ($(#[$meta:meta])* async fn $name:ident($app:ident: TestApp) $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($app: umbra_tests::TestApp) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(app) = umbra_tests::TestApp::spawn(umbra_tests::Backend::Sqlite).await {
-                    body(app).await;
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = umbra_tests::TestApp::spawn(umbra_tests::Backend::Postgres).await {
-                    body(app).await;
-                }
-            }
-        }
+        db_test_with! { |_| {}, $(#[$meta])* async fn $name($app: TestApp) $body }
     };
 }
 
@@ -65,6 +45,8 @@ mod client_credentials;
 mod code_flow;
 mod compose;
 mod consent;
+mod consent_binding;
+mod deleted_client;
 mod discovery;
 mod interop;
 mod introspection;
@@ -72,6 +54,7 @@ mod lockout;
 mod operations;
 mod outage;
 mod proxy_limits;
+mod redirect_uris;
 mod refresh;
 mod revocation;
 mod senders;

@@ -4,13 +4,13 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::redirect;
-use crate::http::session::{UserSession, signed_in_user};
+use crate::http::session::{PendingError, PendingRequest, UserSession, signed_in_user};
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
 use crate::oauth::client::Client;
 use crate::oauth::params::Params;
 use crate::oauth::token::{Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::store::{NewAuthorizationCode, User};
+use crate::store::{NewAuthorizationCode, StoreError, User};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 /// Longest query string accepted; the request must fit in the session cookie.
@@ -52,8 +52,18 @@ pub async fn authorize(
             return Ok(redirect(&error.location(issuer(&state))));
         }
     };
-    session.set_pending(&request)?;
-    proceed(&state, &session, request).await
+    let pending = match session.add_pending(request) {
+        Ok(pending) => pending,
+        Err(PendingError::TooLarge(request)) => {
+            return Ok(refuse(
+                &state,
+                &request,
+                OAuthError::invalid_request("the authorization request is too large"),
+            ));
+        }
+        Err(PendingError::Session(err)) => return Err(err.into()),
+    };
+    proceed(&state, &session, pending).await
 }
 
 /// Takes the request in progress as far as it can go: to the sign-in page, to the consent
@@ -61,27 +71,28 @@ pub async fn authorize(
 pub async fn proceed(
     state: &AppState,
     session: &UserSession,
-    request: AuthorizationRequest,
+    pending: PendingRequest,
 ) -> Result<HttpResponse, PageError> {
+    let request = &pending.request;
     let user = match signed_in_user(state, session).await? {
         Some(user) if !request.prompt.login => user,
         _ if request.prompt.none => {
-            session.clear_pending();
+            session.remove_pending(&pending.id);
             return Ok(refuse(
                 state,
-                &request,
+                request,
                 OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in"),
             ));
         }
         _ => return Ok(redirect("/login")),
     };
-    let client = registered_client(state, &request).await?;
+    let client = registered_client(state, session, &pending).await?;
     let gate = second_factor_gate(state, session, &user, &client).await?;
     if gate != Gate::Pass && request.prompt.none {
-        session.clear_pending();
+        session.remove_pending(&pending.id);
         return Ok(refuse(
             state,
-            &request,
+            request,
             OAuthError::new(ErrorCode::LoginRequired, "a second factor is required"),
         ));
     }
@@ -100,35 +111,38 @@ pub async fn proceed(
     };
     if !remembered {
         if request.prompt.none {
-            session.clear_pending();
+            session.remove_pending(&pending.id);
             return Ok(refuse(
                 state,
-                &request,
+                request,
                 OAuthError::new(ErrorCode::ConsentRequired, "consent is required"),
             ));
         }
+        // The page shows the newest request and its form carries that request's id, so a
+        // request started later in another tab or popup cannot take its place.
         return Ok(redirect("/consent"));
     }
-    issue_code(state, session, &request, &user).await
+    issue_code(state, session, &pending, &user).await
 }
 
-/// Issues the code and sends the user back to the client.
+/// Issues the code and sends the user back to the client; the request is then over.
 pub async fn issue_code(
     state: &AppState,
     session: &UserSession,
-    request: &AuthorizationRequest,
+    pending: &PendingRequest,
     user: &User,
 ) -> Result<HttpResponse, PageError> {
+    let request = &pending.request;
     // Checked again here, the one place codes are issued, so that no path (e.g. posting the
     // consent form directly) can skip the second factor.
-    let client = registered_client(state, request).await?;
+    let client = registered_client(state, session, pending).await?;
     let gate = second_factor_gate(state, session, user, &client).await?;
     if let Some(detour) = gate.detour(session, user)? {
         return Ok(detour);
     }
     let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
     let now = clock::now();
-    state
+    let stored = state
         .store
         .create_authorization_code(&NewAuthorizationCode {
             hash: code.hash(),
@@ -142,8 +156,9 @@ pub async fn issue_code(
             issued_at: now,
             expires_at: now + state.settings.tokens.authorization_code_ttl_secs,
         })
-        .await?;
-    session.clear_pending();
+        .await;
+    stored.map_err(|err| store_error_page(state, session, pending, err))?;
+    session.remove_pending(&pending.id);
     Ok(redirect(&authorize::success_location(
         request,
         code.expose(),
@@ -151,15 +166,42 @@ pub async fn issue_code(
     )))
 }
 
+/// A store error of the request in progress as a page. `Gone` means its client (or the
+/// user) was deleted by another process while this one still had the client cached: the
+/// request is over, the cached client is dropped, and the person gets an error page rather
+/// than a 500.
+pub fn store_error_page(
+    state: &AppState,
+    session: &UserSession,
+    pending: &PendingRequest,
+    err: StoreError,
+) -> PageError {
+    if !matches!(err, StoreError::Gone(_)) {
+        return err.into();
+    }
+    state.clients.evict(&pending.request.client_id);
+    session.remove_pending(&pending.id);
+    PageError::bad_request(NO_LONGER_REGISTERED)
+}
+
+const NO_LONGER_REGISTERED: &str = "The application is no longer registered.";
+
 async fn registered_client(
     state: &AppState,
-    request: &AuthorizationRequest,
+    session: &UserSession,
+    pending: &PendingRequest,
 ) -> Result<std::sync::Arc<Client>, PageError> {
-    state
+    match state
         .clients
-        .get(&state.store, &request.client_id)
+        .get(&state.store, &pending.request.client_id)
         .await?
-        .ok_or_else(|| PageError::bad_request("The application is no longer registered."))
+    {
+        Some(client) => Ok(client),
+        None => {
+            session.remove_pending(&pending.id);
+            Err(PageError::bad_request(NO_LONGER_REGISTERED))
+        }
+    }
 }
 
 /// What a signed-in user still owes before an application gets a code.
@@ -209,14 +251,14 @@ async fn second_factor_gate(
 /// The account page, telling the user that the application needs a second factor first.
 pub const ENROLMENT_REQUIRED: &str = "/account?second_factor=required";
 
-/// After a fresh sign-in: back into the authorization request in progress (its
+/// After a fresh sign-in: back into the newest authorization request in progress (its
 /// `prompt=login` now satisfied), or to the account.
 pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpResponse, PageError> {
-    match session.pending() {
-        Some(mut request) => {
-            request.prompt.login = false;
-            session.set_pending(&request)?;
-            proceed(state, session, request).await
+    match session.latest_pending() {
+        Some(mut pending) => {
+            pending.request.prompt.login = false;
+            session.update_pending(&pending)?;
+            proceed(state, session, pending).await
         }
         None => Ok(redirect("/account")),
     }
@@ -227,8 +269,8 @@ pub async fn resume_page(
     state: web::Data<AppState>,
     session: UserSession,
 ) -> Result<HttpResponse, PageError> {
-    match session.pending() {
-        Some(request) => proceed(&state, &session, request).await,
+    match session.latest_pending() {
+        Some(pending) => proceed(&state, &session, pending).await,
         None => Ok(redirect("/account")),
     }
 }

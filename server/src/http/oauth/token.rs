@@ -10,7 +10,7 @@ use crate::oauth::params::Params;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::store::{Exchange, NewAccessToken, TokenPlan};
+use crate::store::{Exchange, NewAccessToken, StoreError, TokenPlan};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
@@ -73,7 +73,8 @@ async fn issue_client_credentials(
     state
         .store
         .issue_client_credentials(&client.id, &record)
-        .await?;
+        .await
+        .map_err(|err| client_gone(state, client, err))?;
     Ok(fresh.response(state, &record.scope))
 }
 
@@ -93,7 +94,11 @@ async fn redeem_code(
             |stored| authorization_code::check_redemption(stored, client, params),
             &fresh.plan,
         )
-        .await?;
+        .await
+        .map_err(|err| client_gone(state, client, err))?;
+    if matches!(outcome, Exchange::Invalid) {
+        refuse_if_deleted(state, client).await?;
+    }
     fresh.finish(
         state,
         outcome,
@@ -118,13 +123,42 @@ async fn refresh(
             |stored| refresh_token::check_refresh(stored, client, params),
             &fresh.plan,
         )
-        .await?;
+        .await
+        .map_err(|err| client_gone(state, client, err))?;
+    if matches!(outcome, Exchange::Invalid) {
+        refuse_if_deleted(state, client).await?;
+    }
     fresh.finish(
         state,
         outcome,
         "the refresh token was already used; the whole grant is revoked",
         "the refresh token is invalid, expired or revoked",
     )
+}
+
+/// A store error of a request made by `client`. `Gone` means the client was deleted (by
+/// another process) while this instance still had it cached: the entry is dropped, and the
+/// answer is `invalid_client`, not a 500.
+fn client_gone(state: &AppState, client: &Client, err: StoreError) -> OAuthError {
+    if matches!(err, StoreError::Gone(_)) {
+        state.clients.evict(&client.id);
+    }
+    err.into()
+}
+
+/// A deleted client's codes and tokens go with it, so its exchanges find nothing; that is
+/// `invalid_client` rather than `invalid_grant`. Asked only on this failure path, so the
+/// success path costs nothing more.
+async fn refuse_if_deleted(state: &AppState, client: &Client) -> Result<(), OAuthError> {
+    if state
+        .clients
+        .still_registered(&state.store, &client.id)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_client("the client is not registered").with_basic_challenge())
+    }
 }
 
 /// The hash of a required token parameter; one of another kind or malformed is

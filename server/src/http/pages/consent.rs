@@ -2,12 +2,10 @@
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
-use crate::http::oauth::authorize::{issue_code, refuse};
+use crate::http::oauth::authorize::{issue_code, refuse, store_error_page};
 use crate::http::redirect;
-use crate::http::session::UserSession;
-use crate::http::session::signed_in_user;
+use crate::http::session::{PendingRequest, UserSession, signed_in_user};
 use crate::http::templates::templates;
-use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::User;
 use actix_web::http::StatusCode;
@@ -17,6 +15,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize)]
 pub struct ConsentForm {
     csrf_token: String,
+    /// The id of the request the page showed; a decision binds to it and to nothing else.
+    #[serde(default)]
+    request: String,
     decision: String,
 }
 
@@ -26,19 +27,20 @@ struct ScopeLine<'a> {
     description: &'a str,
 }
 
+/// `GET /consent`: the newest request in progress; its form names it.
 pub async fn consent_page(
     state: web::Data<AppState>,
     session: UserSession,
 ) -> Result<HttpResponse, PageError> {
-    let Some((user, request)) = in_progress(&state, &session).await? else {
+    let Some((user, pending)) = in_progress(&state, &session, None).await? else {
         return Ok(redirect("/login"));
     };
     let client = state
         .clients
-        .get(&state.store, &request.client_id)
+        .get(&state.store, &pending.request.client_id)
         .await?
         .ok_or_else(|| PageError::bad_request("The application is no longer registered."))?;
-    let scope = request.scope_set();
+    let scope = pending.request.scope_set();
     let descriptions = &state.settings.scopes.descriptions;
     let scopes: Vec<ScopeLine> = scope
         .iter()
@@ -52,6 +54,7 @@ pub async fn consent_page(
         "consent.html",
         minijinja::context! {
             csrf_token => session.csrf_token()?,
+            request_id => pending.id,
             client_name => client.name.clone(),
             username => user.username,
             scopes,
@@ -59,6 +62,7 @@ pub async fn consent_page(
     ))
 }
 
+/// `POST /consent`: the decision on the request the form names, and on no other.
 pub async fn decide(
     state: web::Data<AppState>,
     session: UserSession,
@@ -67,9 +71,10 @@ pub async fn decide(
     if !session.check_csrf(&form.csrf_token) {
         return Err(PageError::Forbidden);
     }
-    let Some((user, request)) = in_progress(&state, &session).await? else {
+    let Some((user, pending)) = in_progress(&state, &session, Some(&form.request)).await? else {
         return Ok(redirect("/login"));
     };
+    let request = &pending.request;
     match form.decision.as_str() {
         "approve" => {
             state
@@ -80,14 +85,15 @@ pub async fn decide(
                     &request.scope_set(),
                     clock::now(),
                 )
-                .await?;
-            issue_code(&state, &session, &request, &user).await
+                .await
+                .map_err(|err| store_error_page(&state, &session, &pending, err))?;
+            issue_code(&state, &session, &pending, &user).await
         }
         "deny" => {
-            session.clear_pending();
+            session.remove_pending(&pending.id);
             Ok(refuse(
                 &state,
-                &request,
+                request,
                 OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
             ))
         }
@@ -95,19 +101,30 @@ pub async fn decide(
     }
 }
 
-/// The signed-in user and the request waiting for consent; `None` sends to sign-in.
+/// The signed-in user and the request in progress that `id` names (the newest when `None`);
+/// `None` sends to sign-in. A request no longer in progress (answered, or pushed out by
+/// newer ones) is an error page: a decision never falls through to another request.
 async fn in_progress(
     state: &AppState,
     session: &UserSession,
-) -> Result<Option<(User, AuthorizationRequest)>, PageError> {
+    id: Option<&str>,
+) -> Result<Option<(User, PendingRequest)>, PageError> {
     let Some(user) = signed_in_user(state, session).await? else {
         return Ok(None);
     };
-    let request = session
-        .pending()
-        .ok_or_else(|| PageError::bad_request("No authorization request is in progress."))?;
-    if request.prompt.login {
+    let pending = match id {
+        Some(id) => session.pending_by_id(id).ok_or_else(|| {
+            PageError::bad_request(
+                "This authorization request is no longer in progress: it was answered, or \
+                 replaced by newer ones. Start again from the application.",
+            )
+        })?,
+        None => session
+            .latest_pending()
+            .ok_or_else(|| PageError::bad_request("No authorization request is in progress."))?,
+    };
+    if pending.request.prompt.login {
         return Ok(None);
     }
-    Ok(Some((user, request)))
+    Ok(Some((user, pending)))
 }

@@ -47,7 +47,7 @@ pub fn check_redemption(
                 "redirect_uri must repeat the one of the authorization request",
             ));
         }
-        (None, Some(presented)) if !client.redirect_uris.iter().any(|r| r == presented) => {
+        (None, Some(presented)) if !client.accepts_redirect_uri(presented) => {
             return Err(OAuthError::invalid_grant("redirect_uri does not match"));
         }
         (None, _) => {}
