@@ -113,7 +113,11 @@ async fn a_request_without_authorization_gets_a_challenge_without_an_error_code(
 
         let (status, challenge, _) = refusal(response).await;
         assert_eq!(status, 401, "{path}");
-        assert_eq!(challenge.as_deref(), Some("Bearer"), "{path}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer realm="umbra""#),
+            "{path}"
+        );
     }
 }
 
@@ -121,18 +125,13 @@ async fn a_request_without_authorization_gets_a_challenge_without_an_error_code(
 async fn malformed_authorization_headers_are_invalid_token_without_asking_umbra() {
     let fake = FakeUmbra::start();
     let api = Api::start(Some(fake.introspector().build().unwrap()));
-    let mut two_headers = HeaderMap::new();
-    two_headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer at_one"));
-    two_headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer at_two"));
 
     let mut responses = Vec::new();
     for value in [
-        "Basic dXNlcjpwYXNz",
         "Bearer",
         "Bearer ",
         "Bearer at_one at_two",
         "Bearer at_\"quoted\"",
-        "Token at_one",
     ] {
         let response = api
             .get("/read")
@@ -142,8 +141,6 @@ async fn malformed_authorization_headers_are_invalid_token_without_asking_umbra(
             .unwrap();
         responses.push((value.to_owned(), response));
     }
-    let response = api.get("/read").headers(two_headers).send().await.unwrap();
-    responses.push(("two Authorization headers".to_owned(), response));
 
     for (case, response) in responses {
         let (status, challenge, error) = refusal(response).await;
