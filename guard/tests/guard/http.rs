@@ -1,7 +1,7 @@
 //! Protected routes of a real actix-web app, called over HTTP: what RFC 6750 §3 asks of a
 //! resource server.
 use crate::support::{Api, FakeUmbra, Umbra, closed_port, refusal};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 use std::time::Duration;
 use umbra_guard::Introspector;
@@ -51,7 +51,7 @@ async fn a_revoked_token_is_refused_with_invalid_token(umbra: Umbra) {
     assert!(
         challenge
             .unwrap()
-            .starts_with(r#"Bearer error="invalid_token", error_description=""#)
+            .starts_with(r#"Bearer realm="umbra", error="invalid_token", error_description=""#)
     );
 }
 
@@ -167,7 +167,7 @@ async fn a_token_without_the_required_scope_is_403_naming_the_scope() {
     assert_eq!(error, "insufficient_scope");
     let challenge = challenge.unwrap();
     assert!(
-        challenge.starts_with(r#"Bearer error="insufficient_scope""#),
+        challenge.starts_with(r#"Bearer realm="umbra", error="insufficient_scope""#),
         "{challenge}"
     );
     assert!(challenge.ends_with(r#"scope="read""#), "{challenge}");
