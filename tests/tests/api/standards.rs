@@ -43,6 +43,9 @@ db_test! {
     }
 }
 
+/// A case name, the form, and HTTP Basic credentials if any.
+type Attempt<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<(&'a str, &'a str)>);
+
 db_test! {
     async fn every_401_of_the_form_endpoints_carries_a_challenge(app: TestApp) {
         let client = app.service_client("read").await;
@@ -53,7 +56,7 @@ db_test! {
             ("/introspect", ("token", "at_whatever")),
             ("/revoke", ("token", "at_whatever")),
         ] {
-            let attempts: Vec<(&str, Vec<(&str, &str)>, Option<(&str, &str)>)> = vec![
+            let attempts: Vec<Attempt> = vec![
                 ("nothing", vec![first], None),
                 ("a wrong secret in the body", vec![first, ("client_id", &client.id), ("client_secret", "cs_wrong")], None),
                 ("an unknown client_id alone", vec![first, ("client_id", "nobody")], None),
