@@ -444,6 +444,87 @@ mod tests {
         assert!(text.contains("The form is invalid"), "{text}");
     }
 
+    /// Log lines written under a thread-local subscriber.
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The request logging of the app (TracingLogger with Umbra's root span, span closes
+    /// logged with their fields as `telemetry::init` does) around a handler that decodes a
+    /// JSON body as the account API does; returns the answer and every log line.
+    async fn post_logged(json: &'static str) -> (u16, String, String) {
+        use actix_web::{App, test, web};
+        use tracing_subscriber::fmt::format::FmtSpan;
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new())
+                .route(
+                    "/",
+                    web::post().to(|body: web::Bytes| async move {
+                        serde_json::from_slice::<Body>(&body)
+                            .map(|_| HttpResponse::Ok().finish())
+                            .map_err(|e| ApiError::invalid_json(&e))
+                    }),
+                ),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/")
+            .set_payload(json)
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        let status = response.status().as_u16();
+        let body = test::read_body(response).await;
+        drop(app);
+        let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        (status, String::from_utf8_lossy(&body).into_owned(), logged)
+    }
+
+    #[actix_web::test]
+    async fn neither_the_answer_nor_the_log_of_a_refused_json_body_holds_its_value() {
+        for (json, secret) in [
+            (r#"{"code": 123456}"#, "123456"),
+            (r#"{"code": "x", "password": 424242}"#, "424242"),
+            (r#"{"code": "x", "kind": "hunter2"}"#, "hunter2"),
+        ] {
+            // What serde says on its own, and what used to reach the answer and the log.
+            let raw = serde_json::from_str::<Body>(json).unwrap_err().to_string();
+            assert!(raw.contains(secret), "{raw}");
+
+            let (status, body, logged) = post_logged(json).await;
+
+            assert_eq!(status, 400);
+            assert!(body.contains("the JSON body is invalid"), "{body}");
+            assert!(
+                logged.contains("the JSON body is invalid"),
+                "the error is logged: {logged}"
+            );
+            assert!(!body.contains(secret), "{body}");
+            assert!(!logged.contains(secret), "{logged}");
+        }
+    }
+
     #[test]
     fn api_error_descriptions_stay_in_the_rfc_6749_charset() {
         let err = ApiError::InvalidRequest("a \"quoted\" \\ caf\u{e9}".into());
