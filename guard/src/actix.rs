@@ -70,7 +70,7 @@ impl ResponseError for GuardError {
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         if let Some(challenge) = self.challenge() {
             let value = HeaderValue::from_str(&challenge)
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"umbra\""));
             response.insert_header((header::WWW_AUTHENTICATE, value));
         }
         if matches!(self, Self::Unavailable(_)) {

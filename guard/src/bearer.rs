@@ -11,14 +11,16 @@
 //! because URLs end up in logs.
 use crate::error::{GuardError, Malformed};
 
-/// The longest token forwarded to the authorization server; Umbra's are 52 characters.
-pub const MAX_TOKEN_LEN: usize = 4096;
+/// The longest token forwarded to the authorization server. Umbra's are 52 characters, so a
+/// longer string cannot be one of its tokens: it is `invalid_token` at once, and Umbra is not
+/// sent a large body for it. The margin leaves room for a future token format.
+pub const MAX_TOKEN_LEN: usize = 128;
 
 /// The token of a request, from every value of its `Authorization` header.
 ///
-/// No header is [`GuardError::MissingToken`]; several headers, another scheme, `Bearer`
-/// without a token, two tokens or characters outside `b64token` are
-/// [`GuardError::Malformed`].
+/// No header, or a header of another scheme, is [`GuardError::MissingToken`]: the request
+/// carries no bearer credentials (RFC 6750 §3.1). Several headers, `Bearer` without a token,
+/// two tokens or characters outside `b64token` are [`GuardError::Malformed`].
 ///
 /// ```
 /// use umbra_guard::bearer::token_from_headers;
@@ -26,6 +28,7 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// let token = token_from_headers([b"Bearer at_abc.DEF-123~".as_slice()]).unwrap();
 /// assert_eq!(token, "at_abc.DEF-123~");
 /// assert!(token_from_headers([b"Basic dXNlcjpwYXNz".as_slice()]).is_err());
+/// assert!(token_from_headers([b"Bearer a".as_slice(), b"Bearer b".as_slice()]).is_err());
 /// ```
 pub fn token_from_headers<'a, I>(values: I) -> Result<&'a str, GuardError>
 where
@@ -41,7 +44,8 @@ where
     bearer_token(value)
 }
 
-/// The token of one `Authorization` header value.
+/// The token of one `Authorization` header value; another scheme is
+/// [`GuardError::MissingToken`].
 pub fn bearer_token(value: &[u8]) -> Result<&str, GuardError> {
     let value = std::str::from_utf8(value)
         .map_err(|_| GuardError::Malformed(Malformed::Syntax))?
@@ -51,7 +55,7 @@ pub fn bearer_token(value: &[u8]) -> Result<&str, GuardError> {
         None => (value, ""),
     };
     if !scheme.eq_ignore_ascii_case("Bearer") {
-        return Err(GuardError::Malformed(Malformed::NotBearer));
+        return Err(GuardError::MissingToken);
     }
     if token.is_empty() {
         return Err(GuardError::Malformed(Malformed::Empty));
@@ -109,10 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn other_schemes_are_not_bearer() {
-        assert_eq!(malformed("Basic dXNlcjpwYXNz"), Malformed::NotBearer);
-        assert_eq!(malformed("Bearerat_x"), Malformed::NotBearer);
-        assert_eq!(malformed("at_x"), Malformed::NotBearer);
+    fn other_schemes_carry_no_bearer_token() {
+        for value in ["Basic dXNlcjpwYXNz", "Bearerat_x", "at_x", "DPoP at_x"] {
+            assert!(
+                matches!(parse(value), Err(GuardError::MissingToken)),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
@@ -138,9 +145,18 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_token_is_refused_before_any_network_call() {
+    fn a_token_longer_than_any_umbra_token_is_refused_before_any_network_call() {
+        let umbra_token = format!("at_{}", "A".repeat(49));
+        assert_eq!(
+            parse(&format!("Bearer {umbra_token}")).unwrap(),
+            umbra_token
+        );
         let value = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
         assert_eq!(malformed(&value), Malformed::TooLong);
+        assert_eq!(
+            malformed(&format!("Bearer {}", "/".repeat(4096))),
+            Malformed::TooLong
+        );
     }
 
     #[test]

@@ -5,19 +5,25 @@
 //! the `actix` module renders it for actix-web.
 use crate::scopes::ScopeRequirement;
 
+/// The `realm` of every challenge: RFC 6750 §3 wants at least one auth-param after `Bearer`,
+/// and a bare `Bearer` is all a request without credentials may be told (§3.1).
+pub const REALM: &str = "umbra";
+
 /// A request the guard does not let through. Every variant refuses the request: there is no
 /// "fail open".
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuardError {
-    /// The request carries no `Authorization` header. Answered 401 with a bare
-    /// `WWW-Authenticate: Bearer`: "If the request lacks any authentication information
-    /// (e.g., the client was unaware that authentication is necessary […]), the resource
-    /// server SHOULD NOT include an error code or other error information" (RFC 6750 §3.1).
+    /// The request carries no bearer credentials: no `Authorization` header, or one of
+    /// another scheme. Answered 401 with `WWW-Authenticate: Bearer realm="umbra"` and nothing
+    /// else: "If the request lacks any authentication information (e.g., the client was
+    /// unaware that authentication is necessary or attempted using an unsupported
+    /// authentication method), the resource server SHOULD NOT include an error code or other
+    /// error information" (RFC 6750 §3.1).
     #[error("the request carries no bearer token")]
     MissingToken,
-    /// The `Authorization` header is not `Bearer <b64token>` (RFC 6750 §2.1). 401
-    /// `invalid_token`.
+    /// The `Authorization` header is `Bearer` but not `Bearer <b64token>` (RFC 6750 §2.1):
+    /// 401 `invalid_token`. A repeated header is 400 `invalid_request`.
     #[error("malformed bearer credentials: {0}")]
     Malformed(Malformed),
     /// The authorization server says the token is not active: unknown, revoked, expired
@@ -44,14 +50,14 @@ pub enum GuardError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Malformed {
-    #[error("the Authorization scheme is not Bearer")]
-    NotBearer,
     #[error("Bearer is not followed by a token")]
     Empty,
     #[error("the token is not a single b64token")]
     Syntax,
     #[error("the token is too long")]
     TooLong,
+    /// "invalid_request: The request […] repeats the same parameter, uses more than one
+    /// method for including an access token, or is otherwise malformed" (RFC 6750 §3.1).
     #[error("the Authorization header is repeated")]
     RepeatedHeader,
 }
@@ -86,6 +92,7 @@ impl GuardError {
     /// The HTTP status to answer with.
     pub fn status(&self) -> u16 {
         match self {
+            Self::Malformed(Malformed::RepeatedHeader) => 400,
             Self::MissingToken | Self::Malformed(_) | Self::Inactive | Self::Expired => 401,
             Self::InsufficientScope(_) => 403,
             Self::Unavailable(_) => 503,
@@ -97,6 +104,7 @@ impl GuardError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingToken => "unauthorized",
+            Self::Malformed(Malformed::RepeatedHeader) => "invalid_request",
             Self::Malformed(_) | Self::Inactive | Self::Expired => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::Unavailable(_) => "temporarily_unavailable",
@@ -109,46 +117,47 @@ impl GuardError {
     pub fn description(&self) -> &'static str {
         match self {
             Self::MissingToken => "a bearer access token is required",
-            Self::Malformed(Malformed::NotBearer) => {
-                "the Authorization header must use the Bearer scheme"
-            }
             Self::Malformed(Malformed::RepeatedHeader) => "send one Authorization header",
             Self::Malformed(_) => "the bearer token is malformed",
             Self::Inactive => "the access token is not active",
             Self::Expired => "the access token has expired",
             Self::InsufficientScope(ScopeRequirement::All(_)) => {
-                "the access token lacks a required scope"
+                "the access token lacks a required scope: all of the listed scopes are needed"
             }
             Self::InsufficientScope(ScopeRequirement::Any(_)) => {
-                "the access token needs one of the listed scopes"
+                "the access token lacks a required scope: any one of the listed scopes suffices"
             }
             Self::Unavailable(_) => "the authorization server cannot be reached; try again later",
             Self::NotConfigured => "the server is misconfigured",
         }
     }
 
-    /// The `WWW-Authenticate` value for 401 and 403 answers (RFC 6750 §3), `None` otherwise.
+    /// The `WWW-Authenticate` value for 400, 401 and 403 answers (RFC 6750 §3), `None`
+    /// otherwise.
     ///
     /// ```
     /// use umbra_guard::{GuardError, ScopeRequirement};
     ///
-    /// assert_eq!(GuardError::MissingToken.challenge().as_deref(), Some("Bearer"));
-    /// let refused = GuardError::InsufficientScope(ScopeRequirement::all(["read", "write"]));
+    /// assert_eq!(
+    ///     GuardError::MissingToken.challenge().as_deref(),
+    ///     Some(r#"Bearer realm="umbra""#)
+    /// );
+    /// let refused = GuardError::InsufficientScope(ScopeRequirement::any(["read", "admin"]));
     /// assert_eq!(
     ///     refused.challenge().unwrap(),
-    ///     r#"Bearer error="insufficient_scope", error_description="the access token lacks a required scope", scope="read write""#,
+    ///     r#"Bearer realm="umbra", error="insufficient_scope", error_description="the access token lacks a required scope: any one of the listed scopes suffices", scope="read admin""#,
     /// );
     /// ```
     pub fn challenge(&self) -> Option<String> {
         match self {
-            Self::MissingToken => Some("Bearer".to_owned()),
+            Self::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
             Self::Malformed(_) | Self::Inactive | Self::Expired => Some(format!(
-                "Bearer error=\"{}\", error_description=\"{}\"",
+                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                 self.code(),
                 self.description()
             )),
             Self::InsufficientScope(requirement) => Some(format!(
-                "Bearer error=\"{}\", error_description=\"{}\", scope=\"{}\"",
+                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\", scope=\"{}\"",
                 self.code(),
                 self.description(),
                 requirement.challenge_scope()
@@ -166,23 +175,46 @@ mod tests {
     fn token_problems_are_401_invalid_token_with_the_code_in_the_challenge() {
         for err in [
             GuardError::Malformed(Malformed::Syntax),
+            GuardError::Malformed(Malformed::TooLong),
             GuardError::Inactive,
             GuardError::Expired,
         ] {
             assert_eq!(err.status(), 401);
             assert_eq!(err.code(), "invalid_token");
-            assert!(
-                err.challenge()
-                    .unwrap()
-                    .starts_with("Bearer error=\"invalid_token\", error_description=\"")
-            );
+            assert!(err.challenge().unwrap().starts_with(
+                "Bearer realm=\"umbra\", error=\"invalid_token\", error_description=\""
+            ));
         }
     }
 
     #[test]
     fn a_missing_token_gets_a_challenge_without_an_error_code() {
         assert_eq!(GuardError::MissingToken.status(), 401);
-        assert_eq!(GuardError::MissingToken.challenge().unwrap(), "Bearer");
+        assert_eq!(
+            GuardError::MissingToken.challenge().unwrap(),
+            "Bearer realm=\"umbra\""
+        );
+    }
+
+    #[test]
+    fn a_repeated_header_is_400_invalid_request() {
+        let err = GuardError::Malformed(Malformed::RepeatedHeader);
+        assert_eq!(err.status(), 400);
+        assert_eq!(err.code(), "invalid_request");
+        assert!(
+            err.challenge()
+                .unwrap()
+                .contains("error=\"invalid_request\"")
+        );
+    }
+
+    #[test]
+    fn an_any_of_requirement_says_that_one_scope_suffices() {
+        let any = GuardError::InsufficientScope(ScopeRequirement::any(["read", "admin"]));
+        let all = GuardError::InsufficientScope(ScopeRequirement::all(["read", "admin"]));
+        assert!(any.description().contains("any one of"));
+        assert!(any.challenge().unwrap().ends_with("scope=\"read admin\""));
+        assert!(all.description().contains("all of"));
     }
 
     #[test]
@@ -197,7 +229,6 @@ mod tests {
     fn descriptions_can_be_quoted_in_a_header() {
         let all = [
             GuardError::MissingToken,
-            GuardError::Malformed(Malformed::NotBearer),
             GuardError::Malformed(Malformed::RepeatedHeader),
             GuardError::Malformed(Malformed::TooLong),
             GuardError::Inactive,

@@ -198,6 +198,13 @@ impl Introspector {
         let status = response.status();
         match status {
             StatusCode::OK => {}
+            // Umbra answers any token it can read by its rules; refusing the request itself
+            // (400, or 413 for a body over its limit) says the token is not one it knows.
+            // An outage it is not: that would turn every garbage token into a 503.
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
+                tracing::debug!(%status, "Umbra refused the introspection request; the token is not active");
+                return Ok(Answer::default());
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(Unavailable::CredentialsRefused(status.as_u16()));
             }

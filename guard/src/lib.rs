@@ -7,9 +7,10 @@
 //!
 //! | why | status | `WWW-Authenticate` | `error` |
 //! |---|---|---|---|
-//! | no `Authorization` header | 401 | `Bearer` | `unauthorized` |
-//! | not `Bearer <b64token>`, inactive, revoked or expired | 401 | `Bearer error="invalid_token", …` | `invalid_token` |
-//! | a required scope is missing | 403 | `Bearer error="insufficient_scope", …, scope="…"` | `insufficient_scope` |
+//! | no `Authorization` header, or another scheme | 401 | `Bearer realm="umbra"` | `unauthorized` |
+//! | a repeated `Authorization` header | 400 | `Bearer realm="umbra", error="invalid_request", …` | `invalid_request` |
+//! | not `Bearer <b64token>`, longer than any Umbra token, inactive, revoked or expired | 401 | `Bearer realm="umbra", error="invalid_token", …` | `invalid_token` |
+//! | a required scope is missing | 403 | `Bearer realm="umbra", error="insufficient_scope", …, scope="…"` | `insufficient_scope` |
 //! | Umbra unreachable, 5xx, or refusing the guard's own credentials | 503 | — | `temporarily_unavailable` |
 //!
 //! Bodies are JSON `{"error": "…", "error_description": "…"}`. Nothing fails open: when the
@@ -54,7 +55,7 @@ mod token;
 
 pub use actix::RequireScopes;
 pub use cache::CacheSettings;
-pub use error::{GuardError, Malformed, Unavailable};
+pub use error::{GuardError, Malformed, REALM, Unavailable};
 pub use introspector::{BuildError, Introspector, IntrospectorBuilder};
 pub use scopes::{ScopeRequirement, Scopes};
 pub use token::ValidatedToken;

@@ -75,8 +75,9 @@ impl ValidatedToken {
     }
 }
 
-/// The body of an introspection answer. `active` is required and must be a JSON boolean.
-#[derive(Debug, Deserialize)]
+/// The body of an introspection answer. `active` is required and must be a JSON boolean;
+/// the default is an inactive answer.
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct Answer {
     active: bool,
     #[serde(default)]

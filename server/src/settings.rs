@@ -454,9 +454,12 @@ impl Settings {
         let invalid = |msg: &str| Err(SettingsError::Invalid(msg.to_owned()));
         let production = self.environment == Environment::Production;
         let f = &self.second_factor;
-        if production && f.encryption_key.trim().is_empty() {
+        // The development key is public: configuring it explicitly is no better than leaving
+        // the key empty.
+        if production && self.uses_development_key() {
             return invalid(
-                "second_factor.encryption_key must be set in production (32 random bytes, base64)",
+                "second_factor.encryption_key must be set in production to a key of your own \
+                 (32 random bytes, base64); the public development key is refused",
             );
         }
         if decode_key(self.second_factor_key_base64()).is_none() {
@@ -510,9 +513,12 @@ impl Settings {
         decode_key(self.second_factor_key_base64())
     }
 
-    /// True when TOTP secrets are encrypted with the public development key.
+    /// True when TOTP secrets are encrypted with the public development key: none is set, or
+    /// the one set is the development key (in whatever base64 spelling decodes to it).
     pub fn uses_development_key(&self) -> bool {
         self.second_factor.encryption_key.trim().is_empty()
+            || decode_key(self.second_factor.encryption_key.trim())
+                == decode_key(DEVELOPMENT_ENCRYPTION_KEY)
     }
 
     /// The configured session key bytes, if one is set and long enough.

@@ -1,7 +1,7 @@
 //! Protected routes of a real actix-web app, called over HTTP: what RFC 6750 §3 asks of a
 //! resource server.
 use crate::support::{Api, FakeUmbra, Umbra, closed_port, refusal};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 use std::time::Duration;
 use umbra_guard::Introspector;
@@ -51,7 +51,7 @@ async fn a_revoked_token_is_refused_with_invalid_token(umbra: Umbra) {
     assert!(
         challenge
             .unwrap()
-            .starts_with(r#"Bearer error="invalid_token", error_description=""#)
+            .starts_with(r#"Bearer realm="umbra", error="invalid_token", error_description=""#)
     );
 }
 
@@ -113,7 +113,11 @@ async fn a_request_without_authorization_gets_a_challenge_without_an_error_code(
 
         let (status, challenge, _) = refusal(response).await;
         assert_eq!(status, 401, "{path}");
-        assert_eq!(challenge.as_deref(), Some("Bearer"), "{path}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer realm="umbra""#),
+            "{path}"
+        );
     }
 }
 
@@ -121,18 +125,13 @@ async fn a_request_without_authorization_gets_a_challenge_without_an_error_code(
 async fn malformed_authorization_headers_are_invalid_token_without_asking_umbra() {
     let fake = FakeUmbra::start();
     let api = Api::start(Some(fake.introspector().build().unwrap()));
-    let mut two_headers = HeaderMap::new();
-    two_headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer at_one"));
-    two_headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer at_two"));
 
     let mut responses = Vec::new();
     for value in [
-        "Basic dXNlcjpwYXNz",
         "Bearer",
         "Bearer ",
         "Bearer at_one at_two",
         "Bearer at_\"quoted\"",
-        "Token at_one",
     ] {
         let response = api
             .get("/read")
@@ -142,8 +141,6 @@ async fn malformed_authorization_headers_are_invalid_token_without_asking_umbra(
             .unwrap();
         responses.push((value.to_owned(), response));
     }
-    let response = api.get("/read").headers(two_headers).send().await.unwrap();
-    responses.push(("two Authorization headers".to_owned(), response));
 
     for (case, response) in responses {
         let (status, challenge, error) = refusal(response).await;
@@ -170,7 +167,7 @@ async fn a_token_without_the_required_scope_is_403_naming_the_scope() {
     assert_eq!(error, "insufficient_scope");
     let challenge = challenge.unwrap();
     assert!(
-        challenge.starts_with(r#"Bearer error="insufficient_scope""#),
+        challenge.starts_with(r#"Bearer realm="umbra", error="insufficient_scope""#),
         "{challenge}"
     );
     assert!(challenge.ends_with(r#"scope="read""#), "{challenge}");

@@ -122,8 +122,8 @@ async fn an_http_answer_is_never_retried_whatever_its_status() {
         (502, "ServerError(502)"),
         (401, "CredentialsRefused(401)"),
         (403, "CredentialsRefused(403)"),
-        (400, "UnexpectedStatus(400)"),
         (404, "UnexpectedStatus(404)"),
+        (429, "UnexpectedStatus(429)"),
     ] {
         let fake = FakeUmbra::start();
         fake.answer(status, serde_json::json!({"error": "x"}));

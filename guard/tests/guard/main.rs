@@ -7,3 +7,4 @@ mod support;
 mod caching;
 mod http;
 mod introspector;
+mod standards;

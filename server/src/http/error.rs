@@ -1,7 +1,13 @@
 //! The one place where OAuth errors become HTTP responses (RFC 6749 §5.2).
+//!
+//! Also where a body that did not decode is described to its sender: serde's messages quote
+//! the offending value, which may be a code or a password, so they never reach a response or
+//! the log as they are ([`ApiError::invalid_json`], [`PageError::invalid_form`]).
 use crate::oauth::OAuthError;
+use crate::oauth::error::description_safe;
 use crate::second_factor::FactorError;
 use crate::store::StoreError;
+use actix_web::error::UrlencodedError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -60,11 +66,10 @@ impl From<StoreError> for OAuthError {
         match err {
             StoreError::Unavailable(_) => OAuthError::temporarily_unavailable(err),
             // The protocol endpoints write only on behalf of the authenticated client; a row
-            // they refer to that is gone means the client was deleted meanwhile. A 401 carries
-            // a challenge whichever way the client authenticated (RFC 6749 §5.2).
-            StoreError::Gone(_) => OAuthError::invalid_client("the client is not registered")
-                .with_basic_challenge()
-                .with_cause(err),
+            // they refer to that is gone means the client was deleted meanwhile.
+            StoreError::Gone(_) => {
+                OAuthError::invalid_client("the client is not registered").with_cause(err)
+            }
             _ => OAuthError::server_error(err),
         }
     }
@@ -112,6 +117,16 @@ impl From<crate::auth::limiter::Refused> for PageError {
 impl PageError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
+    }
+
+    /// A form that did not decode, described without its content.
+    pub fn invalid_form(err: &UrlencodedError) -> Self {
+        let problem = match err {
+            UrlencodedError::Parse(err) => body_problem(&err.to_string()),
+            UrlencodedError::Overflow { limit, .. } => format!("it exceeds {limit} bytes"),
+            _ => "it could not be read".to_owned(),
+        };
+        Self::BadRequest(format!("The form is invalid: {problem}."))
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -267,6 +282,22 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// A JSON body that did not decode: `invalid_request` naming the problem, never the value.
+    pub fn invalid_json(err: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let problem = match err.classify() {
+            Category::Data => body_problem(&err.to_string()),
+            // serde_json's syntax messages are fixed texts; only the position is added.
+            Category::Syntax | Category::Eof => format!(
+                "it is not valid JSON (line {}, column {})",
+                err.line(),
+                err.column()
+            ),
+            Category::Io => "it could not be read".to_owned(),
+        };
+        Self::InvalidRequest(format!("the JSON body is invalid: {problem}"))
+    }
+
     fn code_and_description(&self) -> (&'static str, String) {
         match self {
             Self::MissingToken => (
@@ -319,8 +350,10 @@ impl ResponseError for ApiError {
             tracing::error!(cause = %cause, "API request failed");
         }
         let (code, description) = self.code_and_description();
-        // A quoted-string may not hold `"` or `\\` unescaped (RFC 9110 §5.6.4).
-        let quoted = description.replace(['"', '\\'], "'");
+        // RFC 6750 §3 limits error_description to the RFC 6749 §5.2 set, which is also safe
+        // inside a quoted-string (no `"` or `\\`).
+        let description = description_safe(description.into());
+        let quoted = &description;
         let realm = "Bearer realm=\"umbra\"";
         let challenge = match self {
             Self::MissingToken => Some(realm.to_owned()),
@@ -353,5 +386,197 @@ impl ResponseError for ApiError {
             error: code,
             error_description: &description,
         })
+    }
+}
+
+/// What is wrong with a body that serde refused, in words that never repeat the body.
+///
+/// serde's messages quote the offending input (``invalid type: integer `123456`, expected a
+/// string``, ``unknown variant `hunter2` ``), and the input may be a code or a password. Kept:
+/// the kind of problem, what the type expected (written by the type, not the sender), and the
+/// field name where serde names a field of the type (missing or duplicate field).
+fn body_problem(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or_default();
+    let from_the_type = ["missing field `", "duplicate field `"];
+    if from_the_type.iter().any(|p| message.starts_with(p)) && !message.contains(',') {
+        return description_safe(message.to_owned().into()).into_owned();
+    }
+    let kinds = [
+        ("invalid type", "a value has the wrong type"),
+        ("invalid value", "a value is invalid"),
+        ("invalid length", "a value has the wrong length"),
+        ("unknown field", "an unknown field"),
+        ("unknown variant", "an unknown variant"),
+    ];
+    let kind = kinds
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("a value is invalid", |(_, kind)| kind);
+    // serde writes "<unexpected>, expected <expectation>": the last one is the type's.
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => {
+            description_safe(format!("{kind}, expected {expected}").into()).into_owned()
+        }
+        None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        code: String,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Totp,
+    }
+
+    /// What the response and the log get of the error: its Display (the description and the
+    /// request span's `exception.message`) and its Debug (`exception.details`).
+    fn described(json: &str) -> String {
+        let err = ApiError::invalid_json(&serde_json::from_str::<Body>(json).unwrap_err());
+        format!("{err} {err:?} {}", err.code_and_description().1)
+    }
+
+    #[test]
+    fn a_json_type_error_names_the_problem_but_never_the_value() {
+        for (json, secret) in [
+            (r#"{"code": 123456}"#, "123456"),
+            (r#"{"code": 987654.5}"#, "987654"),
+            (r#"{"code": "x", "password": 424242}"#, "424242"),
+            (r#"{"code": "x", "password": ["hunter2"]}"#, "hunter2"),
+            (r#"{"code": "x", "kind": "hunter2"}"#, "hunter2"),
+            (r#"{"hunter2": "x"}"#, "hunter2"),
+            (r#"{"code": "x", "code": "hunter2"}"#, "hunter2"),
+            (r#"{"code": tru"#, "tru"),
+        ] {
+            let text = described(json);
+            assert!(!text.contains(secret), "{json} gave {text}");
+            assert!(text.contains("the JSON body is invalid"), "{text}");
+        }
+        assert!(described(r#"{"code": 123456}"#).contains("wrong type, expected a string"));
+        assert!(described("{}").contains("missing field `code`"));
+    }
+
+    #[test]
+    fn a_form_error_names_the_problem_but_never_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Form {
+            attempts: u32,
+        }
+        let err = serde_urlencoded::from_str::<Form>("attempts=hunter2").unwrap_err();
+        let err = PageError::invalid_form(&UrlencodedError::Parse(err));
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("The form is invalid"), "{text}");
+    }
+
+    /// Log lines written under a thread-local subscriber.
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The request logging of the app (TracingLogger with Umbra's root span, span closes
+    /// logged with their fields as `telemetry::init` does) around a handler that decodes a
+    /// JSON body as the account API does; returns the answer and every log line.
+    async fn post_logged(json: &'static str) -> (u16, String, String) {
+        use actix_web::{App, test, web};
+        use tracing_subscriber::fmt::format::FmtSpan;
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new())
+                .route(
+                    "/",
+                    web::post().to(|body: web::Bytes| async move {
+                        serde_json::from_slice::<Body>(&body)
+                            .map(|_| HttpResponse::Ok().finish())
+                            .map_err(|e| ApiError::invalid_json(&e))
+                    }),
+                ),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/")
+            .set_payload(json)
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        let status = response.status().as_u16();
+        let body = test::read_body(response).await;
+        drop(app);
+        let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        (status, String::from_utf8_lossy(&body).into_owned(), logged)
+    }
+
+    #[actix_web::test]
+    async fn neither_the_answer_nor_the_log_of_a_refused_json_body_holds_its_value() {
+        for (json, secret) in [
+            (r#"{"code": 123456}"#, "123456"),
+            (r#"{"code": "x", "password": 424242}"#, "424242"),
+            (r#"{"code": "x", "kind": "hunter2"}"#, "hunter2"),
+        ] {
+            // What serde says on its own, and what used to reach the answer and the log.
+            let raw = serde_json::from_str::<Body>(json).unwrap_err().to_string();
+            assert!(raw.contains(secret), "{raw}");
+
+            let (status, body, logged) = post_logged(json).await;
+
+            assert_eq!(status, 400);
+            assert!(body.contains("the JSON body is invalid"), "{body}");
+            assert!(
+                logged.contains("the JSON body is invalid"),
+                "the error is logged: {logged}"
+            );
+            assert!(!body.contains(secret), "{body}");
+            assert!(!logged.contains(secret), "{logged}");
+        }
+    }
+
+    #[test]
+    fn api_error_descriptions_stay_in_the_rfc_6749_charset() {
+        let err = ApiError::InvalidRequest("a \"quoted\" \\ caf\u{e9}".into());
+        let response = err.error_response();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.ends_with(r#"error_description="a 'quoted' ? caf?""#),
+            "{challenge}"
+        );
     }
 }

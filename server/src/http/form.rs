@@ -1,5 +1,10 @@
 //! The extractor for the form-encoded endpoints (token, introspection, revocation): only
 //! `application/x-www-form-urlencoded`, bounded in size, strictly decoded.
+//!
+//! The bound is per endpoint: `server.body_limit_bytes` everywhere, raised by a [`FormLimit`]
+//! registered on a resource. Introspection and revocation carry one: a resource server
+//! forwards whatever bearer string it was handed, and must get `{"active": false}` (or 200)
+//! for it, not 413.
 use super::AppState;
 use crate::oauth::OAuthError;
 use crate::oauth::params::Params;
@@ -18,16 +23,34 @@ pub struct OAuthRequest {
 
 const FALLBACK_LIMIT: usize = 8192;
 
+/// The body limit of one form endpoint, as resource app data; the extractor takes the larger
+/// of it and `server.body_limit_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormLimit(pub usize);
+
+impl FormLimit {
+    /// `/introspect` and `/revoke`: a `token` of 16 KiB, every byte percent-encoded (3 bytes
+    /// each: 48 KiB), with room for the client credentials and `token_type_hint`. Still
+    /// bounded: one request cannot hold more than this in memory.
+    pub const TOKEN_ACTIONS: Self = Self(64 * 1024);
+
+    /// The longest `token` value those endpoints are guaranteed to answer by their rules.
+    pub const LONGEST_TOKEN: usize = 16 * 1024;
+}
+
 impl FromRequest for OAuthRequest {
     type Error = OAuthError;
     type Future = LocalBoxFuture<'static, Result<Self, OAuthError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
+        let configured = req
             .app_data::<Data<AppState>>()
             .map_or(FALLBACK_LIMIT, |state| {
                 state.settings.server.body_limit_bytes
             });
+        let limit = req
+            .app_data::<FormLimit>()
+            .map_or(configured, |endpoint| endpoint.0.max(configured));
         let checked = check_headers(req, limit);
         let authorization = req
             .headers()

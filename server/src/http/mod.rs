@@ -46,13 +46,20 @@ const PAGE_FORM_LIMIT: usize = 16 * 1024;
 /// Registers every route. A known path with the wrong method answers 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(post("/token", token::token))
-        .service(post("/introspect", introspect::introspect))
-        .service(post("/revoke", revoke::revoke))
+        .service(
+            post("/introspect", introspect::introspect).app_data(form::FormLimit::TOKEN_ACTIONS),
+        )
+        .service(post("/revoke", revoke::revoke).app_data(form::FormLimit::TOKEN_ACTIONS))
         .service(get(
             "/.well-known/oauth-authorization-server",
             metadata::metadata,
         ))
         .service(get("/", home))
+        // RFC 8414 §3.1: the issuer's path, if any, follows the well-known segment.
+        .service(get(
+            "/.well-known/oauth-authorization-server/{issuer_path:.+}",
+            metadata::metadata_for_path,
+        ))
         .service(get("/health/live", health::live))
         .service(get("/health/ready", health::ready))
         .service(get("/openapi.json", openapi::openapi_json))
@@ -118,9 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(
             web::FormConfig::default()
                 .limit(PAGE_FORM_LIMIT)
-                .error_handler(|err, _| {
-                    error::PageError::bad_request(format!("The form is invalid: {err}")).into()
-                }),
+                .error_handler(|err, _| error::PageError::invalid_form(&err).into()),
         )
         .default_service(web::to(not_found));
 }
@@ -162,7 +167,7 @@ async fn home(state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
-async fn not_found() -> HttpResponse {
+pub(crate) async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({"error": "not_found"}))
 }
 

@@ -73,10 +73,9 @@ impl ClientCredentials {
                 secret: None,
                 method: AuthMethod::None,
             }),
-            (None, _) => Err(
-                OAuthError::invalid_client("client authentication is required")
-                    .with_basic_challenge(),
-            ),
+            (None, _) => Err(OAuthError::invalid_client(
+                "client authentication is required",
+            )),
         }
     }
 
@@ -94,29 +93,21 @@ impl ClientCredentials {
         authenticated.ok_or_else(|| self.failure())
     }
 
-    /// `invalid_client`, with the Basic challenge when the client used the header.
+    /// `invalid_client` (401, so rendered with the Basic challenge whatever the method).
     pub fn failure(&self) -> OAuthError {
-        let err = OAuthError::invalid_client("client authentication failed");
-        if self.method == AuthMethod::ClientSecretBasic {
-            err.with_basic_challenge()
-        } else {
-            err
-        }
+        OAuthError::invalid_client("client authentication failed")
     }
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`.
 fn parse_basic(header: &[u8]) -> Result<(String, SecretString), OAuthError> {
-    let malformed = || {
-        OAuthError::invalid_client("malformed Basic authorization header").with_basic_challenge()
-    };
+    let malformed = || OAuthError::invalid_client("malformed Basic authorization header");
     let header = std::str::from_utf8(header).map_err(|_| malformed())?;
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(OAuthError::invalid_client(
             "only the Basic authorization scheme is supported here",
-        )
-        .with_basic_challenge());
+        ));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
@@ -203,5 +194,14 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InvalidClient, "{header:?}");
             assert!(err.basic_challenge());
         }
+    }
+
+    #[test]
+    fn a_failed_body_authentication_is_challenged_too() {
+        let params = Params::parse(b"client_id=a&client_secret=wrong").unwrap();
+        let creds = ClientCredentials::extract(None, &params).unwrap();
+        let err = creds.authenticate::<Client>(None).unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert!(err.basic_challenge());
     }
 }

@@ -1,7 +1,9 @@
 //! The one OAuth error type (RFC 6749 §5.2), shared by every endpoint.
 //!
 //! It carries a client-safe description and an optional private cause that is only logged.
-//! Rendering to HTTP happens in exactly one place (`http::error`).
+//! Rendering to HTTP happens in exactly one place (`http::error`). Every description is
+//! brought into the RFC 6749 §5.2 character set when the error is built ([`OAuthError::new`]),
+//! so no constructor and no caller can send a `"`, a `\` or a non-ASCII character.
 use std::borrow::Cow;
 use std::fmt;
 
@@ -83,17 +85,41 @@ pub struct OAuthError {
     code: ErrorCode,
     description: Cow<'static, str>,
     status: u16,
-    basic_challenge: bool,
     cause: Option<String>,
 }
 
+/// Whether `c` may appear in an `error_description`: "Values for the "error_description"
+/// parameter MUST NOT include characters outside the set %x20-21 / %x23-5B / %x5D-7E"
+/// (RFC 6749 §5.2; RFC 6750 §3 says the same of the bearer challenge).
+pub fn is_description_char(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+/// `text` within the `error_description` character set: `"` becomes `'`, any other character
+/// outside it (`\`, controls, non-ASCII) becomes `?`. Borrowed text that is already clean is
+/// returned as it is.
+pub fn description_safe(text: Cow<'static, str>) -> Cow<'static, str> {
+    if text.chars().all(is_description_char) {
+        return text;
+    }
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if is_description_char(c) => c,
+            _ => '?',
+        })
+        .collect::<String>()
+        .into()
+}
+
 impl OAuthError {
+    /// An error with `code` and `description`; the description is brought into the RFC 6749
+    /// §5.2 character set here, the one place every error passes through.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
-            description: description.into(),
+            description: description_safe(description.into()),
             status: code.default_status(),
-            basic_challenge: false,
             cause: None,
         }
     }
@@ -138,13 +164,6 @@ impl OAuthError {
         self
     }
 
-    /// Adds `WWW-Authenticate: Basic` to the response (RFC 6749 §5.2: required when the client
-    /// tried to authenticate with the Authorization header).
-    pub fn with_basic_challenge(mut self) -> Self {
-        self.basic_challenge = true;
-        self
-    }
-
     /// Attaches a private cause, logged and never sent to the client.
     pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
         self.cause = Some(cause.to_string());
@@ -163,8 +182,13 @@ impl OAuthError {
         self.status
     }
 
+    /// Whether the response carries `WWW-Authenticate: Basic`: every 401 does. RFC 6749 §5.2
+    /// requires it when the client used the Authorization header, and RFC 9110 §15.5.2 of
+    /// any 401 ("The server generating a 401 response MUST send a WWW-Authenticate header
+    /// field"), so a client that sent its credentials in the body learns the same way that
+    /// Basic is accepted.
     pub fn basic_challenge(&self) -> bool {
-        self.basic_challenge
+        self.status == 401
     }
 
     pub fn cause(&self) -> Option<&str> {
@@ -202,6 +226,81 @@ mod tests {
         assert_eq!(
             OAuthError::invalid_request("x").with_status(413).status(),
             413
+        );
+    }
+
+    const ALL_CODES: [ErrorCode; 13] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidClient,
+        ErrorCode::InvalidGrant,
+        ErrorCode::UnauthorizedClient,
+        ErrorCode::UnsupportedGrantType,
+        ErrorCode::InvalidScope,
+        ErrorCode::AccessDenied,
+        ErrorCode::UnsupportedResponseType,
+        ErrorCode::UnsupportedTokenType,
+        ErrorCode::LoginRequired,
+        ErrorCode::ConsentRequired,
+        ErrorCode::ServerError,
+        ErrorCode::TemporarilyUnavailable,
+    ];
+
+    const HOSTILE: &str = "grant \"x\" with \\ back\u{7f}slash, caf\u{e9}\r\nand a tab\t";
+
+    fn in_charset(description: &str) -> bool {
+        description.chars().all(is_description_char)
+    }
+
+    #[test]
+    fn every_constructor_and_code_yields_a_description_in_the_rfc_6749_charset() {
+        let built = [
+            OAuthError::invalid_request(HOSTILE),
+            OAuthError::invalid_client(HOSTILE),
+            OAuthError::invalid_grant(HOSTILE),
+            OAuthError::invalid_scope(HOSTILE),
+            OAuthError::unauthorized_client(HOSTILE),
+            OAuthError::server_error(HOSTILE),
+            OAuthError::temporarily_unavailable(HOSTILE),
+            OAuthError::invalid_request(HOSTILE.to_owned()).with_status(413),
+            OAuthError::invalid_request(HOSTILE).with_cause(HOSTILE),
+        ];
+        let by_code = ALL_CODES
+            .iter()
+            .map(|code| OAuthError::new(*code, HOSTILE.to_owned()));
+        for err in built.into_iter().chain(by_code) {
+            assert!(in_charset(err.description()), "{err:?}");
+            assert!(!err.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_clean_description_is_kept_and_a_dirty_one_readable() {
+        let clean = OAuthError::invalid_grant("the code is invalid or expired");
+        assert_eq!(clean.description(), "the code is invalid or expired");
+        assert!(matches!(clean.description, Cow::Borrowed(_)));
+        let dirty = OAuthError::invalid_request("grant type \"a\\b\" is not supported");
+        assert_eq!(dirty.description(), "grant type 'a?b' is not supported");
+    }
+
+    #[test]
+    fn the_charset_is_exactly_the_one_of_rfc_6749() {
+        for byte in 0u8..=0x7F {
+            let allowed = matches!(byte, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+            assert_eq!(is_description_char(char::from(byte)), allowed, "{byte:#x}");
+        }
+        assert!(!is_description_char('\u{e9}'));
+    }
+
+    #[test]
+    fn every_401_carries_the_basic_challenge_and_nothing_else_does() {
+        for code in ALL_CODES {
+            let err = OAuthError::new(code, "x");
+            assert_eq!(err.basic_challenge(), err.status() == 401, "{code:?}");
+        }
+        assert!(
+            OAuthError::invalid_request("x")
+                .with_status(401)
+                .basic_challenge()
         );
     }
 

@@ -37,6 +37,9 @@ pub struct Introspection {
 /// The members of an active answer (RFC 7662 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActiveToken {
+    /// Space-separated scopes; left out for a token granted none, since RFC 7662 §2.2
+    /// defines `scope` as a list of scopes and `""` is not one.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
     pub client_id: String,
     pub token_type: &'static str,
@@ -121,6 +124,17 @@ mod tests {
                 "exp": 2_000, "iat": 1_000, "aud": "svc", "iss": "https://as"
             })
         );
+    }
+
+    #[test]
+    fn a_token_granted_no_scope_leaves_scope_out() {
+        let scopeless = AccessTokenRecord {
+            scope: String::new(),
+            ..record()
+        };
+        let json = serde_json::to_value(Introspection::of(Some(scopeless), 1_500, "x")).unwrap();
+        assert_eq!(json["active"], true);
+        assert!(json.get("scope").is_none(), "{json}");
     }
 
     #[test]

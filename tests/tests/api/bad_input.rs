@@ -45,7 +45,8 @@ db_test! {
 
 db_test! {
     async fn a_chunked_body_over_the_limit_is_413(app: TestApp) {
-        let chunks = (0..40).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024]));
+        // Past the larger limit of /introspect (umbra::http::form::FormLimit::TOKEN_ACTIONS).
+        let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024]));
         let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
 
         let response = app.post_raw("/introspect", FORM, body).await;

@@ -550,7 +550,10 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
     // Assert: the demo client's tokens are checked with the rotated resource-server secret.
     let anonymous = http.get(&notes).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        r#"Bearer realm="umbra""#
+    );
     let listed = http.get(&notes).bearer_auth(&read).send().await.unwrap();
     assert_eq!(listed.status(), StatusCode::OK, "{:?}", listed.text().await);
     let refused = http

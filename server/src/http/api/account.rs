@@ -97,8 +97,7 @@ fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidRequest(format!("the JSON body is invalid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(&e))
 }
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {

@@ -1,5 +1,10 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414): what this server really supports.
+//!
+//! An issuer with a path (`https://auth.example/tenant`) is also served at the RFC 8414 §3.1
+//! location, the well-known segment followed by that path
+//! (`/.well-known/oauth-authorization-server/tenant`).
 use crate::http::AppState;
+use crate::oauth::client_auth::AuthMethod;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -12,8 +17,15 @@ use serde_json::json;
 )]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let issuer = &state.settings.server.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
-    let token_auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    // What `oauth::client_auth` accepts at each endpoint: a public client (`none`) may ask
+    // for tokens and revoke its own, but never introspect.
+    let secret_methods = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    let every_method = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::None,
+    ];
+    let names = |methods: &[AuthMethod]| methods.iter().map(|m| m.as_str()).collect::<Vec<_>>();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .json(json!({
@@ -28,8 +40,43 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "scopes_supported": state.settings.scopes.descriptions.keys().collect::<Vec<_>>(),
-            "token_endpoint_auth_methods_supported": token_auth_methods,
-            "introspection_endpoint_auth_methods_supported": auth_methods,
-            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_methods_supported": names(&every_method),
+            "introspection_endpoint_auth_methods_supported": names(&secret_methods),
+            "revocation_endpoint_auth_methods_supported": names(&every_method),
         }))
+}
+
+/// The metadata at `/.well-known/oauth-authorization-server/{issuer path}` (RFC 8414 §3.1);
+/// any other path there is 404.
+pub async fn metadata_for_path(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if issuer_path(&state.settings.server.issuer) == Some(path.trim_end_matches('/')) {
+        metadata(state).await
+    } else {
+        crate::http::not_found().await
+    }
+}
+
+/// The path of an issuer identifier, without its slashes: `tenant` for
+/// `https://auth.example/tenant`; `None` when it has none.
+fn issuer_path(issuer: &str) -> Option<&str> {
+    let after_scheme = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    let path = after_scheme.split_once('/')?.1.trim_matches('/');
+    (!path.is_empty()).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_path_is_what_follows_the_authority() {
+        assert_eq!(issuer_path("https://auth.example/tenant"), Some("tenant"));
+        assert_eq!(issuer_path("https://auth.example/a/b/"), Some("a/b"));
+        assert_eq!(issuer_path("https://auth.example"), None);
+        assert_eq!(issuer_path("https://auth.example/"), None);
+        assert_eq!(issuer_path("http://127.0.0.1:8080"), None);
+    }
 }

@@ -37,6 +37,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Left out when no scope was granted (RFC 6749 §5.1 makes it optional, and `""` would
+    /// read as a scope list).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
 }
 
@@ -67,5 +70,20 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidScope);
         let err = requested_scope(Some("bad\"scope"), &allowed).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn a_token_response_without_scope_leaves_scope_out() {
+        let response = |scope: &str| TokenResponse {
+            access_token: "at_x".into(),
+            token_type: "Bearer",
+            expires_in: 3600,
+            refresh_token: None,
+            scope: scope.into(),
+        };
+        let json = serde_json::to_value(response("")).unwrap();
+        assert!(json.get("scope").is_none(), "{json}");
+        let json = serde_json::to_value(response("read")).unwrap();
+        assert_eq!(json["scope"], "read");
     }
 }
