@@ -387,12 +387,18 @@ impl Settings {
         let invalid = |msg: &str| Err(SettingsError::Invalid(msg.to_owned()));
         self.server.issuer = self.server.issuer.trim_end_matches('/').to_owned();
         let issuer = &self.server.issuer;
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+        let production = self.environment == Environment::Production;
+        if issuer.is_empty() {
+            if production {
+                return invalid(
+                    "server.issuer must be set in production (the public https URL of Umbra)",
+                );
+            }
+        } else if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
             || issuer.contains(['?', '#'])
         {
             return invalid("server.issuer must be an http(s) URL without query or fragment");
-        }
-        if self.environment == Environment::Production && !issuer.starts_with("https://") {
+        } else if production && !issuer.starts_with("https://") {
             return invalid("server.issuer must use https in production");
         }
         if !(512..=1024 * 1024).contains(&self.server.body_limit_bytes) {
@@ -513,6 +519,20 @@ impl Settings {
         decode_key(self.second_factor_key_base64())
     }
 
+    /// Fills an unset `server.issuer` with the listener's own URL, once the port is known
+    /// (port 0 binds a free one). A wildcard host is reached on the loopback address.
+    pub fn default_issuer_to_listener(&mut self, port: u16) {
+        if !self.server.issuer.is_empty() {
+            return;
+        }
+        let host = match self.server.host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            _ => self.server.host.clone(),
+        };
+        self.server.issuer = format!("http://{host}:{port}");
+    }
+
     /// True when TOTP secrets are encrypted with the public development key: none is set, or
     /// the one set is the development key (in whatever base64 spelling decodes to it).
     pub fn uses_development_key(&self) -> bool {
@@ -581,5 +601,36 @@ mod tests {
                 .is_empty()
         );
         assert!(with_environment(&[("UMBRA__SERVER__TRUSTED_PROXIES", "proxy.local")]).is_err());
+    }
+
+    #[test]
+    fn an_unset_issuer_follows_the_listener_and_production_requires_one() {
+        let mut settings = Settings::built_in().unwrap();
+        assert!(settings.server.issuer.is_empty(), "unset by default");
+        settings.default_issuer_to_listener(9000);
+        assert_eq!(settings.server.issuer, "http://127.0.0.1:9000");
+
+        for (host, issuer) in [
+            ("0.0.0.0", "http://127.0.0.1:9001"),
+            ("::1", "http://[::1]:9001"),
+            ("auth.internal", "http://auth.internal:9001"),
+        ] {
+            let mut settings = Settings::built_in().unwrap();
+            settings.server.host = host.into();
+            settings.default_issuer_to_listener(9001);
+            assert_eq!(settings.server.issuer, issuer);
+        }
+
+        let mut explicit =
+            with_environment(&[("UMBRA__SERVER__ISSUER", "https://id.example/")]).unwrap();
+        explicit.default_issuer_to_listener(9002);
+        assert_eq!(explicit.server.issuer, "https://id.example");
+
+        let production = Settings::finish(Settings::built_in_sources(), Environment::Production);
+        let message = production.unwrap_err().to_string();
+        assert!(
+            message.contains("server.issuer must be set in production"),
+            "{message}"
+        );
     }
 }

@@ -46,6 +46,7 @@ pub enum StartupError {
 
 /// A bound, ready-to-run Umbra.
 pub struct Application {
+    settings: Arc<Settings>,
     port: u16,
     metrics_port: Option<u16>,
     server: Server,
@@ -71,11 +72,13 @@ impl Application {
             store::migrate(&settings.database).await?;
         }
         let store = Store::new(store::connect(&settings.database).await?);
-        // Everything slow (the dummy password hash) happens before the port is bound, so
-        // that a bound port means a server about to answer.
+        // Bound first: an unset issuer is the listener's URL, whose port may be chosen here.
+        // Connections that arrive meanwhile wait in the backlog until the server runs.
+        let mut settings = settings;
+        let (listener, port) = bind(&settings.server.host, settings.server.port, HTTP_LISTENER)?;
+        settings.default_issuer_to_listener(port);
         let state = web::Data::new(app_state(store.clone(), Arc::new(settings), sender)?);
         let settings = &state.settings;
-        let (listener, port) = bind(&settings.server.host, settings.server.port, HTTP_LISTENER)?;
         let metrics_listener = match settings.metrics.enabled {
             true => Some(bind(
                 &settings.metrics.host,
@@ -86,12 +89,14 @@ impl Application {
         };
         let (stop_background, stop) = watch::channel(false);
         let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop);
+        let effective = state.settings.clone();
         let server = serve(listener, state.clone())?;
         let (metrics_server, metrics_port) = match metrics_listener {
             Some((listener, port)) => (Some(serve_metrics(listener, state)?), Some(port)),
             None => (None, None),
         };
         Ok(Self {
+            settings: effective,
             port,
             metrics_port,
             server,
@@ -99,6 +104,11 @@ impl Application {
             stop_background,
             cleanup,
         })
+    }
+
+    /// The settings in force, with the issuer filled in from the listener when it was unset.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.clone()
     }
 
     /// The port actually bound (useful with port 0).

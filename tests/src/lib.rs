@@ -82,6 +82,8 @@ impl TestApp {
             "http://127.0.0.1:{}",
             application.metrics_port().unwrap_or(0)
         );
+        // The settings in force: an unset issuer is the listener's URL.
+        let settings = Settings::clone(&application.settings());
         tokio::spawn(application.run_until_stopped());
         let store = Store::new(
             store::connect(&settings.database)
