@@ -20,7 +20,7 @@ CREDENTIALS_DIR=${CREDENTIALS_DIR:-/var/lib/umbra/credentials}
 DEMO_RS_CLIENT_ID=${DEMO_RS_CLIENT_ID:-demo-rs}
 DEMO_CLIENT_ID=${DEMO_CLIENT_ID:-demo-client}
 DEMO_CLIENT_SCOPES=${DEMO_CLIENT_SCOPES:-read write}
-UMBRA_PUBLIC_URL=${UMBRA_PUBLIC_URL:-http://localhost:8080}
+AUTH_PUBLIC_URL=${AUTH_PUBLIC_URL:-http://localhost:8080}
 RS_PUBLIC_URL=${RS_PUBLIC_URL:-http://localhost:8081}
 
 say() { echo "bootstrap: $*"; }
@@ -76,6 +76,6 @@ bootstrap: done. Demo client (development only: this prints its secret):
   client_id:     $DEMO_CLIENT_ID
   client_secret: $secret
 Try it:
-  TOKEN=\$(curl -s -u '$DEMO_CLIENT_ID:$secret' -d grant_type=client_credentials --data-urlencode 'scope=$DEMO_CLIENT_SCOPES' $UMBRA_PUBLIC_URL/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+  TOKEN=\$(curl -s -u '$DEMO_CLIENT_ID:$secret' -d grant_type=client_credentials --data-urlencode 'scope=$DEMO_CLIENT_SCOPES' $AUTH_PUBLIC_URL/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
   curl -s -H "Authorization: Bearer \$TOKEN" $RS_PUBLIC_URL/notes
 EOF

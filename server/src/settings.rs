@@ -28,6 +28,10 @@ impl Environment {
 pub struct Settings {
     #[serde(skip, default = "default_environment")]
     pub environment: Environment,
+    /// What loading noticed but did not refuse (e.g. a variable spelt with single
+    /// underscores), to be logged once logging is set up.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
@@ -336,6 +340,10 @@ impl Settings {
                 )));
             }
         };
+        let variables: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
+        let warnings = check_variable_names(&variables)?;
         let dir =
             PathBuf::from(std::env::var("UMBRA_CONFIG_DIR").unwrap_or_else(|_| "config".into()));
         let builder = Self::built_in_sources()
@@ -346,7 +354,9 @@ impl Settings {
             )
             .add_source(Self::environment_source())
             .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?;
-        Self::finish(builder, environment)
+        let mut settings = Self::finish(builder, environment)?;
+        settings.warnings = warnings;
+        Ok(settings)
     }
 
     /// `UMBRA__SECTION__KEY` variables; the one list-valued key is comma-separated.
@@ -551,6 +561,80 @@ impl Settings {
     }
 }
 
+/// Variables that start like Umbra's but are not settings: read elsewhere.
+const OTHER_UMBRA_VARIABLES: [&str; 2] = ["UMBRA_ENV", "UMBRA_CONFIG_DIR"];
+
+/// Settings that are maps of the operator's own names (`scopes.descriptions.<scope>`).
+const MAP_KEYS: [&str; 1] = ["scopes.descriptions"];
+
+/// Checks the names of `UMBRA_…` variables against the keys Umbra has (those of the built-in
+/// defaults, which name every key). A `UMBRA__SECTION__KEY` that names no key is refused with
+/// the variable's name, rather than the deserialiser's "unknown field"; a single-underscore
+/// spelling of a real key (`UMBRA_SERVER_PORT`) is ignored by the loader, so it gets a warning
+/// that gives the right spelling.
+fn check_variable_names(variables: &[(String, String)]) -> Result<Vec<String>, SettingsError> {
+    let keys = known_keys()?;
+    let mut warnings = Vec::new();
+    for (name, _) in variables {
+        if let Some(path) = name.strip_prefix("UMBRA__") {
+            let key = path.to_lowercase().replace("__", ".");
+            let in_map = MAP_KEYS.iter().any(|map| {
+                key.strip_prefix(map)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            });
+            if !keys.contains(&key) && !in_map {
+                return Err(SettingsError::Invalid(format!(
+                    "{name} names no setting ({key}); settings are UMBRA__<SECTION>__<KEY>, see \
+                     the configuration table in the README"
+                )));
+            }
+        } else if name.starts_with("UMBRA_") && !OTHER_UMBRA_VARIABLES.contains(&name.as_str()) {
+            let meant = keys
+                .iter()
+                .find(|key| format!("UMBRA_{}", key.replace('.', "_")).eq_ignore_ascii_case(name));
+            if let Some(key) = meant {
+                let right = format!("UMBRA__{}", key.replace('.', "__").to_uppercase());
+                warnings.push(format!(
+                    "{name} is ignored: settings use double underscores, e.g. {right}"
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// Every setting's dotted key (`server.port`), from the built-in defaults.
+fn known_keys() -> Result<std::collections::BTreeSet<String>, SettingsError> {
+    fn walk(
+        prefix: &str,
+        table: config::Map<String, config::Value>,
+        keys: &mut std::collections::BTreeSet<String>,
+    ) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value.clone().into_table() {
+                Ok(inner) if !MAP_KEYS.contains(&key.as_str()) => walk(&key, inner, keys),
+                _ => {
+                    keys.insert(key);
+                }
+            }
+        }
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    walk(
+        "",
+        Settings::built_in_sources()
+            .build()?
+            .try_deserialize::<config::Map<String, config::Value>>()?,
+        &mut keys,
+    );
+    Ok(keys)
+}
+
 fn decode_key(base64_key: &str) -> Option<[u8; 32]> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
@@ -631,6 +715,49 @@ mod tests {
         assert!(
             message.contains("server.issuer must be set in production"),
             "{message}"
+        );
+    }
+
+    fn names(variables: &[&str]) -> Vec<(String, String)> {
+        variables
+            .iter()
+            .map(|name| (name.to_string(), "1".to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_variable_that_names_no_setting_is_refused_by_its_name() {
+        let message = check_variable_names(&names(&["UMBRA__SERVER__PROT"]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("UMBRA__SERVER__PROT"), "{message}");
+        assert!(message.contains("server.prot"), "{message}");
+        assert!(check_variable_names(&names(&["UMBRA__SERVER__PORT"])).is_ok());
+        assert!(
+            check_variable_names(&names(&["UMBRA__SCOPES__DESCRIPTIONS__BILLING"])).is_ok(),
+            "a map setting takes the operator's own names"
+        );
+    }
+
+    #[test]
+    fn single_underscores_get_a_warning_with_the_right_spelling() {
+        let warnings = check_variable_names(&names(&[
+            "UMBRA_SERVER_PORT",
+            "UMBRA_SECOND_FACTOR_MAX_FAILURES",
+            "UMBRA_ENV",
+            "UMBRA_CONFIG_DIR",
+            "UMBRA_SOMETHING_ELSE",
+            "PATH",
+        ]))
+        .unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "UMBRA_SERVER_PORT is ignored: settings use double underscores, e.g. \
+                 UMBRA__SERVER__PORT",
+                "UMBRA_SECOND_FACTOR_MAX_FAILURES is ignored: settings use double underscores, \
+                 e.g. UMBRA__SECOND_FACTOR__MAX_FAILURES",
+            ]
         );
     }
 }

@@ -561,3 +561,27 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[test]
+fn variables_are_checked_by_name_unknown_refused_single_underscores_warned() {
+    let scratch = Scratch::new();
+
+    let unknown = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA__SERVER__PROT", "9000")
+        .output()
+        .unwrap();
+    let misspelt = scratch
+        .umbra(&["migrate"])
+        .env("UMBRA_SERVER_PORT", "9000")
+        .output()
+        .unwrap();
+
+    assert_one_line_error(&unknown, "UMBRA__SERVER__PROT");
+    assert!(misspelt.status.success());
+    let stderr = String::from_utf8_lossy(&misspelt.stderr);
+    assert!(
+        stderr.contains("UMBRA_SERVER_PORT is ignored") && stderr.contains("UMBRA__SERVER__PORT"),
+        "stderr: {stderr}"
+    );
+}

@@ -74,13 +74,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&settings.log, Writer::Stdout);
+            start_logging(&settings, &settings.log, Writer::Stdout);
             let application = Application::build(settings).await?;
             application.run_until_stopped().await?;
             Ok(())
         }
         Command::Migrate => {
-            telemetry::init(&quiet(&settings), Writer::Stderr);
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
             store::migrate(&settings.database).await?;
             output::print(
                 cli.json,
@@ -90,20 +90,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(command) => {
-            telemetry::init(&quiet(&settings), Writer::Stderr);
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, cli.json).await
         }
         Command::User(command) => {
-            telemetry::init(&quiet(&settings), Writer::Stderr);
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, &settings, cli.json).await
         }
         Command::Audit(command) => {
-            telemetry::init(&quiet(&settings), Writer::Stderr);
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, cli.json).await
         }
+    }
+}
+
+/// Sets up logging, then logs what loading the settings noticed.
+fn start_logging(settings: &Settings, log: &crate::settings::LogSettings, writer: Writer) {
+    telemetry::init(log, writer);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
     }
 }
 
