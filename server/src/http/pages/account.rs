@@ -1,13 +1,11 @@
 //! `GET /account`: who is signed in, their second factors and which applications they
 //! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back.
-use super::login::CsrfForm;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::redirect;
-use crate::http::session::UserSession;
-use crate::http::session::signed_in_user;
+use crate::http::session::{CsrfForm, Page, PageForm, UserSession};
 use crate::http::templates::templates;
 use crate::store::{AuditEntry, AuditKind, User};
 use actix_web::http::StatusCode;
@@ -36,12 +34,10 @@ pub struct AccountQuery {
 
 pub async fn account(
     state: web::Data<AppState>,
-    session: UserSession,
+    page: Page<User>,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user) = page.into_parts();
     let required = query.second_factor.as_deref() == Some("required");
     render(&state, &session, &user, StatusCode::OK, None, required).await
 }
@@ -107,16 +103,10 @@ pub async fn render(
 pub async fn withdraw(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     client_id: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    page: PageForm<User, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let user = page.who;
     let now = clock::now();
     if state
         .store

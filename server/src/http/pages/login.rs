@@ -5,8 +5,8 @@ use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
 use crate::http::redirect;
-use crate::http::session::UserSession;
 use crate::http::session::signed_in_user;
+use crate::http::session::{CsrfForm, UserSession, pending_client_name};
 use crate::http::templates::templates;
 use crate::second_factor::Actor;
 use crate::store::{AuditKind, normalize_username};
@@ -20,11 +20,6 @@ pub struct LoginForm {
     csrf_token: String,
     username: String,
     password: SecretString,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub csrf_token: String,
 }
 
 pub async fn login_page(
@@ -153,14 +148,7 @@ async fn render(
     if status == StatusCode::OK && session.second_step_user(clock::now()).is_some() {
         return Ok(redirect("/login/2fa"));
     }
-    let client_name = match session.pending() {
-        Some(request) => state
-            .clients
-            .get(&state.store, &request.client_id)
-            .await?
-            .map(|c| c.name.clone()),
-        None => None,
-    };
+    let client_name = pending_client_name(state, session).await?;
     Ok(templates().page(
         status,
         "login.html",

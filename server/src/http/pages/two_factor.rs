@@ -1,15 +1,14 @@
 //! `/account/2fa/…` and `/account/recovery-codes`: enrolling, confirming and removing second
 //! factors in the browser, and regenerating recovery codes. The rules live in
 //! [`crate::second_factor`]; these handlers parse forms and render pages.
-use super::login::{CsrfForm, actor};
+use super::login::actor;
 use crate::auth::codes::normalize_recovery_code;
 use crate::auth::factor::{FactorKind, Proof, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::redirect;
-use crate::http::session::UserSession;
-use crate::http::session::signed_in_user;
+use crate::http::session::{CsrfForm, CsrfProtected, Page, PageForm, UserSession};
 use crate::http::templates::templates;
 use crate::second_factor::{Enabled, FactorError};
 use crate::store::User;
@@ -40,6 +39,24 @@ pub struct RemoveForm {
     code: String,
 }
 
+impl CsrfProtected for StartForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+impl CsrfProtected for ConfirmForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+impl CsrfProtected for RemoveForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 fn kind_of(path: &str) -> Result<FactorKind, PageError> {
     FactorKind::parse(path).ok_or_else(|| PageError::bad_request("There is no such factor."))
 }
@@ -47,13 +64,11 @@ fn kind_of(path: &str) -> Result<FactorKind, PageError> {
 /// `GET /account/2fa/{kind}`: the enrolment page (TOTP: QR code; e-mail/SMS: the code form).
 pub async fn enrol_page(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
+    page: Page<User>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user) = page.into_parts();
     render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, false).await
 }
 
@@ -61,17 +76,11 @@ pub async fn enrol_page(
 /// TOTP: replaces the offered secret with a new one.
 pub async fn start(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<StartForm>,
+    page: PageForm<User, StartForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, form) = page.into_parts();
     let now = clock::now();
     if kind == FactorKind::Totp {
         state.factors.totp_enrolment(&user, now, true).await?;
@@ -101,17 +110,11 @@ pub async fn start(
 /// `POST /account/2fa/{kind}/resend`
 pub async fn resend(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    page: PageForm<User, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, _) = page.into_parts();
     match state.factors.resend(&user, kind, clock::now()).await {
         Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
         Err(FactorError::Throttled { retry_after_secs }) => {
@@ -137,17 +140,11 @@ pub async fn resend(
 pub async fn confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<ConfirmForm>,
+    page: PageForm<User, ConfirmForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, form) = page.into_parts();
     let actor = actor(&req, &session);
     match state
         .factors
@@ -184,18 +181,11 @@ pub async fn confirm(
 pub async fn remove(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<RemoveForm>,
+    page: PageForm<User, RemoveForm>,
 ) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, form) = page.into_parts();
     let actor = actor(&req, &session);
     let proven = prove_presence(&state, &user, form.password, &form.code, &actor).await?;
     if !proven {
@@ -268,15 +258,9 @@ pub async fn prove_presence(
 pub async fn regenerate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
-    form: web::Form<CsrfForm>,
+    page: PageForm<User, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, _) = page.into_parts();
     let codes = state
         .factors
         .regenerate_recovery_codes(&user, &actor(&req, &session), clock::now())
