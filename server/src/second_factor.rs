@@ -360,20 +360,27 @@ impl SecondFactor {
         }
     }
 
-    /// Removes a factor. With no confirmed factor left, the recovery codes go too.
+    /// Removes a factor. With no confirmed factor left, the recovery codes go too. The
+    /// security stamp moves, so every session that may have passed the removed factor is signed
+    /// out; returns the new stamp for the one session that made the change after a proof.
     pub async fn remove(
         &self,
         user: &User,
         kind: FactorKind,
         actor: &Actor,
         now: i64,
-    ) -> Result<(), FactorError> {
+    ) -> Result<i64, FactorError> {
         if !self.store.remove_factor(user.id, kind).await? {
             return Err(FactorError::NotFound);
         }
         if self.store.confirmed_factors(user.id).await?.is_empty() {
             self.store.replace_recovery_codes(user.id, &[], now).await?;
         }
+        let stamp = self
+            .store
+            .rotate_security_stamp(user.id, now)
+            .await?
+            .ok_or(FactorError::NotFound)?;
         self.audit(
             AuditEntry::new(AuditKind::FactorRemoved),
             user,
@@ -381,7 +388,8 @@ impl SecondFactor {
             kind.as_str(),
             now,
         )
-        .await
+        .await?;
+        Ok(stamp)
     }
 
     /// Replaces the recovery codes with new ones, returned in plain text this once.
@@ -576,10 +584,12 @@ impl SecondFactor {
         Ok(())
     }
 
-    /// Clears every factor, recovery code and lock of a user (an operator's reset).
+    /// Clears every factor, recovery code and lock of a user (an operator's reset) and signs
+    /// out every session of the user.
     pub async fn reset(&self, user: &User, now: i64) -> Result<u64, FactorError> {
         let removed = self.store.reset_second_factor(user.id).await?;
         self.store.clear_lockout(user.id).await?;
+        self.store.rotate_security_stamp(user.id, now).await?;
         self.audit(
             AuditEntry::new(AuditKind::FactorsReset),
             user,

@@ -15,6 +15,7 @@ pub mod openapi;
 mod pages;
 mod schemas;
 pub mod session;
+pub mod step_up;
 pub mod templates;
 
 use oauth::{authorize, introspect, metadata, revoke, token};
@@ -80,6 +81,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post(
             "/account/consents/{client_id}/withdraw",
             account::withdraw,
+        ))
+        .service(post(
+            "/account/sign-out-everywhere",
+            account::sign_out_everywhere,
         ))
         .service(post("/account/recovery-codes", two_factor::regenerate))
         .service(

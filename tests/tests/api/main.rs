@@ -43,6 +43,7 @@ mod refresh;
 mod revocation;
 mod senders;
 mod sign_in;
+mod step_up;
 mod storage;
 mod two_factor;
 mod two_factor_api;

@@ -113,8 +113,9 @@ db_test! {
         assert_eq!(listed["factors"][0]["confirmed"], true);
         assert_eq!(listed["recovery_codes_left"], 10);
 
+        // The user now has a factor: new recovery codes need a fresh proof (step-up).
         let regenerated: serde_json::Value = api(&app, reqwest::Method::POST, "/recovery-codes", Some(&token))
-            .send().await.unwrap().json().await.unwrap();
+            .json(&serde_json::json!({"password": PASSWORD})).send().await.unwrap().json().await.unwrap();
         let new_codes = regenerated["recovery_codes"].as_array().unwrap();
         assert_eq!(new_codes.len(), 10);
         assert_ne!(new_codes[0], confirmed["recovery_codes"][0]);

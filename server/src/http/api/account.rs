@@ -1,11 +1,14 @@
 //! `/api/account/…`: the second-factor enrolment API for apps, in JSON. The caller presents
 //! the user's own access token with scope `account` (RFC 6750 §2.1, `Authorization: Bearer`);
 //! errors follow RFC 6750 §3 with a `WWW-Authenticate: Bearer` challenge.
+//!
+//! Security changes of a user who has a confirmed factor carry a fresh proof in the body,
+//! `password` or `current_code` (see [`crate::http::step_up`]): the token alone is not enough.
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::pages::two_factor::prove_presence;
+use crate::http::step_up::{prove_presence, step_up_due};
 use crate::oauth::introspection::Introspection;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, TokenKind};
@@ -73,6 +76,47 @@ impl FromRequest for AccountCaller {
             })
         })
     }
+}
+
+impl AccountCaller {
+    /// Refuses a security change without a valid fresh proof when the user has a confirmed
+    /// factor (or always, for `always`: removing a factor).
+    async fn step_up(
+        &self,
+        state: &AppState,
+        proof: FreshProof,
+        always: bool,
+    ) -> Result<(), ApiError> {
+        if !always && !step_up_due(state, &self.user, false).await? {
+            return Ok(());
+        }
+        if prove_presence(
+            state,
+            &self.user,
+            proof.password,
+            &proof.current_code,
+            &self.actor,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        Err(ApiError::InvalidCode(
+            "a valid password or current code is required for this change".into(),
+        ))
+    }
+}
+
+/// The proof a security change carries: the password, or a current code from the
+/// authenticator app or a recovery code.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FreshProof {
+    #[serde(default)]
+    password: Option<SecretString>,
+    /// `code` is accepted too, where the body has no other code (removal, recovery codes).
+    #[serde(default, alias = "code")]
+    current_code: String,
 }
 
 /// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110
@@ -144,6 +188,10 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     destination: Option<String>,
+    #[serde(default)]
+    password: Option<SecretString>,
+    #[serde(default)]
+    current_code: String,
 }
 
 /// `POST /api/account/factors/{kind}`: TOTP answers the secret and URI; e-mail/SMS sends a
@@ -156,6 +204,11 @@ pub async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
     let request: StartBody = body(&bytes)?;
+    let proof = FreshProof {
+        password: request.password,
+        current_code: request.current_code,
+    };
+    caller.step_up(&state, proof, false).await?;
     let now = clock::now();
     if kind == FactorKind::Totp {
         let enrolment = state
@@ -178,7 +231,8 @@ pub async fn start(
     })))
 }
 
-/// `POST /api/account/factors/{kind}/resend`
+/// `POST /api/account/factors/{kind}/resend`: a new code to the factor being enrolled. No
+/// proof: it only repeats what a proven start began, to the destination chosen then.
 pub async fn resend(
     state: web::Data<AppState>,
     caller: AccountCaller,
@@ -194,14 +248,19 @@ pub async fn resend(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CodeBody {
+pub struct ConfirmBody {
+    /// The code of the factor being enrolled.
     #[serde(default)]
     code: String,
     #[serde(default)]
     password: Option<SecretString>,
+    /// A code of a factor the user already has.
+    #[serde(default)]
+    current_code: String,
 }
 
-/// `POST /api/account/factors/{kind}/confirm` with `{"code": "123456"}`
+/// `POST /api/account/factors/{kind}/confirm` with `{"code": "123456"}` (plus a fresh proof
+/// when the user already has a factor)
 pub async fn confirm(
     state: web::Data<AppState>,
     caller: AccountCaller,
@@ -209,7 +268,12 @@ pub async fn confirm(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: CodeBody = body(&bytes)?;
+    let request: ConfirmBody = body(&bytes)?;
+    let proof = FreshProof {
+        password: request.password,
+        current_code: request.current_code,
+    };
+    caller.step_up(&state, proof, false).await?;
     let Enabled { recovery_codes } = state
         .factors
         .confirm(
@@ -228,7 +292,7 @@ pub async fn confirm(
 }
 
 /// `DELETE /api/account/factors/{kind}` with `{"password": "…"}` or `{"code": "…"}`: a
-/// token alone does not remove a factor.
+/// token alone does not remove a factor. Every browser session of the user is signed out.
 pub async fn remove(
     state: web::Data<AppState>,
     caller: AccountCaller,
@@ -236,20 +300,7 @@ pub async fn remove(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: CodeBody = body(&bytes)?;
-    if !prove_presence(
-        &state,
-        &caller.user,
-        request.password,
-        &request.code,
-        &caller.actor,
-    )
-    .await?
-    {
-        return Err(ApiError::InvalidCode(
-            "a valid password or current code is required".into(),
-        ));
-    }
+    caller.step_up(&state, body(&bytes)?, true).await?;
     state
         .factors
         .remove(&caller.user, kind, &caller.actor, clock::now())
@@ -257,11 +308,14 @@ pub async fn remove(
     Ok(no_store(HttpResponse::NoContent()).finish())
 }
 
-/// `POST /api/account/recovery-codes`: new codes, the old ones stop working.
+/// `POST /api/account/recovery-codes` with `{"password": "…"}` or `{"code": "…"}`: new
+/// codes, the old ones stop working.
 pub async fn regenerate(
     state: web::Data<AppState>,
     caller: AccountCaller,
+    bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    caller.step_up(&state, body(&bytes)?, false).await?;
     let codes = state
         .factors
         .regenerate_recovery_codes(&caller.user, &caller.actor, clock::now())

@@ -1,5 +1,6 @@
 //! `GET /account`: who is signed in, their second factors and which applications they
-//! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back.
+//! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back;
+//! `POST /account/sign-out-everywhere` ends every browser session of the user.
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
@@ -121,4 +122,22 @@ pub async fn withdraw(
         state.store.record_audit(entry, now).await?;
     }
     Ok(redirect("/account"))
+}
+
+/// `POST /account/sign-out-everywhere`: moves the security stamp, so that every session of the
+/// user, this one included, is signed out at its next request. Grants are left alone: an
+/// application's access is withdrawn per application above, and a password change (by an
+/// operator) revokes them all.
+pub async fn sign_out_everywhere(
+    state: web::Data<AppState>,
+    page: PageForm<User, CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let (session, user, _) = page.into_parts();
+    state
+        .store
+        .rotate_security_stamp(user.id, clock::now())
+        .await?;
+    tracing::info!(user_id = %user.id, "signed out everywhere");
+    session.sign_out();
+    Ok(templates().page(StatusCode::OK, "signed_out.html", minijinja::context! {}))
 }

@@ -94,10 +94,10 @@ pub async fn login(
     }
     if !state.store.confirmed_factors(user.id).await?.is_empty() {
         // Any earlier sign-in of this session is dropped: it does not stand in for the code.
-        session.begin_second_step(user.id, now)?;
+        session.begin_second_step(&user, now)?;
         return Ok(redirect("/login/2fa"));
     }
-    session.sign_in(user.id, now, false)?;
+    session.sign_in(&user, now, false)?;
     state
         .factors
         .audit_sign_in(

@@ -8,7 +8,7 @@ use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
 use crate::http::session::{
-    CsrfProtected, Page, PageForm, PageUser, Refusal, UserSession, pending_client_name,
+    CsrfProtected, Page, PageForm, PageUser, Refusal, UserSession, current, pending_client_name,
 };
 use crate::http::templates::templates;
 use crate::second_factor::FactorError;
@@ -94,7 +94,7 @@ pub async fn submit(
     {
         Ok(()) => {
             let user = &waiting.user;
-            session.sign_in(user.id, now, true)?;
+            session.sign_in(user, now, true)?;
             state
                 .factors
                 .audit_sign_in(
@@ -197,8 +197,7 @@ impl PageUser for Waiting {
         let Some(id) = session.second_step_user(clock::now()) else {
             return Err(sign_in_again);
         };
-        let Some(user) = state.store.find_user(id).await?.filter(|u| !u.disabled) else {
-            session.forget_user();
+        let Some(user) = current(state, session, id).await? else {
             return Err(sign_in_again);
         };
         let factors = state.store.confirmed_factors(user.id).await?;

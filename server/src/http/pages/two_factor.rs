@@ -2,19 +2,19 @@
 //! factors in the browser, and regenerating recovery codes. The rules live in
 //! [`crate::second_factor`]; these handlers parse forms and render pages.
 use super::login::actor;
-use crate::auth::codes::normalize_recovery_code;
-use crate::auth::factor::{FactorKind, Proof, mask_destination};
+use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::redirect;
 use crate::http::session::{CsrfForm, CsrfProtected, Page, PageForm, UserSession};
+use crate::http::step_up::{SteppedUp, prove_presence};
 use crate::http::templates::templates;
 use crate::second_factor::{Enabled, FactorError};
 use crate::store::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -65,10 +65,10 @@ fn kind_of(path: &str) -> Result<FactorKind, PageError> {
 pub async fn enrol_page(
     state: web::Data<AppState>,
     kind: web::Path<String>,
-    page: Page<User>,
+    page: Page<SteppedUp>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let (session, user) = page.into_parts();
+    let (session, SteppedUp(user)) = page.into_parts();
     render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, false).await
 }
 
@@ -77,10 +77,10 @@ pub async fn enrol_page(
 pub async fn start(
     state: web::Data<AppState>,
     kind: web::Path<String>,
-    page: PageForm<User, StartForm>,
+    page: PageForm<SteppedUp, StartForm>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let (session, user, form) = page.into_parts();
+    let (session, SteppedUp(user), form) = page.into_parts();
     let now = clock::now();
     if kind == FactorKind::Totp {
         state.factors.totp_enrolment(&user, now, true).await?;
@@ -111,10 +111,10 @@ pub async fn start(
 pub async fn resend(
     state: web::Data<AppState>,
     kind: web::Path<String>,
-    page: PageForm<User, CsrfForm>,
+    page: PageForm<SteppedUp, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let (session, user, _) = page.into_parts();
+    let (session, SteppedUp(user), _) = page.into_parts();
     match state.factors.resend(&user, kind, clock::now()).await {
         Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
         Err(FactorError::Throttled { retry_after_secs }) => {
@@ -141,10 +141,10 @@ pub async fn confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
     kind: web::Path<String>,
-    page: PageForm<User, ConfirmForm>,
+    page: PageForm<SteppedUp, ConfirmForm>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let (session, user, form) = page.into_parts();
+    let (session, SteppedUp(user), form) = page.into_parts();
     let actor = actor(&req, &session);
     match state
         .factors
@@ -177,7 +177,8 @@ pub async fn confirm(
 }
 
 /// `POST /account/2fa/{kind}/remove`: needs the password or a fresh code (an authenticator
-/// code or a recovery code).
+/// code or a recovery code), even in a session that passed the second factor. Signs out every
+/// other session of the user.
 pub async fn remove(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -204,53 +205,13 @@ pub async fn remove(
         .remove(&user, kind, &actor, clock::now())
         .await
     {
-        Ok(()) | Err(FactorError::NotFound) => Ok(redirect("/account")),
+        Ok(stamp) => {
+            // Every other session is signed out; this one just gave a fresh proof.
+            session.adopt_stamp(stamp)?;
+            Ok(redirect("/account"))
+        }
+        Err(FactorError::NotFound) => Ok(redirect("/account")),
         Err(other) => Err(other.into()),
-    }
-}
-
-/// The password, or else a code from the authenticator app or a recovery code. Wrong codes
-/// count towards the lockout; wrong passwords towards the sign-in limiter.
-pub async fn prove_presence(
-    state: &AppState,
-    user: &User,
-    password: Option<SecretString>,
-    code: &str,
-    actor: &crate::second_factor::Actor,
-) -> Result<bool, FactorError> {
-    if let Some(password) = password.filter(|p| !p.expose_secret().is_empty()) {
-        state
-            .limiter
-            .check(
-                &crate::store::normalize_username(&user.username),
-                actor.address,
-            )
-            .map_err(|wait| FactorError::Locked {
-                retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
-            })?;
-        return state
-            .passwords
-            .verify_off_runtime(password, Some(user.password_hash.clone()))
-            .await
-            .map_err(|e| FactorError::Internal(e.to_string()));
-    }
-    let code = code.trim();
-    if code.is_empty() {
-        return Ok(false);
-    }
-    let proof = if normalize_recovery_code(code).is_some() {
-        Proof::RecoveryCode
-    } else {
-        Proof::Factor(FactorKind::Totp)
-    };
-    match state
-        .factors
-        .verify_sign_in(user, proof, code, actor, clock::now())
-        .await
-    {
-        Ok(()) => Ok(true),
-        Err(FactorError::WrongCode) => Ok(false),
-        Err(other) => Err(other),
     }
 }
 
@@ -258,9 +219,9 @@ pub async fn prove_presence(
 pub async fn regenerate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    page: PageForm<User, CsrfForm>,
+    page: PageForm<SteppedUp, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let (session, user, _) = page.into_parts();
+    let (session, SteppedUp(user), _) = page.into_parts();
     let codes = state
         .factors
         .regenerate_recovery_codes(&user, &actor(&req, &session), clock::now())
