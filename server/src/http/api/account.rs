@@ -78,9 +78,46 @@ impl FromRequest for AccountCaller {
     }
 }
 
+/// A security change by the caller: its JSON body `T`, whose fresh proof has been checked
+/// when the user has a confirmed factor.
+pub struct Change<T> {
+    caller: AccountCaller,
+    request: T,
+}
+
+impl<T> FromRequest for Change<T>
+where
+    T: DeserializeOwned + Default + CarriesProof + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let caller = AccountCaller::from_request(req, payload);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            let bytes = bytes.await?;
+            let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
+            let request = caller.change(&state, &bytes, false).await?;
+            Ok(Self { caller, request })
+        })
+    }
+}
+
 impl AccountCaller {
-    /// Refuses a security change without a valid fresh proof when the user has a confirmed
-    /// factor (or always, for `always`: removing a factor).
+    /// The body of a security change, once its fresh proof is checked: needed when the user
+    /// has a confirmed factor, or `always` (removing a factor).
+    async fn change<T>(&self, state: &AppState, bytes: &[u8], always: bool) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned + Default + CarriesProof,
+    {
+        let mut request: T = body(bytes)?;
+        self.step_up(state, request.take_proof(), always).await?;
+        Ok(request)
+    }
+
     async fn step_up(
         &self,
         state: &AppState,
@@ -118,6 +155,34 @@ pub struct FreshProof {
     #[serde(default, alias = "code")]
     current_code: String,
 }
+
+/// A request body with the fields of a [`FreshProof`].
+trait CarriesProof {
+    fn take_proof(&mut self) -> FreshProof;
+}
+
+impl CarriesProof for FreshProof {
+    fn take_proof(&mut self) -> FreshProof {
+        std::mem::take(self)
+    }
+}
+
+/// Bodies with their own `password` and `current_code` fields beside the others (serde's
+/// `flatten` would not work with `deny_unknown_fields`).
+macro_rules! carries_proof {
+    ($($body:ty),*) => {$(
+        impl CarriesProof for $body {
+            fn take_proof(&mut self) -> FreshProof {
+                FreshProof {
+                    password: self.password.take(),
+                    current_code: std::mem::take(&mut self.current_code),
+                }
+            }
+        }
+    )*};
+}
+
+carries_proof!(StartBody, ConfirmBody);
 
 /// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110
 /// §11.1). No header at all is `MissingToken`: RFC 6750 §3.1 says to send no error code then.
@@ -198,17 +263,11 @@ pub struct StartBody {
 /// code to `destination` (202).
 pub async fn start(
     state: web::Data<AppState>,
-    caller: AccountCaller,
     kind: web::Path<String>,
-    bytes: web::Bytes,
+    change: Change<StartBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: StartBody = body(&bytes)?;
-    let proof = FreshProof {
-        password: request.password,
-        current_code: request.current_code,
-    };
-    caller.step_up(&state, proof, false).await?;
+    let Change { caller, request } = change;
     let now = clock::now();
     if kind == FactorKind::Totp {
         let enrolment = state
@@ -263,17 +322,11 @@ pub struct ConfirmBody {
 /// when the user already has a factor)
 pub async fn confirm(
     state: web::Data<AppState>,
-    caller: AccountCaller,
     kind: web::Path<String>,
-    bytes: web::Bytes,
+    change: Change<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: ConfirmBody = body(&bytes)?;
-    let proof = FreshProof {
-        password: request.password,
-        current_code: request.current_code,
-    };
-    caller.step_up(&state, proof, false).await?;
+    let Change { caller, request } = change;
     let Enabled { recovery_codes } = state
         .factors
         .confirm(
@@ -300,7 +353,7 @@ pub async fn remove(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    caller.step_up(&state, body(&bytes)?, true).await?;
+    caller.change::<FreshProof>(&state, &bytes, true).await?;
     state
         .factors
         .remove(&caller.user, kind, &caller.actor, clock::now())
@@ -312,10 +365,9 @@ pub async fn remove(
 /// codes, the old ones stop working.
 pub async fn regenerate(
     state: web::Data<AppState>,
-    caller: AccountCaller,
-    bytes: web::Bytes,
+    change: Change<FreshProof>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.step_up(&state, body(&bytes)?, false).await?;
+    let caller = change.caller;
     let codes = state
         .factors
         .regenerate_recovery_codes(&caller.user, &caller.actor, clock::now())
