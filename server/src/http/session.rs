@@ -16,8 +16,10 @@ use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::token::random_urlsafe;
 use crate::store::User;
 use actix_session::{Session, SessionExt};
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
@@ -271,6 +273,30 @@ impl ResponseError for Refusal {
             Self::Form(err) => err.error_response(),
         }
     }
+}
+
+/// Middleware: a page's detour leaves as a plain redirect. The extractors can only send it as
+/// an error, which the request log would report at ERROR level for every visitor who is not
+/// signed in.
+pub async fn plain_detours(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let detour = response
+        .response()
+        .error()
+        .and_then(|err| err.as_error::<Refusal>())
+        .and_then(|refusal| match refusal {
+            Refusal::Detour(location) => Some(*location),
+            _ => None,
+        });
+    Ok(match detour {
+        Some(location) => response
+            .into_response(redirect(location))
+            .map_into_right_body(),
+        None => response.map_into_left_body(),
+    })
 }
 
 impl From<SessionError> for Refusal {

@@ -136,8 +136,9 @@ db_test! {
         let page = browser.get("/account/2fa/totp").await;
 
         assert_eq!(page.status(), StatusCode::OK);
-        let secret = hidden_field(&page.text().await.unwrap(), "csrf_token");
-        assert!(secret.is_some());
+        let html = page.text().await.unwrap();
+        assert!(html.contains("QR code holding the otpauth link"));
+        assert!(hidden_field(&html, "csrf_token").is_some());
     }
 }
 
