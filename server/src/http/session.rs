@@ -238,11 +238,19 @@ pub struct CsrfForm {
     pub csrf_token: String,
 }
 
-impl CsrfProtected for CsrfForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
+/// Implements [`CsrfProtected`] for forms with a `csrf_token: String` field.
+macro_rules! csrf_protected {
+    ($($form:ty),*) => {$(
+        impl $crate::http::session::CsrfProtected for $form {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+        }
+    )*};
 }
+pub(crate) use csrf_protected;
+
+csrf_protected!(CsrfForm);
 
 /// Why a page extractor gave no value: a page error, or somewhere the person must go first
 /// (`/login`, the second step).

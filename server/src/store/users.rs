@@ -9,8 +9,8 @@ use super::{Store, StoreError};
 use entity::{grant, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    UpdateMany,
 };
 use uuid::Uuid;
 
@@ -115,24 +115,18 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
-        let mut update = user::Entity::update_many()
-            .col_expr(user::Column::Disabled, Expr::value(disabled))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now));
+        let update =
+            user::Entity::update_many().col_expr(user::Column::Disabled, Expr::value(disabled));
         if disabled {
-            update = update.col_expr(user::Column::SecurityStamp, next_stamp());
+            self.update_and_revoke(id, update, now).await
+        } else {
+            let result = update
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id))
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected > 0)
         }
-        let found = update
-            .filter(user::Column::Id.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            > 0;
-        if found && disabled {
-            revoke_user_grants(&txn, id, now).await?;
-        }
-        txn.commit().await?;
-        Ok(found)
     }
 
     /// Sets a new password, signs out every session of the user and revokes every grant
@@ -143,9 +137,21 @@ impl Store {
         password_hash: String,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let update = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash));
+        self.update_and_revoke(id, update, now).await
+    }
+
+    /// Applies `update` to the user with a stamp move and revokes every grant of the user, in
+    /// one transaction. `false` if unknown.
+    async fn update_and_revoke(
+        &self,
+        id: Uuid,
+        update: UpdateMany<user::Entity>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
-        let found = user::Entity::update_many()
-            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        let found = update
             .col_expr(user::Column::SecurityStamp, next_stamp())
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id))
@@ -154,7 +160,12 @@ impl Store {
             .rows_affected
             > 0;
         if found {
-            revoke_user_grants(&txn, id, now).await?;
+            grant::Entity::update_many()
+                .col_expr(grant::Column::RevokedAt, Expr::value(now))
+                .filter(grant::Column::UserId.eq(id))
+                .filter(grant::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
         }
         txn.commit().await?;
         Ok(found)
@@ -197,21 +208,6 @@ impl Store {
 /// `security_stamp + 1`, computed by the database so that concurrent moves all count.
 fn next_stamp() -> Expr {
     Expr::col(user::Column::SecurityStamp).add(1)
-}
-
-/// Revokes every grant of the user: all their codes and tokens become inactive.
-async fn revoke_user_grants<C: ConnectionTrait>(
-    db: &C,
-    user_id: Uuid,
-    now: i64,
-) -> Result<(), StoreError> {
-    grant::Entity::update_many()
-        .col_expr(grant::Column::RevokedAt, Expr::value(now))
-        .filter(grant::Column::UserId.eq(user_id))
-        .filter(grant::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 fn to_user(row: user::Model) -> User {

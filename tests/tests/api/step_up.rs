@@ -4,25 +4,10 @@
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use umbra::auth::password::Passwords;
-use umbra::oauth::grant_type::GrantType;
 use umbra::store::User;
-use umbra_tests::{
-    Browser, ClientSpec, REDIRECT_URI, TestApp, TestClient, hidden_field, location, totp_code,
-};
+use umbra_tests::{Browser, TestApp, hidden_field, location, totp_code};
 
 const PASSWORD: &str = "correct horse battery";
-
-/// A public app allowed the `account` scope (the enrolment API).
-async fn account_app(app: &TestApp) -> TestClient {
-    app.register(ClientSpec {
-        public: true,
-        scopes: "read account",
-        grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-        redirect_uris: &[REDIRECT_URI],
-        ..ClientSpec::default()
-    })
-    .await
-}
 
 /// `METHOD /api/account{path}` with the bearer token and a JSON body.
 async fn api(
@@ -145,7 +130,7 @@ db_test! {
 db_test! {
     async fn an_api_token_needs_a_fresh_proof_for_security_changes_once_the_user_has_a_factor(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
-        let client = account_app(&app).await;
+        let client = app.account_app().await;
         // The token comes from a sign-in without a second factor: it carries no proof of one.
         let token = app.user_access_token(&client, "ada", PASSWORD, "account").await;
         let (secret, _) = app.enroll_totp(&ada).await;
@@ -331,5 +316,30 @@ db_test! {
 
         assert_eq!(location(&response), "/login");
         assert_eq!(account_location(&browser).await, "/login");
+    }
+}
+
+db_test! {
+    async fn one_code_offered_as_proof_by_dozens_of_concurrent_changes_serves_one(app: TestApp) {
+        let ada = app.create_user("ada", PASSWORD).await;
+        let client = app.account_app().await;
+        let token = app.user_access_token(&client, "ada", PASSWORD, "account").await;
+        let (secret, _) = app.enroll_totp(&ada).await;
+        let code = totp_code(&secret, 0).await;
+        let body = serde_json::json!({"current_code": code});
+
+        let responses = join_all((0..24).map(|_| {
+            api(&app, reqwest::Method::POST, "/recovery-codes", &token, body.clone())
+        }))
+        .await;
+
+        let statuses: Vec<StatusCode> = responses.iter().map(reqwest::Response::status).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| [
+            StatusCode::OK,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)));
     }
 }

@@ -8,7 +8,7 @@ use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
 use crate::http::session::{
-    CsrfProtected, Page, PageForm, PageUser, Refusal, UserSession, current, pending_client_name,
+    Page, PageForm, PageUser, Refusal, UserSession, csrf_protected, current, pending_client_name,
 };
 use crate::http::templates::templates;
 use crate::second_factor::FactorError;
@@ -35,17 +35,7 @@ pub struct SendForm {
     method: String,
 }
 
-impl CsrfProtected for CodeForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
-impl CsrfProtected for SendForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
+csrf_protected!(CodeForm, SendForm);
 
 #[derive(Serialize)]
 struct MethodLine {

@@ -7,7 +7,7 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::redirect;
-use crate::http::session::{CsrfForm, CsrfProtected, Page, PageForm, UserSession};
+use crate::http::session::{CsrfForm, Page, PageForm, UserSession, csrf_protected};
 use crate::http::step_up::{SteppedUp, prove_presence};
 use crate::http::templates::templates;
 use crate::second_factor::{Enabled, FactorError};
@@ -39,23 +39,7 @@ pub struct RemoveForm {
     code: String,
 }
 
-impl CsrfProtected for StartForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
-impl CsrfProtected for ConfirmForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
-impl CsrfProtected for RemoveForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
+csrf_protected!(StartForm, ConfirmForm, RemoveForm);
 
 fn kind_of(path: &str) -> Result<FactorKind, PageError> {
     FactorKind::parse(path).ok_or_else(|| PageError::bad_request("There is no such factor."))
