@@ -34,6 +34,20 @@ async fn signed_in(app: &TestApp) -> Browser {
     browser
 }
 
+/// A browser signed in with the password and a code of the authenticator `secret`.
+async fn signed_in_with_totp(app: &TestApp, secret: &str) -> Browser {
+    let browser = app.browser();
+    assert_eq!(
+        location(&browser.sign_in("ada", PASSWORD).await),
+        "/login/2fa"
+    );
+    let response = browser
+        .second_step("totp", &totp_code(secret, 0).await)
+        .await;
+    assert_eq!(location(&response), "/account");
+    browser
+}
+
 /// Posts a form of the account page with its CSRF token.
 async fn post_account_form(
     browser: &Browser,
@@ -73,9 +87,7 @@ db_test! {
     async fn a_session_that_passed_the_second_factor_makes_new_recovery_codes(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (secret, old_codes) = app.enroll_totp(&ada).await;
-        let browser = app.browser();
-        assert_eq!(location(&browser.sign_in("ada", PASSWORD).await), "/login/2fa");
-        assert_eq!(location(&browser.second_step("totp", &totp_code(&secret, 0).await).await), "/account");
+        let browser = signed_in_with_totp(&app, &secret).await;
 
         let response = post_account_form(&browser, "/account/recovery-codes", &[]).await;
 
@@ -261,9 +273,7 @@ db_test! {
     async fn removing_a_factor_signs_out_the_other_sessions_but_not_the_one_that_removed_it(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (secret, codes) = app.enroll_totp(&ada).await;
-        let here = app.browser();
-        here.sign_in("ada", PASSWORD).await;
-        assert_eq!(location(&here.second_step("totp", &totp_code(&secret, 0).await).await), "/account");
+        let here = signed_in_with_totp(&app, &secret).await;
         let elsewhere = app.browser();
         elsewhere.sign_in("ada", PASSWORD).await;
         assert_eq!(location(&elsewhere.second_step("recovery", &codes[0]).await), "/account");
@@ -281,9 +291,7 @@ db_test! {
     async fn an_operators_second_factor_reset_signs_out_the_users_sessions(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
         let (secret, _) = app.enroll_totp(&ada).await;
-        let browser = app.browser();
-        browser.sign_in("ada", PASSWORD).await;
-        assert_eq!(location(&browser.second_step("totp", &totp_code(&secret, 0).await).await), "/account");
+        let browser = signed_in_with_totp(&app, &secret).await;
         let waiting = app.browser();
         assert_eq!(location(&waiting.sign_in("ada", PASSWORD).await), "/login/2fa");
 
