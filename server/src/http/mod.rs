@@ -12,6 +12,7 @@ mod health;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod page_extract;
 mod pages;
 mod schemas;
 pub mod session;

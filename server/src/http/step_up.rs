@@ -11,7 +11,8 @@
 //!   token) adds the first factor, as the forced enrolment after sign-in needs.
 //! - Removing a factor always takes a fresh proof, in the pages too.
 use super::AppState;
-use super::session::{PageUser, Refusal, UserSession, signed_in_user};
+use super::page_extract::{PageUser, Refusal};
+use super::session::{UserSession, signed_in_user};
 use crate::auth::codes::normalize_recovery_code;
 use crate::auth::factor::{FactorKind, Proof};
 use crate::clock;

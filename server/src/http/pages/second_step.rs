@@ -7,9 +7,8 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
-use crate::http::session::{
-    Page, PageForm, PageUser, Refusal, UserSession, csrf_protected, current, pending_client_name,
-};
+use crate::http::page_extract::{Page, PageForm, PageUser, Refusal, csrf_protected};
+use crate::http::session::{UserSession, current_user, pending_client_name};
 use crate::http::templates::templates;
 use crate::second_factor::FactorError;
 use crate::store::{AuditKind, Factor, User};
@@ -187,7 +186,7 @@ impl PageUser for Waiting {
         let Some(id) = session.second_step_user(clock::now()) else {
             return Err(sign_in_again);
         };
-        let Some(user) = current(state, session, id).await? else {
+        let Some(user) = current_user(state, session, id).await? else {
             return Err(sign_in_again);
         };
         let factors = state.store.confirmed_factors(user.id).await?;
