@@ -19,6 +19,9 @@ pub struct Model {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves when what proves the user changes (password, disabled, factors removed, "sign
+    /// out everywhere"); a browser session signed in under another value is signed out.
+    pub security_stamp: i64,
     #[sea_orm(has_many)]
     pub grants: HasMany<super::grant::Entity>,
     #[sea_orm(has_many)]

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod helpers;
 mod m20261125_000001_create_core_tables;
 mod m20261125_000002_create_second_factor_tables;
+mod m20261130_000002_add_user_security_stamp;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261125_000002_create_second_factor_tables::Migration),
+            Box::new(m20261130_000002_add_user_security_stamp::Migration),
         ]
     }
 }

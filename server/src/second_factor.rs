@@ -38,6 +38,9 @@ pub enum FactorError {
     Locked { retry_after_secs: i64 },
     #[error("the code could not be sent: {0}")]
     Send(#[from] SendError),
+    /// Every password verification slot is busy (the password was not checked).
+    #[error("the server is busy checking passwords; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(StoreError),
     #[error("internal: {0}")]
@@ -49,6 +52,15 @@ impl From<StoreError> for FactorError {
         match err {
             StoreError::Conflict(message) => Self::Conflict(message),
             other => Self::Store(other),
+        }
+    }
+}
+
+impl From<crate::auth::password::PasswordError> for FactorError {
+    fn from(err: crate::auth::password::PasswordError) -> Self {
+        match err {
+            crate::auth::password::PasswordError::Busy => Self::Busy,
+            other => Self::Internal(other.to_string()),
         }
     }
 }
@@ -360,20 +372,27 @@ impl SecondFactor {
         }
     }
 
-    /// Removes a factor. With no confirmed factor left, the recovery codes go too.
+    /// Removes a factor. With no confirmed factor left, the recovery codes go too. The
+    /// security stamp moves, so every session that may have passed the removed factor is signed
+    /// out; returns the new stamp for the one session that made the change after a proof.
     pub async fn remove(
         &self,
         user: &User,
         kind: FactorKind,
         actor: &Actor,
         now: i64,
-    ) -> Result<(), FactorError> {
+    ) -> Result<i64, FactorError> {
         if !self.store.remove_factor(user.id, kind).await? {
             return Err(FactorError::NotFound);
         }
         if self.store.confirmed_factors(user.id).await?.is_empty() {
             self.store.replace_recovery_codes(user.id, &[], now).await?;
         }
+        let stamp = self
+            .store
+            .rotate_security_stamp(user.id, now)
+            .await?
+            .ok_or(FactorError::NotFound)?;
         self.audit(
             AuditEntry::new(AuditKind::FactorRemoved),
             user,
@@ -381,7 +400,8 @@ impl SecondFactor {
             kind.as_str(),
             now,
         )
-        .await
+        .await?;
+        Ok(stamp)
     }
 
     /// Replaces the recovery codes with new ones, returned in plain text this once.
@@ -593,10 +613,12 @@ impl SecondFactor {
         Ok(())
     }
 
-    /// Clears every factor, recovery code and lock of a user (an operator's reset).
+    /// Clears every factor, recovery code and lock of a user (an operator's reset) and signs
+    /// out every session of the user.
     pub async fn reset(&self, user: &User, now: i64) -> Result<u64, FactorError> {
         let removed = self.store.reset_second_factor(user.id).await?;
         self.store.clear_lockout(user.id).await?;
+        self.store.rotate_security_stamp(user.id, now).await?;
         self.audit(
             AuditEntry::new(AuditKind::FactorsReset),
             user,

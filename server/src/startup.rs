@@ -197,6 +197,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
                 .cookie_content_security(CookieContentSecurity::Private)
                 .build();
         App::new()
+            .wrap(from_fn(http::page_extract::plain_detours))
             .wrap(sessions)
             .wrap(from_fn(metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())

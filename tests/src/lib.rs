@@ -171,6 +171,18 @@ impl TestApp {
         .await
     }
 
+    /// A public app allowed `read` and `account` (the enrolment API), with the code flow.
+    pub async fn account_app(&self) -> TestClient {
+        self.register(ClientSpec {
+            public: true,
+            scopes: "read account",
+            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            redirect_uris: &[REDIRECT_URI],
+            ..ClientSpec::default()
+        })
+        .await
+    }
+
     /// Creates a user with `password`.
     pub async fn create_user(&self, username: &str, password: &str) -> User {
         let passwords = Passwords::new(&self.settings.passwords).unwrap();

@@ -20,8 +20,8 @@ pub enum TwoFactorCommand {
         #[arg(long)]
         username: String,
     },
-    /// Remove every factor and recovery code of a user (a lost device) and lift any lock; the
-    /// user signs in with the password alone and enrols again.
+    /// Remove every factor and recovery code of a user (a lost device) and lift any lock; their
+    /// sessions are signed out, and they sign in with the password alone and enrol again.
     Reset {
         #[arg(long)]
         username: String,
@@ -120,7 +120,7 @@ impl TwoFactorCommand {
                     json,
                     &serde_json::json!({"username": user.username, "factors_removed": removed}),
                     &format!(
-                        "removed {removed} factor(s) and the recovery codes of {}",
+                        "removed {removed} factor(s) and the recovery codes of {}; their sessions are signed out",
                         user.username
                     ),
                 );

@@ -28,11 +28,13 @@ pub enum UserCommand {
     List,
     /// Show one user.
     Show { username: String },
-    /// Stop a user from signing in; their tokens become inactive.
+    /// Stop a user from signing in: their sessions are signed out and every grant (all their
+    /// tokens) is revoked, so enabling them again brings no old token back.
     Disable { username: String },
     /// Let a disabled user sign in again.
     Enable { username: String },
-    /// Set a new password.
+    /// Set a new password: their sessions are signed out and every grant (all their tokens) is
+    /// revoked.
     SetPassword {
         username: String,
         /// Read the password from standard input instead of prompting.
@@ -129,7 +131,10 @@ impl UserCommand {
                 output::print(
                     json,
                     &serde_json::json!({"username": user.username, "password_changed": true}),
-                    &format!("password of {} changed", user.username),
+                    &format!(
+                        "password of {} changed; their sessions are signed out and their tokens revoked",
+                        user.username
+                    ),
                 );
             }
             Self::TwoFactor(command) => command.run(store, settings, json).await?,
@@ -168,11 +173,18 @@ async fn set_disabled(
     store
         .set_user_disabled(user.id, disabled, clock::now())
         .await?;
-    let word = if disabled { "disabled" } else { "enabled" };
+    let text = if disabled {
+        format!(
+            "disabled {}; their sessions are signed out and their tokens revoked",
+            user.username
+        )
+    } else {
+        format!("enabled {}", user.username)
+    };
     output::print(
         json,
         &serde_json::json!({"username": user.username, "disabled": disabled}),
-        &format!("{word} {}", user.username),
+        &text,
     );
     Ok(())
 }

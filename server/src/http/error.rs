@@ -146,6 +146,7 @@ impl From<FactorError> for PageError {
     fn from(err: FactorError) -> Self {
         match err {
             FactorError::Locked { retry_after_secs } => Self::too_many_attempts(retry_after_secs),
+            FactorError::Busy => Self::Busy,
             FactorError::Store(err) => err.into(),
             FactorError::Internal(_) | FactorError::Send(_) => Self::internal(err),
             other => Self::bad_request(capitalize(&other.to_string())),

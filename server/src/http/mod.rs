@@ -13,9 +13,11 @@ mod health;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod page_extract;
 mod pages;
 mod schemas;
 pub mod session;
+pub mod step_up;
 pub mod templates;
 
 use oauth::{authorize, introspect, metadata, revoke, token};
@@ -89,6 +91,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post(
             "/account/consents/{client_id}/withdraw",
             account::withdraw,
+        ))
+        .service(post(
+            "/account/sign-out-everywhere",
+            account::sign_out_everywhere,
         ))
         .service(post("/account/recovery-codes", two_factor::regenerate))
         .service(

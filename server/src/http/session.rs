@@ -28,6 +28,8 @@ const LEGACY_PENDING: &str = "authorization";
 const SECOND_FACTOR: &str = "mfa";
 const SECOND_STEP_USER: &str = "second_step_user";
 const SECOND_STEP_AT: &str = "second_step_at";
+/// The user's security stamp when this session signed in (or began the second step).
+const STAMP: &str = "stamp";
 
 /// How long the second step waits for its code after the password was accepted.
 const SECOND_STEP_TTL_SECS: i64 = 600;
@@ -39,11 +41,16 @@ impl FromRequest for UserSession {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self(req.get_session())))
+        ready(Ok(Self::of(req)))
     }
 }
 
 impl UserSession {
+    /// The session of `req`.
+    pub fn of(req: &HttpRequest) -> Self {
+        Self(req.get_session())
+    }
+
     /// The signed-in user, unless the sign-in is older than `ttl` seconds.
     pub fn user_id(&self, now: i64, ttl: i64) -> Option<Uuid> {
         let signed_in_at = self.0.get::<i64>(AUTH_TIME).ok().flatten()?;
@@ -61,6 +68,7 @@ impl UserSession {
             SECOND_FACTOR,
             SECOND_STEP_USER,
             SECOND_STEP_AT,
+            STAMP,
         ] {
             self.0.remove(key);
         }
@@ -68,17 +76,14 @@ impl UserSession {
 
     /// Marks the user signed in under a new session id, keeping the request in progress.
     /// `second_factor`: the sign-in passed a second factor.
-    pub fn sign_in(
-        &self,
-        user_id: Uuid,
-        now: i64,
-        second_factor: bool,
-    ) -> Result<(), SessionError> {
+    /// The user's security stamp is remembered: when it moves, the sign-in ends.
+    pub fn sign_in(&self, user: &User, now: i64, second_factor: bool) -> Result<(), SessionError> {
         self.forget_user();
         self.0.renew();
-        self.0.insert(USER_ID, user_id)?;
+        self.0.insert(USER_ID, user.id)?;
         self.0.insert(AUTH_TIME, now)?;
         self.0.insert(SECOND_FACTOR, second_factor)?;
+        self.0.insert(STAMP, user.security_stamp)?;
         // A new CSRF token too: the old one was shown to an anonymous page.
         self.0.remove(CSRF);
         Ok(())
@@ -86,11 +91,13 @@ impl UserSession {
 
     /// The password was right and a second factor is due: the session holds the user only
     /// as "waiting for the second step", under a new id; nobody is signed in.
-    pub fn begin_second_step(&self, user_id: Uuid, now: i64) -> Result<(), SessionError> {
+    /// A new password (or another stamp move) meanwhile ends the wait too.
+    pub fn begin_second_step(&self, user: &User, now: i64) -> Result<(), SessionError> {
         self.forget_user();
         self.0.renew();
-        self.0.insert(SECOND_STEP_USER, user_id)?;
+        self.0.insert(SECOND_STEP_USER, user.id)?;
         self.0.insert(SECOND_STEP_AT, now)?;
+        self.0.insert(STAMP, user.security_stamp)?;
         self.0.remove(CSRF);
         Ok(())
     }
@@ -102,6 +109,21 @@ impl UserSession {
             return None;
         }
         self.0.get::<Uuid>(SECOND_STEP_USER).ok().flatten()
+    }
+
+    /// Whether `user`'s security stamp is still the one this session signed in under. A
+    /// session from before stamps existed holds none and counts as the initial stamp, 0.
+    pub fn stamp_matches(&self, user: &User) -> bool {
+        let stamp = self.0.get::<i64>(STAMP).ok().flatten().unwrap_or(0);
+        stamp == user.security_stamp
+    }
+
+    /// Keeps this session signed in across a stamp move it caused itself after a fresh proof
+    /// (removing a factor), while every other session is signed out.
+    pub fn adopt_stamp(&self, stamp: i64) -> Result<(), SessionError> {
+        self.0.renew();
+        self.0.insert(STAMP, stamp)?;
+        Ok(())
     }
 
     /// Whether the signed-in user passed a second factor in this session.
@@ -270,7 +292,9 @@ fn cookie_size(list: &[PendingRequest]) -> usize {
         .map_or(usize::MAX, |outer| outer.len())
 }
 
-/// The signed-in user, if the sign-in is still valid and the account is usable.
+/// The signed-in user, if the sign-in is still valid, the account usable and its security
+/// stamp unchanged since the sign-in; otherwise the session is signed out. Every page goes
+/// through here, so a stamp move ends every session at its next request.
 pub async fn signed_in_user(
     state: &AppState,
     session: &UserSession,
@@ -278,13 +302,39 @@ pub async fn signed_in_user(
     let Some(id) = session.user_id(clock::now(), state.settings.session.ttl_secs) else {
         return Ok(None);
     };
+    current_user(state, session, id).await
+}
+
+/// The user `id` of this session if still usable under the session's stamp; otherwise the
+/// session forgets them.
+pub async fn current_user(
+    state: &AppState,
+    session: &UserSession,
+    id: Uuid,
+) -> Result<Option<User>, PageError> {
     match state.store.find_user(id).await? {
-        Some(user) if !user.disabled => Ok(Some(user)),
+        Some(user) if !user.disabled && session.stamp_matches(&user) => Ok(Some(user)),
         _ => {
             session.forget_user();
             Ok(None)
         }
     }
+}
+
+/// The name of the application whose authorization request is in progress, for the pages
+/// that say who is asking.
+pub async fn pending_client_name(
+    state: &AppState,
+    session: &UserSession,
+) -> Result<Option<String>, PageError> {
+    let Some(request) = session.pending() else {
+        return Ok(None);
+    };
+    Ok(state
+        .clients
+        .get(&state.store, &request.client_id)
+        .await?
+        .map(|c| c.name.clone()))
 }
 
 /// The session could not be written (serialisation), which should not happen.

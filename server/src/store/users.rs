@@ -1,9 +1,17 @@
 //! People who sign in. Usernames are unique case-insensitively: the lower-cased form is the
 //! unique key, the typed form is what is shown.
+//!
+//! Each user has a security stamp, a counter moved by one UPDATE (`stamp = stamp + 1`, so
+//! concurrent moves never lose one) whenever what proves the user changes; sessions signed in
+//! under an older value are signed out. A new password and disabling an account also revoke
+//! every grant of the user in the same transaction, so no token outlives the change.
 use super::{Store, StoreError};
-use entity::user;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use entity::{grant, user};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    UpdateMany,
+};
 use uuid::Uuid;
 
 /// A user as the rest of Umbra sees it; the password hash stays with whoever checks it.
@@ -14,6 +22,8 @@ pub struct User {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: i64,
+    /// See the module documentation; sessions remember it at sign-in.
+    pub security_stamp: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -50,6 +60,7 @@ impl Store {
             disabled: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
+            security_stamp: Set(0),
         };
         match user::Entity::insert(row)
             .exec_without_returning(&self.db)
@@ -61,6 +72,7 @@ impl Store {
                 password_hash,
                 disabled: false,
                 created_at: now,
+                security_stamp: 0,
             }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 StoreError::Conflict(format!("the username {username:?} is taken")),
@@ -95,35 +107,95 @@ impl Store {
     }
 
     /// Disables or enables a user. A disabled user cannot sign in and their tokens introspect
-    /// as inactive. `false` if unknown.
+    /// as inactive; disabling also signs out their sessions and revokes their grants, so that
+    /// enabling them again does not bring old tokens back. `false` if unknown.
     pub async fn set_user_disabled(
         &self,
         id: Uuid,
         disabled: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = user::Entity::update_many()
-            .col_expr(user::Column::Disabled, Expr::value(disabled))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+        let update =
+            user::Entity::update_many().col_expr(user::Column::Disabled, Expr::value(disabled));
+        if disabled {
+            self.update_and_revoke(id, update, now).await
+        } else {
+            let result = update
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id))
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected > 0)
+        }
     }
 
+    /// Sets a new password, signs out every session of the user and revokes every grant
+    /// (all their tokens): whoever knew the old password keeps nothing. `false` if unknown.
     pub async fn set_user_password(
         &self,
         id: Uuid,
         password_hash: String,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = user::Entity::update_many()
-            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        let update = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash));
+        self.update_and_revoke(id, update, now).await
+    }
+
+    /// Applies `update` to the user with a stamp move and revokes every grant of the user, in
+    /// one transaction. `false` if unknown.
+    async fn update_and_revoke(
+        &self,
+        id: Uuid,
+        update: UpdateMany<user::Entity>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        let found = update
+            .col_expr(user::Column::SecurityStamp, next_stamp())
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&txn)
+            .await?
+            .rows_affected
+            > 0;
+        if found {
+            grant::Entity::update_many()
+                .col_expr(grant::Column::RevokedAt, Expr::value(now))
+                .filter(grant::Column::UserId.eq(id))
+                .filter(grant::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(found)
+    }
+
+    /// Moves the security stamp: every session of the user is signed out at its next request.
+    /// Returns the new stamp, `None` if the user is unknown.
+    pub async fn rotate_security_stamp(
+        &self,
+        id: Uuid,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // One transaction: the value read back is this move's, not a later one's.
+        let txn = self.db.begin().await?;
+        let result = user::Entity::update_many()
+            .col_expr(user::Column::SecurityStamp, next_stamp())
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id))
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected > 0)
+        let stamp = if result.rows_affected == 0 {
+            None
+        } else {
+            user::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .map(|row| row.security_stamp)
+        };
+        txn.commit().await?;
+        Ok(stamp)
     }
 
     /// Deletes a user with their grants, tokens and consents. `false` if unknown.
@@ -133,6 +205,11 @@ impl Store {
     }
 }
 
+/// `security_stamp + 1`, computed by the database so that concurrent moves all count.
+fn next_stamp() -> Expr {
+    Expr::col(user::Column::SecurityStamp).add(1)
+}
+
 fn to_user(row: user::Model) -> User {
     User {
         id: row.id,
@@ -140,5 +217,6 @@ fn to_user(row: user::Model) -> User {
         password_hash: row.password_hash,
         disabled: row.disabled,
         created_at: row.created_at,
+        security_stamp: row.security_stamp,
     }
 }

@@ -61,6 +61,7 @@ mod revocation;
 mod senders;
 mod sign_in;
 mod standards;
+mod step_up;
 mod storage;
 mod two_factor;
 mod two_factor_api;

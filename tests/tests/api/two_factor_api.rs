@@ -1,21 +1,9 @@
 //! The JSON enrolment API: bearer tokens with the `account` scope (RFC 6750), TOTP and e-mail
 //! enrolment, listing, removal and recovery codes.
 use reqwest::StatusCode;
-use umbra::oauth::grant_type::GrantType;
-use umbra_tests::{ClientSpec, REDIRECT_URI, TestApp, TestClient, totp_code};
+use umbra_tests::{TestApp, totp_code};
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn account_app(app: &TestApp) -> TestClient {
-    app.register(ClientSpec {
-        public: true,
-        scopes: "read account",
-        grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-        redirect_uris: &[REDIRECT_URI],
-        ..ClientSpec::default()
-    })
-    .await
-}
 
 fn api(
     app: &TestApp,
@@ -42,7 +30,7 @@ fn challenge(response: &reqwest::Response) -> String {
 db_test! {
     async fn the_api_refuses_missing_invalid_and_insufficient_tokens_per_rfc_6750(app: TestApp) {
         app.create_user("ada", PASSWORD).await;
-        let client = account_app(&app).await;
+        let client = app.account_app().await;
         let read_only = app.user_access_token(&client, "ada", PASSWORD, "read").await;
         let service = app.service_client("account").await;
         let machine = app.issue_token(&service).await;
@@ -69,7 +57,7 @@ db_test! {
 db_test! {
     async fn a_revoked_token_no_longer_opens_the_api(app: TestApp) {
         app.create_user("ada", PASSWORD).await;
-        let client = account_app(&app).await;
+        let client = app.account_app().await;
         let token = app.user_access_token(&client, "ada", PASSWORD, "account").await;
         let ok = api(&app, reqwest::Method::GET, "/factors", Some(&token)).send().await.unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
@@ -88,7 +76,7 @@ db_test! {
 db_test! {
     async fn an_app_enrols_totp_lists_it_regenerates_codes_and_removes_it(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
-        let client = account_app(&app).await;
+        let client = app.account_app().await;
         let token = app.user_access_token(&client, "ada", PASSWORD, "account").await;
 
         let response = api(&app, reqwest::Method::POST, "/factors/totp", Some(&token)).send().await.unwrap();
@@ -113,8 +101,9 @@ db_test! {
         assert_eq!(listed["factors"][0]["confirmed"], true);
         assert_eq!(listed["recovery_codes_left"], 10);
 
+        // The user now has a factor: new recovery codes need a fresh proof (step-up).
         let regenerated: serde_json::Value = api(&app, reqwest::Method::POST, "/recovery-codes", Some(&token))
-            .send().await.unwrap().json().await.unwrap();
+            .json(&serde_json::json!({"password": PASSWORD})).send().await.unwrap().json().await.unwrap();
         let new_codes = regenerated["recovery_codes"].as_array().unwrap();
         assert_eq!(new_codes.len(), 10);
         assert_ne!(new_codes[0], confirmed["recovery_codes"][0]);
@@ -132,7 +121,7 @@ db_test! {
 db_test! {
     async fn an_app_enrols_an_email_factor_with_the_code_that_was_sent(app: TestApp) {
         let ada = app.create_user("ada", PASSWORD).await;
-        let client = account_app(&app).await;
+        let client = app.account_app().await;
         let token = app.user_access_token(&client, "ada", PASSWORD, "account").await;
 
         let bad = api(&app, reqwest::Method::POST, "/factors/email", Some(&token))

@@ -1,11 +1,14 @@
 //! `/api/account/…`: the second-factor enrolment API for apps, in JSON. The caller presents
 //! the user's own access token with scope `account` (RFC 6750 §2.1, `Authorization: Bearer`);
 //! errors follow RFC 6750 §3 with a `WWW-Authenticate: Bearer` challenge.
+//!
+//! Security changes of a user who has a confirmed factor carry a fresh proof in the body,
+//! `password` or `current_code` (see [`crate::http::step_up`]): the token alone is not enough.
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::pages::two_factor::prove_presence;
+use crate::http::step_up::{prove_presence, step_up_due};
 use crate::oauth::introspection::Introspection;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, TokenKind};
@@ -75,6 +78,112 @@ impl FromRequest for AccountCaller {
     }
 }
 
+/// A security change by the caller: its JSON body `T`, whose fresh proof has been checked
+/// when the user has a confirmed factor.
+pub struct Change<T> {
+    caller: AccountCaller,
+    request: T,
+}
+
+impl<T> FromRequest for Change<T>
+where
+    T: DeserializeOwned + Default + CarriesProof + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let caller = AccountCaller::from_request(req, payload);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            let bytes = bytes.await?;
+            let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
+            let request = caller.change(&state, &bytes, false).await?;
+            Ok(Self { caller, request })
+        })
+    }
+}
+
+impl AccountCaller {
+    /// The body of a security change, once its fresh proof is checked: needed when the user
+    /// has a confirmed factor, or `always` (removing a factor).
+    async fn change<T>(&self, state: &AppState, bytes: &[u8], always: bool) -> Result<T, ApiError>
+    where
+        T: DeserializeOwned + Default + CarriesProof,
+    {
+        let mut request: T = body(bytes)?;
+        self.step_up(state, request.take_proof(), always).await?;
+        Ok(request)
+    }
+
+    async fn step_up(
+        &self,
+        state: &AppState,
+        proof: FreshProof,
+        always: bool,
+    ) -> Result<(), ApiError> {
+        if !always && !step_up_due(state, &self.user, false).await? {
+            return Ok(());
+        }
+        if prove_presence(
+            state,
+            &self.user,
+            proof.password,
+            &proof.current_code,
+            &self.actor,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        Err(ApiError::InvalidCode(
+            "a valid password or current code is required for this change".into(),
+        ))
+    }
+}
+
+/// The proof a security change carries: the password, or a current code from the
+/// authenticator app or a recovery code.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FreshProof {
+    #[serde(default)]
+    password: Option<SecretString>,
+    /// `code` is accepted too, where the body has no other code (removal, recovery codes).
+    #[serde(default, alias = "code")]
+    current_code: String,
+}
+
+/// A request body with the fields of a [`FreshProof`].
+trait CarriesProof {
+    fn take_proof(&mut self) -> FreshProof;
+}
+
+impl CarriesProof for FreshProof {
+    fn take_proof(&mut self) -> FreshProof {
+        std::mem::take(self)
+    }
+}
+
+/// Bodies with their own `password` and `current_code` fields beside the others (serde's
+/// `flatten` would not work with `deny_unknown_fields`).
+macro_rules! carries_proof {
+    ($($body:ty),*) => {$(
+        impl CarriesProof for $body {
+            fn take_proof(&mut self) -> FreshProof {
+                FreshProof {
+                    password: self.password.take(),
+                    current_code: std::mem::take(&mut self.current_code),
+                }
+            }
+        }
+    )*};
+}
+
+carries_proof!(StartBody, ConfirmBody);
+
 /// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110
 /// §11.1). No header at all is `MissingToken`: RFC 6750 §3.1 says to send no error code then.
 fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
@@ -143,18 +252,21 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     destination: Option<String>,
+    #[serde(default)]
+    password: Option<SecretString>,
+    #[serde(default)]
+    current_code: String,
 }
 
 /// `POST /api/account/factors/{kind}`: TOTP answers the secret and URI; e-mail/SMS sends a
 /// code to `destination` (202).
 pub async fn start(
     state: web::Data<AppState>,
-    caller: AccountCaller,
     kind: web::Path<String>,
-    bytes: web::Bytes,
+    change: Change<StartBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: StartBody = body(&bytes)?;
+    let Change { caller, request } = change;
     let now = clock::now();
     if kind == FactorKind::Totp {
         let enrolment = state
@@ -177,7 +289,8 @@ pub async fn start(
     })))
 }
 
-/// `POST /api/account/factors/{kind}/resend`
+/// `POST /api/account/factors/{kind}/resend`: a new code to the factor being enrolled. No
+/// proof: it only repeats what a proven start began, to the destination chosen then.
 pub async fn resend(
     state: web::Data<AppState>,
     caller: AccountCaller,
@@ -193,22 +306,26 @@ pub async fn resend(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CodeBody {
+pub struct ConfirmBody {
+    /// The code of the factor being enrolled.
     #[serde(default)]
     code: String,
     #[serde(default)]
     password: Option<SecretString>,
+    /// A code of a factor the user already has.
+    #[serde(default)]
+    current_code: String,
 }
 
-/// `POST /api/account/factors/{kind}/confirm` with `{"code": "123456"}`
+/// `POST /api/account/factors/{kind}/confirm` with `{"code": "123456"}` (plus a fresh proof
+/// when the user already has a factor)
 pub async fn confirm(
     state: web::Data<AppState>,
-    caller: AccountCaller,
     kind: web::Path<String>,
-    bytes: web::Bytes,
+    change: Change<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: CodeBody = body(&bytes)?;
+    let Change { caller, request } = change;
     let Enabled { recovery_codes } = state
         .factors
         .confirm(
@@ -227,7 +344,7 @@ pub async fn confirm(
 }
 
 /// `DELETE /api/account/factors/{kind}` with `{"password": "…"}` or `{"code": "…"}`: a
-/// token alone does not remove a factor.
+/// token alone does not remove a factor. Every browser session of the user is signed out.
 pub async fn remove(
     state: web::Data<AppState>,
     caller: AccountCaller,
@@ -235,20 +352,7 @@ pub async fn remove(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(&kind)?;
-    let request: CodeBody = body(&bytes)?;
-    if !prove_presence(
-        &state,
-        &caller.user,
-        request.password,
-        &request.code,
-        &caller.actor,
-    )
-    .await?
-    {
-        return Err(ApiError::InvalidCode(
-            "a valid password or current code is required".into(),
-        ));
-    }
+    caller.change::<FreshProof>(&state, &bytes, true).await?;
     state
         .factors
         .remove(&caller.user, kind, &caller.actor, clock::now())
@@ -256,11 +360,13 @@ pub async fn remove(
     Ok(no_store(HttpResponse::NoContent()).finish())
 }
 
-/// `POST /api/account/recovery-codes`: new codes, the old ones stop working.
+/// `POST /api/account/recovery-codes` with `{"password": "…"}` or `{"code": "…"}`: new
+/// codes, the old ones stop working.
 pub async fn regenerate(
     state: web::Data<AppState>,
-    caller: AccountCaller,
+    change: Change<FreshProof>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = change.caller;
     let codes = state
         .factors
         .regenerate_recovery_codes(&caller.user, &caller.actor, clock::now())
@@ -280,6 +386,7 @@ impl From<FactorError> for ApiError {
                 Self::TooManyRequests { retry_after_secs }
             }
             FactorError::Store(err) => err.into(),
+            FactorError::Busy => Self::Unavailable(err.to_string()),
             FactorError::Send(_) | FactorError::Internal(_) => Self::Internal(err.to_string()),
         }
     }

@@ -222,7 +222,7 @@ impl Gate {
         match self {
             Self::Pass => Ok(None),
             Self::SecondStep => {
-                session.begin_second_step(user.id, clock::now())?;
+                session.begin_second_step(user, clock::now())?;
                 Ok(Some(redirect("/login/2fa")))
             }
             Self::Enrol => Ok(Some(redirect(ENROLMENT_REQUIRED))),

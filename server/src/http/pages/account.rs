@@ -1,13 +1,13 @@
 //! `GET /account`: who is signed in, their second factors and which applications they
-//! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back.
-use super::login::CsrfForm;
+//! allowed; `POST /account/consents/{client_id}/withdraw` takes an approval back;
+//! `POST /account/sign-out-everywhere` ends every browser session of the user.
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
+use crate::http::page_extract::{CsrfForm, Page, PageForm};
 use crate::http::redirect;
 use crate::http::session::UserSession;
-use crate::http::session::signed_in_user;
 use crate::http::templates::templates;
 use crate::store::{AuditEntry, AuditKind, User};
 use actix_web::http::StatusCode;
@@ -36,12 +36,10 @@ pub struct AccountQuery {
 
 pub async fn account(
     state: web::Data<AppState>,
-    session: UserSession,
+    page: Page<User>,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user) = page.into_parts();
     let required = query.second_factor.as_deref() == Some("required");
     render(&state, &session, &user, StatusCode::OK, None, required).await
 }
@@ -107,16 +105,10 @@ pub async fn render(
 pub async fn withdraw(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     client_id: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    page: PageForm<User, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let user = page.who;
     let now = clock::now();
     if state
         .store
@@ -131,4 +123,22 @@ pub async fn withdraw(
         state.store.record_audit(entry, now).await?;
     }
     Ok(redirect("/account"))
+}
+
+/// `POST /account/sign-out-everywhere`: moves the security stamp, so that every session of the
+/// user, this one included, is signed out at its next request. Grants are left alone: an
+/// application's access is withdrawn per application above, and a password change (by an
+/// operator) revokes them all.
+pub async fn sign_out_everywhere(
+    state: web::Data<AppState>,
+    page: PageForm<User, CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let (session, user, _) = page.into_parts();
+    state
+        .store
+        .rotate_security_stamp(user.id, clock::now())
+        .await?;
+    tracing::info!(user_id = %user.id, "signed out everywhere");
+    session.sign_out();
+    Ok(templates().page(StatusCode::OK, "signed_out.html", minijinja::context! {}))
 }

@@ -5,9 +5,10 @@ use crate::http::AppState;
 use crate::http::client_address::client_address;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
+use crate::http::page_extract::CsrfForm;
 use crate::http::redirect;
-use crate::http::session::UserSession;
 use crate::http::session::signed_in_user;
+use crate::http::session::{UserSession, pending_client_name};
 use crate::http::templates::templates;
 use crate::second_factor::Actor;
 use crate::store::{AuditKind, normalize_username};
@@ -21,11 +22,6 @@ pub struct LoginForm {
     csrf_token: String,
     username: String,
     password: SecretString,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub csrf_token: String,
 }
 
 pub async fn login_page(
@@ -92,10 +88,10 @@ pub async fn login(
     }
     if !state.store.confirmed_factors(user.id).await?.is_empty() {
         // Any earlier sign-in of this session is dropped: it does not stand in for the code.
-        session.begin_second_step(user.id, now)?;
+        session.begin_second_step(&user, now)?;
         return Ok(redirect("/login/2fa"));
     }
-    session.sign_in(user.id, now, false)?;
+    session.sign_in(&user, now, false)?;
     state
         .factors
         .audit_sign_in(
@@ -163,14 +159,7 @@ async fn render(
     if status == StatusCode::OK && session.second_step_user(clock::now()).is_some() {
         return Ok(redirect("/login/2fa"));
     }
-    let client_name = match session.pending() {
-        Some(request) => state
-            .clients
-            .get(&state.store, &request.client_id)
-            .await?
-            .map(|c| c.name.clone()),
-        None => None,
-    };
+    let client_name = pending_client_name(state, session).await?;
     Ok(templates().page(
         status,
         "login.html",

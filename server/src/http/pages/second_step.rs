@@ -7,8 +7,8 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::resume;
-use crate::http::redirect;
-use crate::http::session::UserSession;
+use crate::http::page_extract::{Page, PageForm, PageUser, Refusal, csrf_protected};
+use crate::http::session::{UserSession, current_user, pending_client_name};
 use crate::http::templates::templates;
 use crate::second_factor::FactorError;
 use crate::store::{AuditKind, Factor, User};
@@ -34,6 +34,8 @@ pub struct SendForm {
     method: String,
 }
 
+csrf_protected!(CodeForm, SendForm);
+
 #[derive(Serialize)]
 struct MethodLine {
     value: &'static str,
@@ -49,18 +51,15 @@ struct Notice<'a> {
 
 pub async fn page(
     state: web::Data<AppState>,
-    session: UserSession,
     query: web::Query<MethodQuery>,
+    page: Page<Waiting>,
 ) -> Result<HttpResponse, PageError> {
-    let Some((user, factors)) = waiting(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
-    let method = chosen(&factors, query.method.as_deref());
+    let (session, waiting) = page.into_parts();
+    let method = chosen(&waiting.factors, query.method.as_deref());
     render(
         &state,
         &session,
-        &user,
-        &factors,
+        &waiting,
         method,
         StatusCode::OK,
         Notice::default(),
@@ -71,30 +70,25 @@ pub async fn page(
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
-    form: web::Form<CodeForm>,
+    page: PageForm<Waiting, CodeForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some((user, factors)) = waiting(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
-    let method = chosen(&factors, Some(&form.method));
+    let (session, waiting, form) = page.into_parts();
+    let method = chosen(&waiting.factors, Some(&form.method));
     let now = clock::now();
     let actor = actor(&req, &session);
     match state
         .factors
-        .verify_sign_in(&user, method, &form.code, &actor, now)
+        .verify_sign_in(&waiting.user, method, &form.code, &actor, now)
         .await
     {
         Ok(()) => {
-            session.sign_in(user.id, now, true)?;
+            let user = &waiting.user;
+            session.sign_in(user, now, true)?;
             state
                 .factors
                 .audit_sign_in(
                     AuditKind::LoginSucceeded,
-                    Some(&user),
+                    Some(user),
                     &user.username,
                     &actor,
                     &format!("password+{}", method.as_str()),
@@ -112,8 +106,7 @@ pub async fn submit(
             render(
                 &state,
                 &session,
-                &user,
-                &factors,
+                &waiting,
                 method,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 notice,
@@ -126,38 +119,31 @@ pub async fn submit(
 
 pub async fn send(
     state: web::Data<AppState>,
-    session: UserSession,
-    form: web::Form<SendForm>,
+    page: PageForm<Waiting, SendForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some((user, factors)) = waiting(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
-    let method = chosen(&factors, Some(&form.method));
+    let (session, waiting, form) = page.into_parts();
+    let method = chosen(&waiting.factors, Some(&form.method));
     let Proof::Factor(kind) = method else {
         return Err(PageError::bad_request("Recovery codes are not sent."));
     };
-    if let Some(retry_after_secs) = state.factors.locked_for(&user, clock::now()).await? {
+    if let Some(retry_after_secs) = state
+        .factors
+        .locked_for(&waiting.user, clock::now())
+        .await?
+    {
         return Err(PageError::too_many_attempts(retry_after_secs));
     }
-    match state.factors.resend(&user, kind, clock::now()).await {
+    match state
+        .factors
+        .resend(&waiting.user, kind, clock::now())
+        .await
+    {
         Ok(_) => {
             let notice = Notice {
                 sent: true,
                 ..Notice::default()
             };
-            render(
-                &state,
-                &session,
-                &user,
-                &factors,
-                method,
-                StatusCode::OK,
-                notice,
-            )
-            .await
+            render(&state, &session, &waiting, method, StatusCode::OK, notice).await
         }
         Err(FactorError::Throttled { retry_after_secs }) => {
             let message = format!(
@@ -170,8 +156,7 @@ pub async fn send(
             let mut response = render(
                 &state,
                 &session,
-                &user,
-                &factors,
+                &waiting,
                 method,
                 StatusCode::TOO_MANY_REQUESTS,
                 notice,
@@ -188,25 +173,30 @@ pub async fn send(
     }
 }
 
-/// The user waiting for their second step and their confirmed factors.
-async fn waiting(
-    state: &AppState,
-    session: &UserSession,
-) -> Result<Option<(User, Vec<Factor>)>, PageError> {
-    let Some(id) = session.second_step_user(clock::now()) else {
-        return Ok(None);
-    };
-    let Some(user) = state.store.find_user(id).await?.filter(|u| !u.disabled) else {
-        session.forget_user();
-        return Ok(None);
-    };
-    let factors = state.store.confirmed_factors(user.id).await?;
-    if factors.is_empty() {
-        // The factor was removed meanwhile (e.g. an operator's reset): sign in again.
-        session.forget_user();
-        return Ok(None);
+/// The user waiting for their second step and their confirmed factors; anyone else goes to
+/// `/login`.
+pub struct Waiting {
+    user: User,
+    factors: Vec<Factor>,
+}
+
+impl PageUser for Waiting {
+    async fn load(state: &AppState, session: &UserSession) -> Result<Self, Refusal> {
+        let sign_in_again = Refusal::Detour("/login");
+        let Some(id) = session.second_step_user(clock::now()) else {
+            return Err(sign_in_again);
+        };
+        let Some(user) = current_user(state, session, id).await? else {
+            return Err(sign_in_again);
+        };
+        let factors = state.store.confirmed_factors(user.id).await?;
+        if factors.is_empty() {
+            // The factor was removed meanwhile (e.g. an operator's reset): sign in again.
+            session.forget_user();
+            return Err(sign_in_again);
+        }
+        Ok(Self { user, factors })
     }
-    Ok(Some((user, factors)))
 }
 
 /// The method asked for if the user has it, else their first factor (the app before codes).
@@ -225,12 +215,12 @@ fn chosen(factors: &[Factor], asked: Option<&str>) -> Proof {
 async fn render(
     state: &AppState,
     session: &UserSession,
-    user: &User,
-    factors: &[Factor],
+    waiting: &Waiting,
     method: Proof,
     status: StatusCode,
     notice: Notice<'_>,
 ) -> Result<HttpResponse, PageError> {
+    let Waiting { user, factors } = waiting;
     let mut methods: Vec<MethodLine> = factors
         .iter()
         .map(|f| MethodLine {
@@ -250,14 +240,7 @@ async fn render(
             .map(mask_destination),
         Proof::RecoveryCode => None,
     };
-    let client_name = match session.pending() {
-        Some(request) => state
-            .clients
-            .get(&state.store, &request.client_id)
-            .await?
-            .map(|c| c.name.clone()),
-        None => None,
-    };
+    let client_name = pending_client_name(state, session).await?;
     let method_value = match method {
         Proof::Factor(kind) => kind.as_str(),
         Proof::RecoveryCode => "recovery",

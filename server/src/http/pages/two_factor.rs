@@ -1,21 +1,21 @@
 //! `/account/2fa/…` and `/account/recovery-codes`: enrolling, confirming and removing second
 //! factors in the browser, and regenerating recovery codes. The rules live in
 //! [`crate::second_factor`]; these handlers parse forms and render pages.
-use super::login::{CsrfForm, actor};
-use crate::auth::codes::normalize_recovery_code;
-use crate::auth::factor::{FactorKind, Proof, mask_destination};
+use super::login::actor;
+use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
+use crate::http::page_extract::{CsrfForm, Page, PageForm, csrf_protected};
 use crate::http::redirect;
 use crate::http::session::UserSession;
-use crate::http::session::signed_in_user;
+use crate::http::step_up::{SteppedUp, prove_presence};
 use crate::http::templates::templates;
 use crate::second_factor::{Enabled, FactorError};
 use crate::store::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -40,6 +40,8 @@ pub struct RemoveForm {
     code: String,
 }
 
+csrf_protected!(StartForm, ConfirmForm, RemoveForm);
+
 fn kind_of(path: &str) -> Result<FactorKind, PageError> {
     FactorKind::parse(path).ok_or_else(|| PageError::bad_request("There is no such factor."))
 }
@@ -47,13 +49,11 @@ fn kind_of(path: &str) -> Result<FactorKind, PageError> {
 /// `GET /account/2fa/{kind}`: the enrolment page (TOTP: QR code; e-mail/SMS: the code form).
 pub async fn enrol_page(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
+    page: Page<SteppedUp>,
 ) -> Result<HttpResponse, PageError> {
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, SteppedUp(user)) = page.into_parts();
     render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, false).await
 }
 
@@ -61,17 +61,11 @@ pub async fn enrol_page(
 /// TOTP: replaces the offered secret with a new one.
 pub async fn start(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<StartForm>,
+    page: PageForm<SteppedUp, StartForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, SteppedUp(user), form) = page.into_parts();
     let now = clock::now();
     if kind == FactorKind::Totp {
         state.factors.totp_enrolment(&user, now, true).await?;
@@ -101,17 +95,11 @@ pub async fn start(
 /// `POST /account/2fa/{kind}/resend`
 pub async fn resend(
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    page: PageForm<SteppedUp, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, SteppedUp(user), _) = page.into_parts();
     match state.factors.resend(&user, kind, clock::now()).await {
         Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
         Err(FactorError::Throttled { retry_after_secs }) => {
@@ -137,17 +125,11 @@ pub async fn resend(
 pub async fn confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<ConfirmForm>,
+    page: PageForm<SteppedUp, ConfirmForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, SteppedUp(user), form) = page.into_parts();
     let actor = actor(&req, &session);
     match state
         .factors
@@ -180,22 +162,16 @@ pub async fn confirm(
 }
 
 /// `POST /account/2fa/{kind}/remove`: needs the password or a fresh code (an authenticator
-/// code or a recovery code).
+/// code or a recovery code), even in a session that passed the second factor. Signs out every
+/// other session of the user.
 pub async fn remove(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
     kind: web::Path<String>,
-    form: web::Form<RemoveForm>,
+    page: PageForm<User, RemoveForm>,
 ) -> Result<HttpResponse, PageError> {
-    let form = form.into_inner();
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
     let kind = kind_of(&kind)?;
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, user, form) = page.into_parts();
     let actor = actor(&req, &session);
     let proven = prove_presence(&state, &user, form.password, &form.code, &actor).await?;
     if !proven {
@@ -214,55 +190,13 @@ pub async fn remove(
         .remove(&user, kind, &actor, clock::now())
         .await
     {
-        Ok(()) | Err(FactorError::NotFound) => Ok(redirect("/account")),
+        Ok(stamp) => {
+            // Every other session is signed out; this one just gave a fresh proof.
+            session.adopt_stamp(stamp)?;
+            Ok(redirect("/account"))
+        }
+        Err(FactorError::NotFound) => Ok(redirect("/account")),
         Err(other) => Err(other.into()),
-    }
-}
-
-/// The password, or else a code from the authenticator app or a recovery code. Wrong codes
-/// count towards the lockout; wrong passwords towards the sign-in limiter.
-pub async fn prove_presence(
-    state: &AppState,
-    user: &User,
-    password: Option<SecretString>,
-    code: &str,
-    actor: &crate::second_factor::Actor,
-) -> Result<bool, FactorError> {
-    if let Some(password) = password.filter(|p| !p.expose_secret().is_empty()) {
-        return state
-            .limiter
-            .verify(
-                &state.passwords,
-                &crate::store::normalize_username(&user.username),
-                actor.address,
-                password,
-                Some(user.password_hash.clone()),
-            )
-            .await
-            .map_err(|refused| match refused {
-                crate::auth::limiter::Refused::TooMany(wait) => FactorError::Locked {
-                    retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
-                },
-                crate::auth::limiter::Refused::Password(e) => FactorError::Internal(e.to_string()),
-            });
-    }
-    let code = code.trim();
-    if code.is_empty() {
-        return Ok(false);
-    }
-    let proof = if normalize_recovery_code(code).is_some() {
-        Proof::RecoveryCode
-    } else {
-        Proof::Factor(FactorKind::Totp)
-    };
-    match state
-        .factors
-        .verify_sign_in(user, proof, code, actor, clock::now())
-        .await
-    {
-        Ok(()) => Ok(true),
-        Err(FactorError::WrongCode) => Ok(false),
-        Err(other) => Err(other),
     }
 }
 
@@ -270,15 +204,9 @@ pub async fn prove_presence(
 pub async fn regenerate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    session: UserSession,
-    form: web::Form<CsrfForm>,
+    page: PageForm<SteppedUp, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(redirect("/login"));
-    };
+    let (session, SteppedUp(user), _) = page.into_parts();
     let codes = state
         .factors
         .regenerate_recovery_codes(&user, &actor(&req, &session), clock::now())
