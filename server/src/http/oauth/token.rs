@@ -97,17 +97,16 @@ async fn redeem_code(
             |stored| authorization_code::check_redemption(stored, client, params),
             &fresh.plan,
         )
+        .await;
+    fresh
+        .finish(
+            state,
+            client,
+            outcome,
+            "the authorization code was already used; every token issued from it is revoked",
+            "the authorization code is invalid or expired",
+        )
         .await
-        .map_err(|err| client_gone(state, client, err))?;
-    if matches!(outcome, Exchange::Invalid) {
-        refuse_if_deleted(state, client).await?;
-    }
-    fresh.finish(
-        state,
-        outcome,
-        "the authorization code was already used; every token issued from it is revoked",
-        "the authorization code is invalid or expired",
-    )
 }
 
 async fn refresh(
@@ -126,17 +125,16 @@ async fn refresh(
             |stored| refresh_token::check_refresh(stored, client, params),
             &fresh.plan,
         )
+        .await;
+    fresh
+        .finish(
+            state,
+            client,
+            outcome,
+            "the refresh token was already used; the whole grant is revoked",
+            "the refresh token is invalid, expired or revoked",
+        )
         .await
-        .map_err(|err| client_gone(state, client, err))?;
-    if matches!(outcome, Exchange::Invalid) {
-        refuse_if_deleted(state, client).await?;
-    }
-    fresh.finish(
-        state,
-        outcome,
-        "the refresh token was already used; the whole grant is revoked",
-        "the refresh token is invalid, expired or revoked",
-    )
 }
 
 /// A store error of a request made by `client`. `Gone` means the client was deleted (by
@@ -209,22 +207,29 @@ impl FreshTokens {
         })
     }
 
-    /// Turns the outcome of a single-use exchange into the response or its `invalid_grant`.
-    fn finish(
+    /// Turns the outcome of `client`'s single-use exchange into the response or its
+    /// `invalid_grant`. A credential found nowhere may be one deleted with its client (by
+    /// another process, while this instance still had the client cached): that is
+    /// `invalid_client`, as is a row that vanished under the exchange.
+    async fn finish(
         self,
         state: &AppState,
-        outcome: Exchange<OAuthError>,
+        client: &Client,
+        outcome: Result<Exchange<OAuthError>, StoreError>,
         replayed: &'static str,
         invalid: &'static str,
     ) -> Result<TokenResponse, OAuthError> {
-        match outcome {
+        match outcome.map_err(|err| client_gone(state, client, err))? {
             Exchange::Issued { scope, .. } => Ok(self.response(state, &scope)),
             Exchange::Refused(error) => Err(error),
             Exchange::Replayed => {
                 tracing::warn!("single-use credential replayed; its grant is revoked");
                 Err(OAuthError::invalid_grant(replayed))
             }
-            Exchange::Invalid => Err(OAuthError::invalid_grant(invalid)),
+            Exchange::Invalid => {
+                refuse_if_deleted(state, client).await?;
+                Err(OAuthError::invalid_grant(invalid))
+            }
         }
     }
 
