@@ -108,6 +108,12 @@ impl TestApp {
         })
     }
 
+    /// How many audit events named `event` (e.g. `login.failed`) are recorded.
+    pub async fn audit_count(&self, event: &str) -> usize {
+        let records = self.store.list_audit(None, 1000).await.expect("audit list");
+        records.iter().filter(|e| e.event == event).count()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

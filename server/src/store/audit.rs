@@ -19,6 +19,8 @@ pub enum AuditKind {
     RecoveryCodeUsed,
     LockedOut,
     TokenRevoked,
+    /// The user ended every browser session ("sign out everywhere").
+    SessionsEnded,
 }
 
 impl AuditKind {
@@ -34,6 +36,7 @@ impl AuditKind {
             Self::RecoveryCodeUsed => "recovery_code.used",
             Self::LockedOut => "account.locked",
             Self::TokenRevoked => "token.revoked",
+            Self::SessionsEnded => "sessions.ended",
         }
     }
 }

@@ -74,11 +74,6 @@ async fn burst(browser: &Browser, method: &str, codes: &[String]) -> Burst {
     }
 }
 
-async fn audit_count(app: &TestApp, event: &str) -> usize {
-    let records = app.store.list_audit(None, 1000).await.unwrap();
-    records.iter().filter(|e| e.event == event).count()
-}
-
 async fn failures_metric(app: &TestApp) -> usize {
     let url = format!("{}/metrics", app.metrics_address);
     let text = app
@@ -108,7 +103,7 @@ fn wrong_codes(n: usize, right: &[String]) -> Vec<String> {
 /// judged (audit and metrics agree), one lock, everything else refused.
 async fn assert_locked_after_burst(app: &TestApp, burst: &Burst) {
     let limit = usize::try_from(app.settings.second_factor.max_failures).unwrap();
-    let judged = audit_count(app, "login.second_factor_failed").await;
+    let judged = app.audit_count("login.second_factor_failed").await;
     assert_eq!(judged, limit, "guesses judged: {judged}, {burst:?}");
     assert_eq!(failures_metric(app).await, judged);
     assert_eq!(burst.wrong + burst.refused, GUESSES);
@@ -120,7 +115,7 @@ async fn assert_locked_after_burst(app: &TestApp, burst: &Burst) {
         burst.retry_after > 0 && burst.retry_after <= LOCK_SECS,
         "{burst:?}"
     );
-    assert_eq!(audit_count(app, "account.locked").await, 1);
+    assert_eq!(app.audit_count("account.locked").await, 1);
 }
 
 /// Submits `code` during the lock (refused, and the lock keeps its end), waits the lock out

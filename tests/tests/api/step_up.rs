@@ -225,6 +225,7 @@ db_test! {
         assert_eq!(account_location(&elsewhere).await, "/login");
         assert_eq!(account_location(&here).await, "/login");
         assert_eq!(app.introspection_of(&rs, &token).await["active"], true);
+        assert_eq!(app.audit_count("sessions.ended").await, 1);
         // Signing in again works as before.
         signed_in(&app).await;
     }

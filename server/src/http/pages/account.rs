@@ -130,14 +130,18 @@ pub async fn withdraw(
 /// application's access is withdrawn per application above, and a password change (by an
 /// operator) revokes them all.
 pub async fn sign_out_everywhere(
+    req: HttpRequest,
     state: web::Data<AppState>,
     page: PageForm<User, CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     let (session, user, _) = page.into_parts();
-    state
-        .store
-        .rotate_security_stamp(user.id, clock::now())
-        .await?;
+    let now = clock::now();
+    state.store.rotate_security_stamp(user.id, now).await?;
+    let entry = AuditEntry::new(AuditKind::SessionsEnded)
+        .user(user.id, &user.username)
+        .address(crate::http::client_address::client_address(&req))
+        .detail("every browser session, by the user");
+    state.store.record_audit(entry, now).await?;
     tracing::info!(user_id = %user.id, "signed out everywhere");
     session.sign_out();
     Ok(templates().page(StatusCode::OK, "signed_out.html", minijinja::context! {}))
