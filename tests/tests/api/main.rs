@@ -41,6 +41,7 @@ mod operations;
 mod outage;
 mod refresh;
 mod revocation;
+mod robustness;
 mod senders;
 mod sign_in;
 mod storage;
