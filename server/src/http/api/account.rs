@@ -92,8 +92,9 @@ fn kind_of(path: &str) -> Result<FactorKind, ApiError> {
     FactorKind::parse(path).ok_or(ApiError::NotFound)
 }
 
-/// An optional JSON body: empty means all defaults.
-fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+/// An optional JSON body: empty means all defaults. Public for the `api_json` fuzz target,
+/// which must parse exactly as the handlers do.
+pub fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
