@@ -254,8 +254,9 @@ mod tests {
 
     #[test]
     fn a_body_with_nonzero_spare_bits_is_rejected_even_with_its_checksum() {
-        // Found by the `token` fuzz target: the last body character carries 2 spare bits, and a
-        // token whose spare bits were set parsed although no generator writes it.
+        // The last body character carries 2 spare bits; a token whose spare bits were set
+        // parsed although no generator writes it (the `token` fuzz target checks that every
+        // token that parses re-prints identically).
         let token = Token::from_random(TokenKind::AccessToken, [0; RANDOM_BYTES]).into_string();
         let body = &token[PREFIX_LEN..PREFIX_LEN + BODY_LEN];
         assert!(body.ends_with('A'));
