@@ -24,10 +24,10 @@ const SEED: u64 = 0x5eed_0b5c_u64;
 /// Requests per round; the test sends two rounds.
 const ROUND: usize = 1500;
 const CONCURRENCY: usize = 8;
-/// Growth of the resident set over the second round above which we call it a leak. The app
-/// runs in this process alongside other tests, so the bound is loose: it catches a leak of
-/// tens of kilobytes per request, not a few bytes.
-const MAX_GROWTH_KIB: u64 = 64 * 1024;
+/// Growth of the resident set over a round above which we call it a leak (a round grows it
+/// by under 1 MiB when nothing leaks). The app runs in this process alongside other tests, so
+/// the bound is loose: it catches a leak of tens of kilobytes per request, not a few bytes.
+const MAX_GROWTH_KIB: u64 = 32 * 1024;
 
 /// Routes the OpenAPI document does not list: the browser pages and the plumbing.
 const PAGE_ROUTES: &[(&str, &str)] = &[
@@ -707,20 +707,26 @@ db_test! {
         let mut failures = round(&address, &material, 0..ROUND).await;
         let before = resident_kib();
         failures.extend(round(&address, &material, ROUND..2 * ROUND).await);
-        let after = resident_kib();
+        let mut growth = resident_kib().saturating_sub(before);
+        if growth >= MAX_GROWTH_KIB {
+            // Tests share this process: a leak grows on every round, another test's
+            // allocations rarely land on two rounds in a row.
+            let before = resident_kib();
+            failures.extend(round(&address, &material, 2 * ROUND..3 * ROUND).await);
+            growth = resident_kib().saturating_sub(before);
+        }
 
         assert!(
             failures.is_empty(),
-            "{} of {} requests failed; the first:\n{}",
+            "{} requests failed; the first:\n{}",
             failures.len(),
-            2 * ROUND,
             failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
         );
         let live = app.http.get(app.url("/health/live")).send().await.unwrap();
         assert_eq!(live.status(), StatusCode::OK);
         assert!(
-            after.saturating_sub(before) < MAX_GROWTH_KIB,
-            "resident set grew from {before} KiB to {after} KiB over {ROUND} requests"
+            growth < MAX_GROWTH_KIB,
+            "the resident set grew by {growth} KiB over {ROUND} requests, twice"
         );
     }
 }
