@@ -102,14 +102,22 @@ impl ClientCredentials {
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`.
 fn parse_basic(header: &[u8]) -> Result<(String, SecretString), OAuthError> {
     let malformed = || OAuthError::invalid_client("malformed Basic authorization header");
+    // Optional whitespace in HTTP is space and tab (RFC 9110 §5.6.3); `str::trim` would also
+    // drop Unicode spaces and accept headers that are not Basic.
+    const OWS: [char; 2] = [' ', '\t'];
     let header = std::str::from_utf8(header).map_err(|_| malformed())?;
-    let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
+    let (scheme, encoded) = header
+        .trim_matches(OWS)
+        .split_once(' ')
+        .ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(OAuthError::invalid_client(
             "only the Basic authorization scheme is supported here",
         ));
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = STANDARD
+        .decode(encoded.trim_matches(OWS))
+        .map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     let url_decode = |s: &str| {
@@ -178,6 +186,26 @@ mod tests {
         let err = ClientCredentials::extract(None, &Params::default()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidClient);
         assert!(err.basic_challenge());
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_may_surround_the_credentials() {
+        // Unicode spaces around the value used to be trimmed, so a header that is not valid
+        // Basic was accepted; the `client_auth` fuzz target now checks every header against a
+        // strict reading of RFC 7617.
+        let encoded = STANDARD.encode("a:b");
+        for header in [
+            format!("\u{a0}Basic {encoded}"),
+            format!("Basic {encoded}\u{2003}"),
+            format!("Basic \u{85}{encoded}"),
+        ] {
+            let err = ClientCredentials::extract(Some(header.as_bytes()), &Params::default())
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidClient, "{header:?}");
+        }
+        let spaced = format!("\tBasic  {encoded} \t");
+        let creds = ClientCredentials::extract(Some(spaced.as_bytes()), &Params::default());
+        assert_eq!(creds.unwrap().client_id, "a");
     }
 
     #[test]

@@ -58,6 +58,7 @@ mod proxy_limits;
 mod redirect_uris;
 mod refresh;
 mod revocation;
+mod robustness;
 mod senders;
 mod sign_in;
 mod standards;
