@@ -220,8 +220,7 @@ impl CreateArgs {
                 validate_client_id(&id)?;
                 id
             }
-            // 128 random bits.
-            None => random_urlsafe(16)?,
+            None => random_client_id()?,
         };
         for uri in &self.redirect_uris {
             redirect_uri::validate(uri, self.allow_insecure_redirect)
@@ -265,6 +264,17 @@ impl CreateArgs {
             require_2fa: self.require_2fa,
         };
         Ok((new, secret))
+    }
+}
+
+/// 128 random bits in base64url that never start with `-` or `_`: an id such as `-LS6Rv…`
+/// would be read as an option by `umbra client show` and by other command lines.
+fn random_client_id() -> Result<String, rand::rngs::SysError> {
+    loop {
+        let id = random_urlsafe(16)?;
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Ok(id);
+        }
     }
 }
 
@@ -337,5 +347,14 @@ mod tests {
         assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
         assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
         assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
+
+    #[test]
+    fn generated_client_ids_never_look_like_options() {
+        for _ in 0..2000 {
+            let id = random_client_id().unwrap();
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+            assert_eq!(id.len(), 22);
+        }
     }
 }
