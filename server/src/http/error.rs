@@ -154,7 +154,8 @@ impl From<FactorError> for PageError {
     }
 }
 
-fn capitalize(message: &str) -> String {
+/// A service message (lower case, no stop, as the JSON API words it) as a sentence for a page.
+pub(crate) fn capitalize(message: &str) -> String {
     let mut chars = message.chars();
     match chars.next() {
         Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
@@ -618,7 +619,7 @@ mod tests {
             retry_after_secs: 95,
         }
         .error_response();
-        assert_eq!(response.headers()[header::RETRY_AFTER], "95");
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "95");
         let body = actix_web::body::to_bytes(response.into_body());
         let body = futures_util::FutureExt::now_or_never(body)
             .unwrap()

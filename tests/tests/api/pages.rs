@@ -2,7 +2,7 @@
 //! answer as someone else, how long a paused sign-in waits, the authenticator key in groups of
 //! four, and colours that keep text readable in light and dark mode.
 use reqwest::StatusCode;
-use umbra_tests::{Pkce, REDIRECT_URI, TestApp, location, query_param};
+use umbra_tests::{Pkce, REDIRECT_URI, location, query_param};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -136,6 +136,36 @@ db_test! {
         // No characters between the groups: what a person copies is the key itself.
         let shown = format!("<code class=\"secret grouped\">{}</code>", groups.concat());
         assert!(page.contains(&shown), "{shown} in {page}");
+        assert_eq!(umbra_tests::shown_totp_secret(&page), Some(secret));
+    }
+}
+
+db_test! {
+    async fn the_account_page_says_what_each_code_is_for_and_its_fields_show_the_examples_of_their_errors(app: TestApp) {
+        app.create_user("ada", PASSWORD).await;
+        let browser = app.browser();
+        browser.sign_in("ada", PASSWORD).await;
+
+        let page = browser.get("/account").await.text().await.unwrap();
+
+        assert!(!page.contains(">Send a code<"), "{page}");
+        assert!(page.contains(">E-mail me a confirmation code</button>"), "{page}");
+        assert!(page.contains(">Text me a confirmation code</button>"), "{page}");
+        let token = umbra_tests::hidden_field(&page, "csrf_token").unwrap();
+        for (kind, wrong, example) in [
+            ("email", "ada", "ada@example.com"),
+            ("sms", "079", "+41 79 123 45 67"),
+        ] {
+            assert!(page.contains(&format!("placeholder=\"{example}\"")), "{kind}: {page}");
+            let response = browser
+                .post(&format!("/account/2fa/{kind}"), &[("csrf_token", &token), ("destination", wrong)])
+                .await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let refused = response.text().await.unwrap();
+            let message = refused.split("<p class=\"error\" role=\"alert\">").nth(1).unwrap();
+            let message = &message[..message.find("</p>").unwrap()];
+            assert!(message.starts_with("Enter ") && message.ends_with(&format!("{example}.")), "{message}");
+        }
     }
 }
 

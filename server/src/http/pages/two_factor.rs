@@ -5,7 +5,7 @@ use super::login::actor;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
-use crate::http::error::PageError;
+use crate::http::error::{PageError, capitalize};
 use crate::http::page_extract::{CsrfForm, Page, PageForm, csrf_protected};
 use crate::http::redirect;
 use crate::http::session::UserSession;
@@ -83,7 +83,7 @@ pub async fn start(
                 &session,
                 &user,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some(&message),
+                Some(&capitalize(&message)),
                 false,
             )
             .await
