@@ -139,6 +139,19 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     Some(html[start..start + end].to_owned())
 }
 
+/// The authenticator key an enrolment page shows, as a person copies it: the text of its
+/// grouped `<code>` element without the tags.
+pub fn shown_totp_secret(html: &str) -> Option<String> {
+    let element = html.split("<code class=\"secret grouped\">").nth(1)?;
+    let element = &element[..element.find("</code>")?];
+    Some(
+        element
+            .split('<')
+            .filter_map(|part| part.split_once('>').map(|(_, text)| text))
+            .collect(),
+    )
+}
+
 /// The `Location` header of a redirect (asserting it is one).
 pub fn location(response: &Response) -> String {
     assert!(

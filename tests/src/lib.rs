@@ -9,7 +9,9 @@ mod browser;
 mod database;
 mod sender;
 
-pub use browser::{Browser, ConsentForm, Pkce, hidden_field, location, query_param};
+pub use browser::{
+    Browser, ConsentForm, Pkce, hidden_field, location, query_param, shown_totp_secret,
+};
 pub use database::{Backend, TestDatabase};
 pub use sender::{Captured, CapturingSender};
 

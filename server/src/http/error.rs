@@ -154,7 +154,8 @@ impl From<FactorError> for PageError {
     }
 }
 
-fn capitalize(message: &str) -> String {
+/// A service message (lower case, no stop, as the JSON API words it) as a sentence for a page.
+pub(crate) fn capitalize(message: &str) -> String {
     let mut chars = message.chars();
     match chars.next() {
         Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
@@ -193,33 +194,38 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let (title, message) = match self {
-            Self::BadRequest(message) => ("Invalid request", message.as_str()),
+        let (title, message): (&str, std::borrow::Cow<str>) = match self {
+            Self::BadRequest(message) => ("Invalid request", message.as_str().into()),
             Self::Forbidden => (
                 "Form expired",
-                "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.".into(),
             ),
-            Self::TooManyAttempts { .. } => (
+            Self::TooManyAttempts { retry_after_secs } => (
                 "Too many attempts",
-                "There were too many sign-in attempts or wrong codes. Sign-in is paused for a while; wait and try again.",
+                format!(
+                    "There were too many sign-in attempts or wrong codes, so sign-in is paused. \
+                     Try again in {}.",
+                    wait_in_words(*retry_after_secs)
+                )
+                .into(),
             ),
             Self::Unavailable(cause) => {
                 tracing::error!(cause = %cause, "page unavailable");
                 (
                     "Temporarily unavailable",
-                    "The service is temporarily unavailable. Try again shortly.",
+                    "The service is temporarily unavailable. Try again shortly.".into(),
                 )
             }
             // Expected under load or attack, so not an error worth a log line each.
             Self::Busy => (
                 "Temporarily busy",
-                "The service is busy. Try again in a moment.",
+                "The service is busy. Try again in a moment.".into(),
             ),
             Self::Internal(cause) => {
                 tracing::error!(cause = %cause, "page failed");
                 (
                     "Something went wrong",
-                    "The request could not be completed. Try again later.",
+                    "The request could not be completed. Try again later.".into(),
                 )
             }
         };
@@ -240,6 +246,28 @@ impl ResponseError for PageError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// A wait of `secs` seconds as a person reads it: seconds under a minute, then whole minutes,
+/// then hours and minutes. Always rounded up, so that whoever waits as long as the page says
+/// is let in.
+fn wait_in_words(secs: u64) -> String {
+    fn count(n: u64, unit: &str) -> String {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    }
+    if secs < 60 {
+        return count(secs.max(1), "second");
+    }
+    let minutes = secs.div_ceil(60);
+    match (minutes / 60, minutes % 60) {
+        (0, minutes) => count(minutes, "minute"),
+        (hours, 0) => count(hours, "hour"),
+        (hours, minutes) => format!("{} and {}", count(hours, "hour"), count(minutes, "minute")),
     }
 }
 
@@ -563,6 +591,41 @@ mod tests {
             assert!(!body.contains(secret), "{body}");
             assert!(!logged.contains(secret), "{logged}");
         }
+    }
+
+    #[test]
+    fn a_wait_is_said_in_the_largest_units_rounded_up() {
+        for (secs, words) in [
+            (0, "1 second"),
+            (1, "1 second"),
+            (45, "45 seconds"),
+            (60, "1 minute"),
+            (61, "2 minutes"),
+            (119, "2 minutes"),
+            (120, "2 minutes"),
+            (900, "15 minutes"),
+            (3600, "1 hour"),
+            (3601, "1 hour and 1 minute"),
+            (7260, "2 hours and 1 minute"),
+            (86_400, "24 hours"),
+        ] {
+            assert_eq!(wait_in_words(secs), words, "{secs} s");
+        }
+    }
+
+    #[test]
+    fn the_too_many_attempts_page_says_how_long_to_wait() {
+        let response = PageError::TooManyAttempts {
+            retry_after_secs: 95,
+        }
+        .error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "95");
+        let body = actix_web::body::to_bytes(response.into_body());
+        let body = futures_util::FutureExt::now_or_never(body)
+            .unwrap()
+            .unwrap();
+        let page = String::from_utf8_lossy(&body);
+        assert!(page.contains("Try again in 2 minutes."), "{page}");
     }
 
     #[test]

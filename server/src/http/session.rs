@@ -222,6 +222,18 @@ impl UserSession {
         Ok(())
     }
 
+    /// Makes the request in progress with `id` the newest, the one the next sign-in resumes;
+    /// a no-op if it is no longer in progress.
+    pub fn resume_next(&self, id: &str) -> Result<(), SessionError> {
+        let mut list = self.pending_list();
+        if let Some(at) = list.iter().position(|p| p.id == id) {
+            let pending = list.remove(at);
+            list.push(pending);
+            self.0.insert(PENDING, &list)?;
+        }
+        Ok(())
+    }
+
     /// Ends one request in progress (answered, refused or failed); the others stay.
     pub fn remove_pending(&self, id: &str) {
         let mut list = self.pending_list();

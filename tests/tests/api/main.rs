@@ -54,6 +54,7 @@ mod large_tokens;
 mod lockout;
 mod operations;
 mod outage;
+mod pages;
 mod proxy_limits;
 mod redirect_uris;
 mod refresh;

@@ -447,7 +447,7 @@ db_test! {
             "posting consent directly does not skip the policy");
         let page = browser.get("/account/2fa/totp").await.text().await.unwrap();
         assert!(page.contains("<img class=\"qr\" src=\"data:image"), "{page}");
-        let secret = page.split("<code class=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        let secret = umbra_tests::shown_totp_secret(&page).unwrap();
         assert!(page.contains("otpauth:") && page.contains("Umbra:ada?secret="), "{page}");
         let token = hidden_field(&page, "csrf_token").unwrap();
         let response = browser

@@ -1,10 +1,12 @@
-//! `GET/POST /consent`: the user approves or denies the scopes an application asks for.
+//! `GET/POST /consent`: the user approves or denies the scopes an application asks for, or
+//! signs out to answer as someone else.
 use crate::clock;
 use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::oauth::authorize::{issue_code, refuse, store_error_page};
+use crate::http::page_extract::{Page, PageForm, csrf_protected};
 use crate::http::redirect;
-use crate::http::session::{PendingRequest, UserSession, signed_in_user};
+use crate::http::session::{PendingRequest, UserSession};
 use crate::http::templates::templates;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::User;
@@ -21,6 +23,8 @@ pub struct ConsentForm {
     decision: String,
 }
 
+csrf_protected!(ConsentForm);
+
 #[derive(Serialize)]
 struct ScopeLine<'a> {
     name: &'a str,
@@ -30,9 +34,10 @@ struct ScopeLine<'a> {
 /// `GET /consent`: the newest request in progress; its form names it.
 pub async fn consent_page(
     state: web::Data<AppState>,
-    session: UserSession,
+    page: Page<User>,
 ) -> Result<HttpResponse, PageError> {
-    let Some((user, pending)) = in_progress(&state, &session, None).await? else {
+    let (session, user) = page.into_parts();
+    let Some(pending) = in_progress(&session, None)? else {
         return Ok(redirect("/login"));
     };
     let client = state
@@ -56,6 +61,7 @@ pub async fn consent_page(
             csrf_token => session.csrf_token()?,
             request_id => pending.id,
             client_name => client.name.clone(),
+            destination => destination(&pending.request.redirect_uri),
             username => user.username,
             scopes,
         },
@@ -63,15 +69,14 @@ pub async fn consent_page(
 }
 
 /// `POST /consent`: the decision on the request the form names, and on no other.
+/// `another_account` signs the user out and sends them to sign in again, the request kept in
+/// progress: the next sign-in resumes it, whoever signs in.
 pub async fn decide(
     state: web::Data<AppState>,
-    session: UserSession,
-    form: web::Form<ConsentForm>,
+    page: PageForm<User, ConsentForm>,
 ) -> Result<HttpResponse, PageError> {
-    if !session.check_csrf(&form.csrf_token) {
-        return Err(PageError::Forbidden);
-    }
-    let Some((user, pending)) = in_progress(&state, &session, Some(&form.request)).await? else {
+    let (session, user, form) = page.into_parts();
+    let Some(pending) = in_progress(&session, Some(&form.request))? else {
         return Ok(redirect("/login"));
     };
     let request = &pending.request;
@@ -97,21 +102,25 @@ pub async fn decide(
                 OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
             ))
         }
+        "another_account" => {
+            // Resumed next even if another tab started a newer request meanwhile: the person
+            // chose to answer this one as someone else.
+            session.resume_next(&pending.id)?;
+            session.forget_user();
+            tracing::info!(user_id = %user.id, "signed out to use another account");
+            Ok(redirect("/login"))
+        }
         _ => Err(PageError::bad_request("Choose Allow or Deny.")),
     }
 }
 
-/// The signed-in user and the request in progress that `id` names (the newest when `None`);
-/// `None` sends to sign-in. A request no longer in progress (answered, or pushed out by
-/// newer ones) is an error page: a decision never falls through to another request.
-async fn in_progress(
-    state: &AppState,
+/// The request in progress that `id` names (the newest when `None`); `None` sends to sign-in.
+/// A request no longer in progress (answered, or pushed out by newer ones) is an error page: a
+/// decision never falls through to another request.
+fn in_progress(
     session: &UserSession,
     id: Option<&str>,
-) -> Result<Option<(User, PendingRequest)>, PageError> {
-    let Some(user) = signed_in_user(state, session).await? else {
-        return Ok(None);
-    };
+) -> Result<Option<PendingRequest>, PageError> {
     let pending = match id {
         Some(id) => session.pending_by_id(id).ok_or_else(|| {
             PageError::bad_request(
@@ -126,5 +135,42 @@ async fn in_progress(
     if pending.request.prompt.login {
         return Ok(None);
     }
-    Ok(Some((user, pending)))
+    Ok(Some(pending))
+}
+
+/// Where the answer sends the person, as they can check it: the host (and port, if not the
+/// default) of the redirect URI, or the scheme of a native app's private-use URI
+/// (RFC 8252 §7.1). IDNs stay in their ASCII form, which a look-alike cannot imitate.
+fn destination(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => match url.host_str().filter(|host| !host.is_empty()) {
+            Some(host) => match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            None => format!("{}:", url.scheme()),
+        },
+        // Registered URIs are absolute; should one not parse, show it whole.
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::destination;
+
+    #[test]
+    fn the_destination_is_the_host_a_person_can_check() {
+        for (uri, shown) in [
+            ("https://app.example/callback?x=1", "app.example"),
+            ("https://app.example:8443/cb", "app.example:8443"),
+            ("https://app.example:443/cb", "app.example"),
+            ("http://127.0.0.1:51004/cb", "127.0.0.1:51004"),
+            ("http://[::1]:8080/cb", "[::1]:8080"),
+            ("https://bücher.example/cb", "xn--bcher-kva.example"),
+            ("com.example.app:/oauth2redirect", "com.example.app:"),
+        ] {
+            assert_eq!(destination(uri), shown, "{uri}");
+        }
+    }
 }

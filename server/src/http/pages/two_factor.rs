@@ -5,7 +5,7 @@ use super::login::actor;
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
-use crate::http::error::PageError;
+use crate::http::error::{PageError, capitalize};
 use crate::http::page_extract::{CsrfForm, Page, PageForm, csrf_protected};
 use crate::http::redirect;
 use crate::http::session::UserSession;
@@ -83,7 +83,7 @@ pub async fn start(
                 &session,
                 &user,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some(&message),
+                Some(&capitalize(&message)),
                 false,
             )
             .await
@@ -261,7 +261,7 @@ async fn render_enrolment(
             minijinja::context! {
                 csrf_token,
                 qr_code,
-                secret => enrolment.secret,
+                secret_groups => groups_of_four(&enrolment.secret),
                 otpauth_uri => enrolment.otpauth_uri,
                 error,
             },
@@ -289,6 +289,17 @@ async fn render_enrolment(
     ))
 }
 
+/// The secret in groups of four characters, as a person types it into an app. Only for the
+/// display: the page puts no spaces between the groups, so a copy of it is the exact secret.
+fn groups_of_four(secret: &str) -> Vec<String> {
+    secret
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .map(|group| group.iter().collect())
+        .collect()
+}
+
 /// The QR code of `uri` as an SVG `data:` URI, drawn here: no external service ever sees the
 /// secret. (The page's CSP allows `data:` images and nothing else from elsewhere.)
 pub fn qr_data_uri(uri: &str) -> Result<String, PageError> {
@@ -305,4 +316,18 @@ pub fn qr_data_uri(uri: &str) -> Result<String, PageError> {
         "data:image/svg+xml;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(image)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups_of_four;
+
+    #[test]
+    fn the_secret_is_shown_in_groups_of_four() {
+        assert_eq!(
+            groups_of_four("JBSWY3DPEHPK3PXPA"),
+            ["JBSW", "Y3DP", "EHPK", "3PXP", "A"]
+        );
+        assert!(groups_of_four("").is_empty());
+    }
 }
