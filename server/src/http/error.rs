@@ -252,7 +252,7 @@ impl ResponseError for PageError {
 /// A wait of `secs` seconds as a person reads it: seconds under a minute, then whole minutes,
 /// then hours and minutes. Always rounded up, so that whoever waits as long as the page says
 /// is let in.
-fn wait_in_words(secs: u64) -> String {
+pub(crate) fn wait_in_words(secs: u64) -> String {
     fn count(n: u64, unit: &str) -> String {
         if n == 1 {
             format!("1 {unit}")

@@ -125,7 +125,7 @@ mod tests {
             method => "email", destination => "a…@example.com", sent => true,
             factors => vec![minijinja::context! { kind => "totp", label => "Authenticator app", confirmed => true }],
             addable => vec!["email"], has_factor => true, recovery_codes_left => 9, required => true,
-            qr_code => "data:image/svg+xml;base64,AA==", secret => "JBSWY3DP", otpauth_uri => "otpauth://totp/x",
+            qr_code => "data:image/svg+xml;base64,AA==", secret_groups => vec!["JBSW", "Y3DP"], otpauth_uri => "otpauth://totp/x",
             kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], resume => true,
         };
         for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {

@@ -146,9 +146,7 @@ pub async fn send(
             render(&state, &session, &waiting, method, StatusCode::OK, notice).await
         }
         Err(FactorError::Throttled { retry_after_secs }) => {
-            let message = format!(
-                "A code was sent moments ago. Wait {retry_after_secs} seconds before asking for another."
-            );
+            let message = super::resend_throttled(retry_after_secs);
             let notice = Notice {
                 error: Some(&message),
                 ..Notice::default()

@@ -103,9 +103,7 @@ pub async fn resend(
     match state.factors.resend(&user, kind, clock::now()).await {
         Ok(_) => render_enrolment(&state, &session, &user, kind, StatusCode::OK, None, true).await,
         Err(FactorError::Throttled { retry_after_secs }) => {
-            let message = format!(
-                "A code was sent moments ago. Wait {retry_after_secs} seconds before asking for another."
-            );
+            let message = super::resend_throttled(retry_after_secs);
             render_enrolment(
                 &state,
                 &session,
