@@ -5,7 +5,11 @@
 //! - never panics;
 //! - an unknown client, or a redirect URI that is not registered, is an error page, never a
 //!   redirect: every `Redirect` goes to a registered URI of a known client;
-//! - a redirected error carries the request's `state` unless the state was over-long;
+//! - a redirected error carries the request's `state`, even an over-long one (refused, but
+//!   returned: §4.1.2.1 requires the state on every error response);
+//! - an over-long `state` is never accepted;
+//! - every `error_description`, on a page's redirect and in its `Location`, is within the
+//!   RFC 6749 §5.2 character set;
 //! - an accepted request names the client, a registered redirect URI, the request's state, a
 //!   scope within the client's, `response_type=code` for a client allowed the code flow, and a
 //!   PKCE challenge only with method `S256` (required for public clients or when configured);
@@ -19,7 +23,9 @@ use umbra::oauth::authorize::{AuthorizeError, MAX_STATE_LEN, success_location, v
 use umbra::oauth::grant_type::GrantType;
 use umbra::oauth::pkce::is_valid_s256_challenge;
 use umbra::oauth::scope::ScopeSet;
-use umbra_fuzz::{CHALLENGE, ClientInput, RequestedUri, params, registered_match};
+use umbra_fuzz::{
+    CHALLENGE, ClientInput, RequestedUri, is_error_description, params, registered_match,
+};
 
 /// Values a fuzzer would take long to find.
 const KNOWN: &[&str] = &[
@@ -139,11 +145,23 @@ fuzz_target!(|input: Input| {
                 Some(uri) => assert_eq!(redirect.redirect_uri, uri),
                 None => assert_eq!(client.redirect_uris.len(), 1),
             }
-            if let Some(state) = state.filter(|s| s.len() <= MAX_STATE_LEN) {
-                assert_eq!(redirect.state.as_deref(), Some(state));
-            }
+            assert_eq!(redirect.state.as_deref(), state);
+            let description = redirect.error.description();
+            assert!(is_error_description(description), "{description:?}");
             let location = redirect.location("https://issuer.example");
             assert!(location.starts_with(&redirect.redirect_uri));
+            let query = &location[redirect.redirect_uri.len() + 1..];
+            let answered: Vec<(String, String)> =
+                serde_urlencoded::from_str(query).expect("the Location's query decodes");
+            let answered = |name: &str| {
+                answered
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(answered("error"), Some(redirect.error.code().as_str()));
+            assert_eq!(answered("error_description"), Some(description));
+            assert_eq!(answered("state"), state);
         }
         Ok(request) => {
             assert_eq!(request.client_id, client.id);

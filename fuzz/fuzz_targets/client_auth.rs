@@ -7,8 +7,10 @@
 //!   padding, decoding to UTF-8 `id:secret` whose form-urlencoded halves decode to UTF-8 and
 //!   whose id is not empty; optional spaces or tabs around the value, nothing else. The
 //!   credentials are then those halves, decoded;
-//! - a refused header is `invalid_client` with the Basic challenge (or `invalid_request` when
-//!   the body also carries credentials);
+//! - a refused header is `invalid_client` (401) (or `invalid_request`, 400, when the body also
+//!   carries credentials);
+//! - every refusal carries the Basic challenge exactly when it is a 401, whatever the method
+//!   (RFC 9110 §15.5.2), and an `error_description` within the RFC 6749 §5.2 character set;
 //! - any id and secret, form-urlencoded as §2.3.1 says (either `+` or `%20` for a space),
 //!   come back unchanged;
 //! - without a header: both `client_id` and `client_secret` is `client_secret_post`, an id
@@ -21,9 +23,10 @@ use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use secrecy::ExposeSecret;
-use umbra::oauth::ErrorCode;
 use umbra::oauth::client_auth::{AuthMethod, ClientCredentials};
 use umbra::oauth::params::Params;
+use umbra::oauth::{ErrorCode, OAuthError};
+use umbra_fuzz::is_error_description;
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {
@@ -53,6 +56,7 @@ fuzz_target!(|input: Input| {
         Err(err) => {
             assert!(input.id.is_empty(), "refused {:?}: {err}", input.id);
             assert_eq!(err.code(), ErrorCode::InvalidClient);
+            check_refusal(&err);
         }
     }
 
@@ -111,10 +115,11 @@ fn check_header(header: &[u8], params: &Params) {
         }
         Err(err) => match err.code() {
             ErrorCode::InvalidClient => {
-                assert!(err.basic_challenge(), "{err}");
+                check_refusal(&err);
                 assert!(expected.is_none(), "refused valid Basic {header:?}: {err}");
             }
             ErrorCode::InvalidRequest => {
+                check_refusal(&err);
                 assert!(
                     body_secret.is_some() || body_id.is_some(),
                     "invalid_request without body credentials: {err}"
@@ -142,11 +147,26 @@ fn check_body_only(params: &Params) {
             assert_eq!(creds.method, AuthMethod::None);
             assert!(creds.secret.is_none());
         }
-        (Err(err), None, _) => assert_eq!(err.code(), ErrorCode::InvalidClient),
+        (Err(err), None, _) => {
+            assert_eq!(err.code(), ErrorCode::InvalidClient);
+            check_refusal(&err);
+        }
         (result, id, secret) => {
             panic!("body id {id:?} secret {:?}: {result:?}", secret.is_some())
         }
     }
+}
+
+/// What every refusal has: 401 for `invalid_client` and 400 otherwise, the Basic challenge
+/// exactly on a 401, a description in the RFC 6749 §5.2 character set.
+fn check_refusal(err: &OAuthError) {
+    let expected_status = match err.code() {
+        ErrorCode::InvalidClient => 401,
+        _ => 400,
+    };
+    assert_eq!(err.status(), expected_status, "{err}");
+    assert_eq!(err.basic_challenge(), err.status() == 401, "{err}");
+    assert!(is_error_description(err.description()), "{err:?}");
 }
 
 /// RFC 7617 Basic read strictly: `Basic 1*SP token68`, with optional whitespace (space or

@@ -2,7 +2,8 @@
 //! (`umbra::oauth::params::Params::parse`).
 //!
 //! Invariants:
-//! - never panics; every refusal is `invalid_request`;
+//! - never panics; every refusal is `invalid_request`, its description within the RFC 6749
+//!   §5.2 character set (a repeated name is echoed, so this is where `"` or `\` could leak);
 //! - it agrees with a straightforward reading of `application/x-www-form-urlencoded`
 //!   (split on `&`, then on the first `=`, `+` is a space, percent-decoding, UTF-8 required):
 //!   it accepts exactly when every pair decodes and no name repeats, and then `get` answers
@@ -16,6 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode;
 use umbra::oauth::ErrorCode;
 use umbra::oauth::params::Params;
+use umbra_fuzz::is_error_description;
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {
@@ -39,7 +41,10 @@ fn check_raw(raw: &[u8]) {
                 assert_eq!(params.get(name), want, "parameter {name:?}");
             }
         }
-        (Err(err), None) => assert_eq!(err.code(), ErrorCode::InvalidRequest),
+        (Err(err), None) => {
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert!(is_error_description(err.description()), "{err:?}");
+        }
         (Ok(_), None) => panic!("accepted a body with a bad pair or a repeated name"),
         (Err(err), Some(_)) => panic!("refused a good body: {err}"),
     }
@@ -65,6 +70,7 @@ fn check_map(pairs: &[(String, String)], repeat: u8) {
         let encoded = serde_urlencoded::to_string(&repeated).expect("strings always encode");
         let err = Params::parse(encoded.as_bytes()).expect_err("a repeated name is refused");
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        assert!(is_error_description(err.description()), "{err:?}");
         assert!(
             err.description().contains("repeated"),
             "{}",

@@ -15,6 +15,8 @@ pub const URI_POOL: &[&str] = &[
     "http://127.0.0.1/cb",
     "http://127.0.0.1:8080/cb",
     "http://[::1]:3000/cb",
+    "http://[::1]/cb?x=1",
+    "http://127.0.0.1:65535",
     "http://localhost/cb",
     "http://app.example/cb",
     "com.example.app:/oauth",
@@ -27,10 +29,63 @@ pub const URI_POOL: &[&str] = &[
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// The reference rule: a requested redirect URI matches a registered one by exact string
-/// equality (RFC 6749 §3.1.2.3, RFC 9700 §2.1). When loopback redirect URIs match on any
-/// port (RFC 8252 §7.3), add that exception here and both targets check it.
+/// equality (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3), except that for `http` to a loopback IP
+/// literal, `127.0.0.1` or `[::1]`, the port is not compared (RFC 8252 §7.3): with or without
+/// one, any port. Scheme, host, path and query still compare exactly; `localhost` is an
+/// ordinary host. Written apart from the server's `redirect_uri::matches` on purpose: the
+/// targets check that one against this one.
 pub fn registered_match(registered: &str, requested: &str) -> bool {
     registered == requested
+        || matches!(
+            (LoopbackUri::split(registered), LoopbackUri::split(requested)),
+            (Some(a), Some(b)) if a == b
+        )
+}
+
+/// A loopback IP redirect URI without its port.
+#[derive(PartialEq, Eq)]
+struct LoopbackUri<'a> {
+    host: &'a str,
+    /// Everything after the authority, starting with `/` or `?` (or empty).
+    path_and_query: &'a str,
+}
+
+impl<'a> LoopbackUri<'a> {
+    /// `http://` + authority + path and query, where the authority is a loopback IP literal
+    /// with an optional port: one or more digits, at most 65535. Anything else in the authority
+    /// (`@`, `#`, more of a host name) makes it another URI, which only matches exactly.
+    fn split(uri: &'a str) -> Option<Self> {
+        let rest = uri.strip_prefix("http://")?;
+        let (authority, path_and_query) =
+            rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
+            _ => (authority, None),
+        };
+        if host != "127.0.0.1" && host != "[::1]" {
+            return None;
+        }
+        if let Some(port) = port {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let in_range = port.bytes().try_fold(0u32, |v, b| {
+                Some(v * 10 + u32::from(b - b'0')).filter(|v| *v <= 65_535)
+            });
+            in_range?;
+        }
+        Some(Self {
+            host,
+            path_and_query,
+        })
+    }
+}
+
+/// Whether `text` may be an `error_description`: only %x20-21 / %x23-5B / %x5D-7E
+/// (RFC 6749 §5.2), so no `"`, `\`, control or non-ASCII character.
+pub fn is_error_description(text: &str) -> bool {
+    text.bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// A URI from the pool or from the fuzzer.
