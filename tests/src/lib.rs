@@ -110,6 +110,12 @@ impl TestApp {
         })
     }
 
+    /// The JSON body of `GET path`, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.http.get(self.url(path)).send().await.expect("GET");
+        response.json().await.expect("a JSON body")
+    }
+
     /// How many audit events named `event` (e.g. `login.failed`) are recorded.
     pub async fn audit_count(&self, event: &str) -> usize {
         let records = self.store.list_audit(None, 1000).await.expect("audit list");

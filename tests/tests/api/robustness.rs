@@ -603,15 +603,7 @@ fn resident_kib() -> u64 {
 
 /// Every route: the OpenAPI document's operations and the pages.
 async fn routes(app: &TestApp) -> Vec<(String, String)> {
-    let document: serde_json::Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: serde_json::Value = app.get_json("/openapi.json").await;
     let mut routes: Vec<(String, String)> = Vec::new();
     for (path, operations) in document["paths"].as_object().expect("paths") {
         for method in operations.as_object().expect("operations").keys() {

@@ -109,15 +109,7 @@ db_test! {
     async fn the_metadata_lists_none_at_revocation_where_public_clients_revoke(app: TestApp) {
         let public = app.register(ClientSpec { public: true, ..ClientSpec::default() }).await;
 
-        let metadata: serde_json::Value = app
-            .http
-            .get(app.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata: serde_json::Value = app.get_json("/.well-known/oauth-authorization-server").await;
         let revoked = app
             .post_form("/revoke", None, &[("token", "at_unknown"), ("client_id", &public.id)])
             .await;
