@@ -4,26 +4,37 @@ use crate::TestClient;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Response;
+use reqwest::cookie::{CookieStore, Jar};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 pub struct Browser {
     pub http: reqwest::Client,
     base: String,
+    jar: Arc<Jar>,
 }
 
 impl Browser {
     pub fn new(base: &str) -> Self {
         umbra::sender::install_crypto_provider();
-        umbra::sender::install_crypto_provider();
+        let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .build()
             .expect("browser");
         Self {
             http,
             base: base.to_owned(),
+            jar,
         }
+    }
+
+    /// The `Cookie` header this browser would send (e.g. to replay its session elsewhere).
+    pub fn cookie_header(&self) -> Option<String> {
+        let url = format!("{}/", self.base).parse().expect("base URL");
+        let header = self.jar.cookies(&url)?;
+        Some(header.to_str().expect("ASCII cookies").to_owned())
     }
 
     pub async fn get(&self, path: &str) -> Response {

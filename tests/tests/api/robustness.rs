@@ -11,14 +11,13 @@
 //! `Retry-After` is load shedding, not a failure); liveness must still answer afterwards; and
 //! the process must not grow by more than a generous bound over a second round of the same size.
 use reqwest::StatusCode;
-use reqwest::cookie::{CookieStore, Jar};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use umbra::oauth::grant_type::GrantType;
-use umbra_tests::{ClientSpec, Pkce, REDIRECT_URI, TestApp, hidden_field};
+use umbra_tests::{ClientSpec, Pkce, REDIRECT_URI, TestApp};
 
 const SEED: u64 = 0x5eed_0b5c_u64;
 /// Requests per round; the test sends two rounds.
@@ -637,43 +636,14 @@ async fn signed_in(app: &TestApp) -> (String, String) {
         .user_access_token(&client, "robust", "correct horse battery", "account")
         .await;
 
-    let jar = Arc::new(Jar::default());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
-    let pkce = Pkce::new();
-    http.get(app.url(&format!(
-        "/authorize?response_type=code&client_id={}&code_challenge={}&code_challenge_method=S256&scope=read",
-        client.id, pkce.challenge
-    )))
-    .send()
-    .await
-    .unwrap();
-    let page = http
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_field(&page, "csrf_token").expect("csrf_token on /login");
-    let response = http
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("username", "robust"),
-            ("password", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let browser = app.browser();
+    browser
+        .authorize(&client, &Pkce::new(), "&scope=read")
+        .await;
+    let response = browser.sign_in("robust", "correct horse battery").await;
     assert!(response.status().is_redirection(), "{}", response.status());
-    let url = app.url("/").parse().unwrap();
-    let cookie = jar.cookies(&url).expect("a session cookie");
-    (cookie.to_str().unwrap().to_owned(), bearer)
+    let cookie = browser.cookie_header().expect("a session cookie");
+    (cookie, bearer)
 }
 
 db_test! {
