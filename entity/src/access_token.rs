@@ -15,6 +15,10 @@ pub struct Model {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Space-separated resource identifiers the token is for; empty for none.
+    pub audience: String,
+    /// The actor chain of an exchanged token (RFC 8693 §4.1), as JSON; `None` otherwise.
+    pub act: Option<String>,
     #[sea_orm(belongs_to, from = "grant_id", to = "id", on_delete = "Cascade")]
     pub grant: BelongsTo<super::grant::Entity>,
 }

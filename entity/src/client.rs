@@ -23,6 +23,8 @@ pub struct Model {
     pub skip_consent: bool,
     /// Users signing in for this client must have a second factor.
     pub require_2fa: bool,
+    /// The resource (RFC 8707) a token is for when the client asks for none.
+    pub default_resource: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub scope: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Space-separated resource identifiers approved; empty for none.
+    pub audience: String,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
     pub user: BelongsTo<super::user::Entity>,
     #[sea_orm(belongs_to, from = "client_id", to = "id", on_delete = "Cascade")]

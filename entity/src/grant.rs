@@ -19,6 +19,8 @@ pub struct Model {
     /// The latest expiry of any token of the family; the row may be deleted after it.
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Space-separated resource identifiers the grant covers (RFC 8707); empty for none.
+    pub audience: String,
     #[sea_orm(belongs_to, from = "client_id", to = "id", on_delete = "Cascade")]
     pub client: BelongsTo<super::client::Entity>,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]

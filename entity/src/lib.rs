@@ -12,12 +12,15 @@ pub mod access_token;
 pub mod audit_event;
 pub mod authorization_code;
 pub mod client;
+pub mod client_resource;
 pub mod consent;
 pub mod grant;
 pub mod login_lockout;
 pub mod one_time_code;
 pub mod recovery_code;
 pub mod refresh_token;
+pub mod resource;
+pub mod resource_introspector;
 pub mod user;
 pub mod user_factor;
 
@@ -26,12 +29,15 @@ pub mod prelude {
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::authorization_code::Entity as AuthorizationCode;
     pub use super::client::Entity as Client;
+    pub use super::client_resource::Entity as ClientResource;
     pub use super::consent::Entity as Consent;
     pub use super::grant::Entity as Grant;
     pub use super::login_lockout::Entity as LoginLockout;
     pub use super::one_time_code::Entity as OneTimeCode;
     pub use super::recovery_code::Entity as RecoveryCode;
     pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::resource::Entity as Resource;
+    pub use super::resource_introspector::Entity as ResourceIntrospector;
     pub use super::user::Entity as User;
     pub use super::user_factor::Entity as UserFactor;
 }

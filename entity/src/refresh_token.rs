@@ -17,6 +17,11 @@ pub struct Model {
     /// Set once, atomically, when the token is exchanged for its successor.
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The refresh token this one was issued in exchange for; `None` for the first of a grant.
+    pub parent_hash: Option<Vec<u8>>,
+    /// Set when a token issued in exchange for this one has itself been used: from then on,
+    /// presenting this one again is reuse, whatever the retry window.
+    pub successor_used_at: Option<i64>,
     #[sea_orm(belongs_to, from = "grant_id", to = "id", on_delete = "Cascade")]
     pub grant: BelongsTo<super::grant::Entity>,
 }

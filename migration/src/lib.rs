@@ -5,6 +5,7 @@ mod helpers;
 mod m20261125_000001_create_core_tables;
 mod m20261125_000002_create_second_factor_tables;
 mod m20261130_000002_add_user_security_stamp;
+mod m20261130_000003_add_resources_and_audiences;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_core_tables::Migration),
             Box::new(m20261125_000002_create_second_factor_tables::Migration),
             Box::new(m20261130_000002_add_user_security_stamp::Migration),
+            Box::new(m20261130_000003_add_resources_and_audiences::Migration),
         ]
     }
 }

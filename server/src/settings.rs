@@ -35,6 +35,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
+    pub introspection: IntrospectionSettings,
+    pub token_exchange: TokenExchangeSettings,
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
     pub log: LogSettings,
@@ -138,6 +140,27 @@ pub struct TokenSettings {
     pub authorization_code_ttl_secs: i64,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
+    /// How long after a refresh token was used it may be presented again (a retried request,
+    /// a second tab) and get a sibling pair instead of revoking the grant, as long as nothing
+    /// issued from it has been used yet. 0 turns the window off.
+    pub refresh_reuse_grace_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSettings {
+    /// Tokens without an audience (RFC 8707) are inactive for every resource server.
+    pub require_audience: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeSettings {
+    /// The subject token of an exchange must be meant for a resource the exchanging client
+    /// serves (introspects for); false accepts any active access token.
+    pub require_subject_audience: bool,
+    /// Longest actor chain (`act` nesting) an exchange may produce.
+    pub max_chain_depth: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,6 +443,19 @@ impl Settings {
             || t.refresh_token_ttl_secs <= 0
         {
             return invalid("token lifetimes must be positive");
+        }
+        if !(0..=60).contains(&t.refresh_reuse_grace_secs) {
+            return invalid("tokens.refresh_reuse_grace_secs must be between 0 and 60");
+        }
+        if !(1..=10).contains(&self.token_exchange.max_chain_depth) {
+            return invalid("token_exchange.max_chain_depth must be between 1 and 10");
+        }
+        if production && !self.introspection.require_audience {
+            self.warnings.push(
+                "introspection.require_audience is false: tokens that name no resource are \
+                 active for every resource server; set it true once clients ask for resources"
+                    .to_owned(),
+            );
         }
         if self.database.max_connections == 0
             || self.database.min_connections > self.database.max_connections

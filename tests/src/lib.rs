@@ -160,6 +160,7 @@ impl TestApp {
                     can_introspect: spec.introspect,
                     skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
+                    resources: Default::default(),
                 },
                 umbra::clock::now(),
             )
@@ -195,6 +196,38 @@ impl TestApp {
             ..ClientSpec::default()
         })
         .await
+    }
+
+    /// Registers a resource (RFC 8707) defining `scopes`, whose tokens `introspectors` may
+    /// introspect.
+    pub async fn create_resource(
+        &self,
+        identifier: &str,
+        scopes: &str,
+        introspectors: &[&TestClient],
+    ) {
+        self.store
+            .create_resource(
+                &store::Resource {
+                    identifier: identifier.to_owned(),
+                    name: identifier.to_owned(),
+                    scopes: ScopeSet::parse(scopes).unwrap(),
+                    introspectors: introspectors.iter().map(|c| c.id.clone()).collect(),
+                    clients: Vec::new(),
+                },
+                umbra::clock::now(),
+            )
+            .await
+            .expect("resource registered");
+    }
+
+    /// Lets `client` ask tokens for `resource` with `scopes` (`None`: every scope it defines).
+    pub async fn allow_resource(&self, client: &TestClient, resource: &str, scopes: Option<&str>) {
+        let scopes = scopes.map(|s| ScopeSet::parse(s).unwrap());
+        self.store
+            .allow_client_resource(&client.id, resource, scopes.as_ref())
+            .await
+            .expect("resource allowed");
     }
 
     /// Creates a user with `password`.

@@ -262,6 +262,7 @@ impl CreateArgs {
             can_introspect: self.introspect,
             skip_consent: self.skip_consent,
             require_2fa: self.require_2fa,
+            resources: Default::default(),
         };
         Ok((new, secret))
     }

@@ -7,9 +7,9 @@
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grant_type::GrantType;
-use super::grants::requested_scope;
 use super::params::Params;
 use super::pkce;
+use super::resource::{self, Audience};
 use super::scope::ScopeSet;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,10 @@ pub struct AuthorizationRequest {
     /// Whether the request named it (then the token request must repeat it, §4.1.3).
     pub redirect_uri_given: bool,
     pub scope: String,
+    /// The resources asked for (RFC 8707), space-separated; empty for none. Requests kept
+    /// in sessions from before resources existed read as none.
+    #[serde(default)]
+    pub audience: String,
     pub state: Option<String>,
     /// The S256 PKCE challenge.
     pub code_challenge: Option<String>,
@@ -35,6 +39,10 @@ pub struct AuthorizationRequest {
 impl AuthorizationRequest {
     pub fn scope_set(&self) -> ScopeSet {
         ScopeSet::from_stored(&self.scope)
+    }
+
+    pub fn audience(&self) -> Audience {
+        Audience::from_stored(&self.audience)
     }
 }
 
@@ -163,7 +171,8 @@ pub fn validate(
             "this client may not use the authorization code flow",
         )));
     }
-    let scope = requested_scope(params.get("scope"), &client.scopes).map_err(fail)?;
+    let target = resource::resolve(client, &params.get_all("resource"), params.get("scope"))
+        .map_err(fail)?;
     let code_challenge =
         pkce_challenge(params, client.is_public() || require_pkce_for_all).map_err(fail)?;
     let prompt = parse_prompt(params.get("prompt")).map_err(fail)?;
@@ -171,7 +180,8 @@ pub fn validate(
         client_id: client.id.clone(),
         redirect_uri,
         redirect_uri_given,
-        scope: scope.to_string(),
+        scope: target.scope.to_string(),
+        audience: target.audience.to_string(),
         state,
         code_challenge,
         prompt,
@@ -242,6 +252,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! A registered client as the protocol sees it (RFC 6749 §2).
 use super::grant_type::GrantType;
 use super::redirect_uri;
+use super::resource::ResourceAccess;
 use super::scope::ScopeSet;
 use super::token::{self, TokenHash, TokenKind};
 
@@ -20,6 +21,8 @@ pub struct Client {
     pub can_introspect: bool,
     pub skip_consent: bool,
     pub require_2fa: bool,
+    /// The resources (RFC 8707) it may ask tokens for or introspect for.
+    pub resources: ResourceAccess,
 }
 
 impl Client {
@@ -80,6 +83,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
         }
     }
 

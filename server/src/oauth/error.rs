@@ -35,6 +35,8 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// "The authorization server does not support the revocation of the presented token type."
     UnsupportedTokenType,
+    /// RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed."
+    InvalidTarget,
     /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but the user is not signed in.
     LoginRequired,
     /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but consent is needed.
@@ -60,6 +62,7 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidTarget => "invalid_target",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::ServerError => "server_error",

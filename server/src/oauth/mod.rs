@@ -13,6 +13,7 @@ pub mod introspection;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod token;

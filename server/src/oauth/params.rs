@@ -4,11 +4,16 @@
 //! Stricter than a generic form decoder: "Request and response parameters MUST NOT be included
 //! more than once" (§3.1), so a repeated name is `invalid_request`; bytes that do not decode to
 //! UTF-8 are `invalid_request` rather than silently replaced; and "parameters sent without a
-//! value MUST be treated as if they were omitted from the request".
+//! value MUST be treated as if they were omitted from the request". The exceptions are the
+//! parameters that the later RFCs let a request repeat ([`REPEATABLE`]).
 use super::error::OAuthError;
 use percent_encoding::percent_decode;
 
-/// Decoded parameters in request order; each name appears once.
+/// Parameters that may be sent more than once: `resource` (RFC 8707 §2) and `audience`
+/// (RFC 8693 §2.1).
+pub const REPEATABLE: &[&str] = &["resource", "audience"];
+
+/// Decoded parameters in request order; each name appears once, except [`REPEATABLE`] ones.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params(Vec<(String, String)>);
 
@@ -22,7 +27,7 @@ impl Params {
             };
             let name = decode(name)?;
             let value = decode(value)?;
-            if params.iter().any(|(n, _)| *n == name) {
+            if !REPEATABLE.contains(&name.as_str()) && params.iter().any(|(n, _)| *n == name) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {} is repeated",
                     printable(&name)
@@ -40,6 +45,15 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of a repeatable parameter, in request order.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The value of a required parameter.
@@ -112,6 +126,17 @@ mod tests {
         let err = Params::parse(b"scope=a&scope=b").unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert!(err.description().contains("scope"));
+    }
+
+    #[test]
+    fn resource_and_audience_may_repeat() {
+        let params = Params::parse(
+            b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&audience=x&resource=",
+        )
+        .unwrap();
+        assert_eq!(params.get_all("resource"), vec!["https://a", "https://b"]);
+        assert_eq!(params.get_all("audience"), vec!["x"]);
+        assert!(params.get_all("scope").is_empty());
     }
 
     #[test]

@@ -52,6 +52,17 @@ impl ScopeSet {
         }
     }
 
+    /// The scopes of `self` that are also in `other`, in `self`'s order.
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        Self(
+            self.0
+                .iter()
+                .filter(|s| other.contains(s))
+                .cloned()
+                .collect(),
+        )
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

@@ -65,6 +65,16 @@ impl TokenHash {
         &self.0
     }
 
+    /// A stable public identifier of the token (`jti` in introspection answers): 128 bits of a
+    /// hash of the stored hash, so that it names the token without being the database key and
+    /// without revealing anything that could be checked against a guessed token.
+    pub fn public_id(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"umbra token id\0");
+        hasher.update(self.0);
+        URL_SAFE_NO_PAD.encode(&hasher.finalize()[..16])
+    }
+
     /// Constant-time comparison, for hashes of secrets.
     pub fn ct_eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()

@@ -3,6 +3,7 @@
 use super::{Store, StoreError};
 use crate::oauth::client::{Client, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::resource::ResourceAccess;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
 use entity::client;
@@ -26,6 +27,7 @@ impl Store {
             can_introspect: Set(new.can_introspect),
             skip_consent: Set(new.skip_consent),
             require_2fa: Set(new.require_2fa),
+            default_resource: Set(new.resources.default.clone()),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -45,22 +47,33 @@ impl Store {
         if !is_valid_client_id(id) {
             return Ok(None);
         }
-        client::Entity::find_by_id(id.to_owned())
+        let Some(row) = client::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await?
-            .map(to_client)
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        self.with_resources(to_client(row)?).await.map(Some)
+    }
+
+    /// `client` with what it may do with resources, read from the link tables.
+    async fn with_resources(&self, mut client: Client) -> Result<Client, StoreError> {
+        let default = client.resources.default.take();
+        client.resources = self.resource_access(&client.id, default).await?;
+        Ok(client)
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        client::Entity::find()
+        let rows = client::Entity::find()
             .order_by_asc(client::Column::CreatedAt)
             .order_by_asc(client::Column::Id)
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(to_client)
-            .collect()
+            .await?;
+        let mut clients = Vec::with_capacity(rows.len());
+        for row in rows {
+            clients.push(self.with_resources(to_client(row)?).await?);
+        }
+        Ok(clients)
     }
 
     /// Deletes a client with all its grants, tokens, codes and consents. `false` if unknown.
@@ -121,6 +134,10 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         can_introspect: row.can_introspect,
         skip_consent: row.skip_consent,
         require_2fa: row.require_2fa,
+        resources: ResourceAccess {
+            default: row.default_resource,
+            ..ResourceAccess::default()
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 //! Issuing authorization codes, each in a new grant (the family its tokens will belong to).
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::resource::Audience;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
 use entity::{authorization_code, grant};
@@ -15,6 +16,8 @@ pub struct NewAuthorizationCode {
     pub user_id: Uuid,
     pub redirect_uri: Option<String>,
     pub scope: ScopeSet,
+    /// The resources the grant covers (RFC 8707).
+    pub audience: Audience,
     pub code_challenge: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
@@ -34,6 +37,7 @@ impl Store {
             user_id: Set(Some(code.user_id)),
             grant_type: Set(GrantType::AuthorizationCode.as_str().to_owned()),
             scope: Set(code.scope.to_string()),
+            audience: Set(code.audience.to_string()),
             created_at: Set(code.issued_at),
             expires_at: Set(code.expires_at),
             revoked_at: Set(None),

@@ -1,5 +1,6 @@
-//! Remembered consent per (user, client): the scopes the user approved.
+//! Remembered consent per (user, client): the scopes and resources the user approved.
 use super::{Store, StoreError};
+use crate::oauth::resource::Audience;
 use crate::oauth::scope::ScopeSet;
 use entity::{client, consent, grant};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -17,43 +18,69 @@ pub struct ConsentView {
     pub updated_at: i64,
 }
 
+/// What a user approved for a client: scopes, at resources (RFC 8707).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approval {
+    pub scope: ScopeSet,
+    pub audience: Audience,
+}
+
+impl Approval {
+    /// Whether a request for `scope` at `audience` asks nothing beyond this approval; a new
+    /// resource needs a new approval even with scopes of the same name.
+    pub fn covers(&self, scope: &ScopeSet, audience: &Audience) -> bool {
+        scope.is_subset_of(&self.scope) && audience.is_subset_of(&self.audience)
+    }
+}
+
 impl Store {
-    /// The scopes the user approved for the client, if any.
-    pub async fn consented_scope(
+    /// What the user approved for the client, if anything.
+    pub async fn consent(
         &self,
         user_id: Uuid,
         client_id: &str,
-    ) -> Result<Option<ScopeSet>, StoreError> {
+    ) -> Result<Option<Approval>, StoreError> {
         Ok(consent::Entity::find_by_id((user_id, client_id.to_owned()))
             .one(&self.db)
             .await?
-            .map(|row| ScopeSet::from_stored(&row.scope)))
+            .map(|row| Approval {
+                scope: ScopeSet::from_stored(&row.scope),
+                audience: Audience::from_stored(&row.audience),
+            }))
     }
 
-    /// Remembers an approval, adding the scopes to those approved before.
+    /// Remembers an approval, adding its scopes and resources to those approved before.
     pub async fn remember_consent(
         &self,
         user_id: Uuid,
         client_id: &str,
-        approved: &ScopeSet,
+        approved: &Approval,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut scope = self
-            .consented_scope(user_id, client_id)
-            .await?
-            .unwrap_or_default();
-        scope.extend(approved);
+        let mut scope = ScopeSet::default();
+        let mut audience = Vec::new();
+        if let Some(before) = self.consent(user_id, client_id).await? {
+            scope = before.scope;
+            audience = before.audience.to_vec();
+        }
+        scope.extend(&approved.scope);
+        audience.extend(approved.audience.to_vec());
         let row = consent::ActiveModel {
             user_id: Set(user_id),
             client_id: Set(client_id.to_owned()),
             scope: Set(scope.to_string()),
+            audience: Set(Audience::new(audience).to_string()),
             created_at: Set(now),
             updated_at: Set(now),
         };
         consent::Entity::insert(row)
             .on_conflict(
                 OnConflict::columns([consent::Column::UserId, consent::Column::ClientId])
-                    .update_columns([consent::Column::Scope, consent::Column::UpdatedAt])
+                    .update_columns([
+                        consent::Column::Scope,
+                        consent::Column::Audience,
+                        consent::Column::UpdatedAt,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(&self.db)

@@ -7,6 +7,7 @@
 use super::{Store, StoreError};
 use crate::oauth::grants::authorization_code::StoredCode;
 use crate::oauth::grants::refresh_token::StoredRefresh;
+use crate::oauth::resource::{Audience, Target};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
 use entity::{access_token, authorization_code, grant, refresh_token, user};
@@ -30,9 +31,9 @@ pub struct TokenPlan {
 /// How an exchange ended.
 #[derive(Debug)]
 pub enum Exchange<E> {
-    /// Tokens were stored; `scope` is the access token's.
+    /// Tokens were stored; `target` is what the access token is for.
     Issued {
-        scope: ScopeSet,
+        target: Target,
         user_id: Option<Uuid>,
     },
     /// The caller's check refused it.
@@ -50,7 +51,7 @@ impl Store {
         &self,
         hash: &TokenHash,
         now: i64,
-        check: impl FnOnce(&StoredCode) -> Result<(), E>,
+        check: impl FnOnce(&StoredCode) -> Result<Target, E>,
         plan: &TokenPlan,
     ) -> Result<Exchange<E>, StoreError> {
         let key = hash.as_bytes().to_vec();
@@ -91,16 +92,19 @@ impl Store {
             redirect_uri: code.redirect_uri.clone(),
             code_challenge: code.code_challenge.clone(),
             user_disabled: user_disabled(&txn, Some(code.user_id)).await?,
+            granted: granted(&family),
         };
-        if let Err(refusal) = check(&stored) {
-            txn.commit().await?;
-            return Ok(Exchange::Refused(refusal));
-        }
-        let scope = ScopeSet::from_stored(&code.scope);
-        insert_tokens(&txn, &family, &scope, plan).await?;
+        let target = match check(&stored) {
+            Ok(target) => target,
+            Err(refusal) => {
+                txn.commit().await?;
+                return Ok(Exchange::Refused(refusal));
+            }
+        };
+        insert_tokens(&txn, &family, &target, plan, None).await?;
         txn.commit().await?;
         Ok(Exchange::Issued {
-            scope,
+            target,
             user_id: family.user_id,
         })
     }
@@ -111,7 +115,7 @@ impl Store {
         &self,
         hash: &TokenHash,
         now: i64,
-        check: impl FnOnce(&StoredRefresh) -> Result<ScopeSet, E>,
+        check: impl FnOnce(&StoredRefresh) -> Result<Target, E>,
         plan: &TokenPlan,
     ) -> Result<Exchange<E>, StoreError> {
         let key = hash.as_bytes().to_vec();
@@ -145,22 +149,30 @@ impl Store {
         };
         let stored = StoredRefresh {
             client_id: token.client_id.clone(),
-            grant_scope: ScopeSet::from_stored(&family.scope),
+            granted: granted(&family),
             user_disabled: user_disabled(&txn, family.user_id).await?,
         };
-        let scope = match check(&stored) {
-            Ok(scope) => scope,
+        let target = match check(&stored) {
+            Ok(target) => target,
             Err(refusal) => {
                 txn.rollback().await?;
                 return Ok(Exchange::Refused(refusal));
             }
         };
-        insert_tokens(&txn, &family, &scope, plan).await?;
+        insert_tokens(&txn, &family, &target, plan, Some(&token.hash)).await?;
         txn.commit().await?;
         Ok(Exchange::Issued {
-            scope,
+            target,
             user_id: family.user_id,
         })
+    }
+}
+
+/// What a grant covers.
+fn granted(family: &grant::Model) -> Target {
+    Target {
+        scope: ScopeSet::from_stored(&family.scope),
+        audience: Audience::from_stored(&family.audience),
     }
 }
 
@@ -186,22 +198,25 @@ async fn user_disabled(txn: &DatabaseTransaction, id: Option<Uuid>) -> Result<bo
         .is_none_or(|u| u.disabled))
 }
 
-/// Stores an access token (and a refresh token carrying the grant's scope) in `family`, and
-/// extends the family's expiry to cover them.
+/// Stores an access token for `access` (and a refresh token carrying the grant's scope, the
+/// successor of `parent`) in `family`, and extends the family's expiry to cover them.
 async fn insert_tokens<C: ConnectionTrait>(
     db: &C,
     family: &grant::Model,
-    access_scope: &ScopeSet,
+    access: &Target,
     plan: &TokenPlan,
+    parent: Option<&Vec<u8>>,
 ) -> Result<(), StoreError> {
     access_token::Entity::insert(access_token::ActiveModel {
         hash: Set(plan.access.as_bytes().to_vec()),
         grant_id: Set(family.id),
         client_id: Set(family.client_id.clone()),
-        scope: Set(access_scope.to_string()),
+        scope: Set(access.scope.to_string()),
         issued_at: Set(plan.issued_at),
         expires_at: Set(plan.access_expires_at),
         revoked_at: Set(None),
+        audience: Set(access.audience.to_string()),
+        act: Set(None),
     })
     .exec_without_returning(db)
     .await?;
@@ -216,6 +231,8 @@ async fn insert_tokens<C: ConnectionTrait>(
             expires_at: Set(plan.refresh_expires_at),
             rotated_at: Set(None),
             revoked_at: Set(None),
+            parent_hash: Set(parent.cloned()),
+            successor_used_at: Set(None),
         })
         .exec_without_returning(db)
         .await?;

@@ -11,6 +11,7 @@ mod consents;
 mod exchange;
 mod factors;
 mod lockouts;
+mod resources;
 mod tokens;
 mod users;
 
@@ -19,9 +20,10 @@ pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::ClientCache;
 pub use codes::NewAuthorizationCode;
 pub use connect::{connect, migrate};
-pub use consents::ConsentView;
+pub use consents::{Approval, ConsentView};
 pub use exchange::{Exchange, TokenPlan};
 pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
+pub use resources::{Resource, ResourceChange};
 pub use tokens::NewAccessToken;
 pub use users::{User, normalize_username};
 

@@ -1,7 +1,8 @@
 //! Grants, access tokens and refresh tokens, keyed by token hash.
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
-use crate::oauth::introspection::{AccessTokenRecord, TokenUser};
+use crate::oauth::introspection::{RecordKind, TokenRecord, TokenUser};
+use crate::oauth::resource::Audience;
 use crate::oauth::revocation::{RevocationOutcome, RevocationTarget};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
@@ -15,16 +16,18 @@ use uuid::Uuid;
 
 /// The grant and its access token in one statement (Postgres).
 const ISSUE_CLIENT_CREDENTIALS_SQL: &str = "WITH g AS (\
-    INSERT INTO grants (id, client_id, user_id, grant_type, scope, created_at, expires_at, revoked_at) \
-    VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL) RETURNING id) \
-    INSERT INTO access_tokens (hash, grant_id, client_id, scope, issued_at, expires_at, revoked_at) \
-    SELECT $7, g.id, $2, $4, $5, $6, NULL FROM g";
+    INSERT INTO grants (id, client_id, user_id, grant_type, scope, audience, created_at, expires_at, revoked_at) \
+    VALUES ($1, $2, NULL, $3, $4, $8, $5, $6, NULL) RETURNING id) \
+    INSERT INTO access_tokens (hash, grant_id, client_id, scope, audience, issued_at, expires_at, revoked_at) \
+    SELECT $7, g.id, $2, $4, $8, $5, $6, NULL FROM g";
 
 /// An access token about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewAccessToken {
     pub hash: TokenHash,
     pub scope: ScopeSet,
+    /// The resources it is for (RFC 8707); empty for none.
+    pub audience: Audience,
     pub issued_at: i64,
     pub expires_at: i64,
 }
@@ -32,11 +35,15 @@ pub struct NewAccessToken {
 /// One row of the introspection lookup: the token joined to its grant and user.
 #[derive(Debug, FromQueryResult)]
 struct IntrospectionRow {
+    grant_id: Uuid,
     client_id: String,
     scope: String,
+    audience: String,
+    act: Option<String>,
     issued_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    used_at: Option<i64>,
     grant_revoked_at: Option<i64>,
     user_id: Option<Uuid>,
     username: Option<String>,
@@ -54,7 +61,7 @@ impl Store {
         if self.db.get_database_backend() == DbBackend::Postgres {
             // One statement, one round trip and one commit instead of four: issuance is a hot
             // path, and a data-modifying CTE is atomic on Postgres (and CockroachDB).
-            let values: [Value; 7] = [
+            let values: [Value; 8] = [
                 grant_id.into(),
                 client_id.into(),
                 GrantType::ClientCredentials.as_str().into(),
@@ -62,6 +69,7 @@ impl Store {
                 token.issued_at.into(),
                 token.expires_at.into(),
                 token.hash.as_bytes().to_vec().into(),
+                token.audience.to_string().into(),
             ];
             self.db
                 .execute_raw(Statement::from_sql_and_values(
@@ -78,6 +86,7 @@ impl Store {
             user_id: Set(None),
             grant_type: Set(GrantType::ClientCredentials.as_str().to_owned()),
             scope: Set(token.scope.to_string()),
+            audience: Set(token.audience.to_string()),
             created_at: Set(token.issued_at),
             expires_at: Set(token.expires_at),
             revoked_at: Set(None),
@@ -94,43 +103,27 @@ impl Store {
     }
 
     /// The introspection hot path: one primary-key lookup joined to the grant and the user.
-    pub async fn access_token_record(
+    pub async fn token_record(
         &self,
         hash: &TokenHash,
-    ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        let select = Query::select()
-            .column((access_token::Entity, access_token::Column::ClientId))
-            .column((access_token::Entity, access_token::Column::Scope))
-            .column((access_token::Entity, access_token::Column::IssuedAt))
-            .column((access_token::Entity, access_token::Column::ExpiresAt))
-            .column((access_token::Entity, access_token::Column::RevokedAt))
-            .expr_as(
-                Expr::col((grant::Entity, grant::Column::RevokedAt)),
-                "grant_revoked_at",
-            )
-            .column((grant::Entity, grant::Column::UserId))
-            .column((user::Entity, user::Column::Username))
-            .expr_as(
-                Expr::col((user::Entity, user::Column::Disabled)),
-                "user_disabled",
-            )
-            .from(access_token::Entity)
-            .inner_join(
-                grant::Entity,
-                Expr::col((grant::Entity, grant::Column::Id))
-                    .equals((access_token::Entity, access_token::Column::GrantId)),
-            )
-            .left_join(
-                user::Entity,
-                Expr::col((user::Entity, user::Column::Id))
-                    .equals((grant::Entity, grant::Column::UserId)),
-            )
-            .and_where(
-                Expr::col((access_token::Entity, access_token::Column::Hash))
-                    .eq(hash.as_bytes().to_vec()),
-            )
-            .to_owned();
-        let statement = self.db.get_database_backend().build(&select);
+        kind: RecordKind,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .token_record_in_grant(hash, kind)
+            .await?
+            .map(|(record, _)| record))
+    }
+
+    /// The record and the id of the grant the token belongs to.
+    pub(crate) async fn token_record_in_grant(
+        &self,
+        hash: &TokenHash,
+        kind: RecordKind,
+    ) -> Result<Option<(TokenRecord, Uuid)>, StoreError> {
+        let statement = self
+            .db
+            .get_database_backend()
+            .build(&introspection_select(hash, kind));
         let Some(row) = IntrospectionRow::find_by_statement(statement)
             .one(&self.db)
             .await?
@@ -146,14 +139,26 @@ impl Store {
             (Some(_), None) => return Ok(None),
             _ => None,
         };
-        Ok(Some(AccessTokenRecord {
+        let act = match row.act.as_deref() {
+            Some(json) => Some(serde_json::from_str(json).map_err(|_| {
+                StoreError::Corrupt("an access token's actor chain is not valid JSON".into())
+            })?),
+            None => None,
+        };
+        let record = TokenRecord {
+            kind,
             client_id: row.client_id,
             scope: row.scope,
+            audience: Audience::from_stored(&row.audience),
+            act,
             issued_at: row.issued_at,
             expires_at: row.expires_at,
-            revoked: row.revoked_at.is_some() || row.grant_revoked_at.is_some(),
+            revoked: row.revoked_at.is_some()
+                || row.used_at.is_some()
+                || row.grant_revoked_at.is_some(),
             user,
-        }))
+        };
+        Ok(Some((record, row.grant_id)))
     }
 
     /// Revokes on behalf of `client_id`, which may revoke only its own tokens. Revoking a
@@ -221,6 +226,76 @@ impl Store {
     }
 }
 
+/// The token of `kind` with `hash`, joined to its grant and user. An access token has its own
+/// audience and actor chain; a refresh token carries its grant's audience, and counts as used
+/// once rotated.
+fn introspection_select(hash: &TokenHash, kind: RecordKind) -> sea_orm::sea_query::SelectStatement {
+    let key = hash.as_bytes().to_vec();
+    let mut select = Query::select();
+    match kind {
+        RecordKind::Access => {
+            let token = access_token::Entity;
+            select
+                .column((token, access_token::Column::GrantId))
+                .column((token, access_token::Column::ClientId))
+                .column((token, access_token::Column::Scope))
+                .column((token, access_token::Column::Audience))
+                .column((token, access_token::Column::Act))
+                .column((token, access_token::Column::IssuedAt))
+                .column((token, access_token::Column::ExpiresAt))
+                .column((token, access_token::Column::RevokedAt))
+                .expr_as(Expr::value(Option::<i64>::None), "used_at")
+                .from(token)
+                .inner_join(
+                    grant::Entity,
+                    Expr::col((grant::Entity, grant::Column::Id))
+                        .equals((token, access_token::Column::GrantId)),
+                )
+                .and_where(Expr::col((token, access_token::Column::Hash)).eq(key));
+        }
+        RecordKind::Refresh => {
+            let token = refresh_token::Entity;
+            select
+                .column((token, refresh_token::Column::GrantId))
+                .column((token, refresh_token::Column::ClientId))
+                .column((token, refresh_token::Column::Scope))
+                .column((grant::Entity, grant::Column::Audience))
+                .expr_as(Expr::value(Option::<String>::None), "act")
+                .column((token, refresh_token::Column::IssuedAt))
+                .column((token, refresh_token::Column::ExpiresAt))
+                .column((token, refresh_token::Column::RevokedAt))
+                .expr_as(
+                    Expr::col((token, refresh_token::Column::RotatedAt)),
+                    "used_at",
+                )
+                .from(token)
+                .inner_join(
+                    grant::Entity,
+                    Expr::col((grant::Entity, grant::Column::Id))
+                        .equals((token, refresh_token::Column::GrantId)),
+                )
+                .and_where(Expr::col((token, refresh_token::Column::Hash)).eq(key));
+        }
+    }
+    select
+        .expr_as(
+            Expr::col((grant::Entity, grant::Column::RevokedAt)),
+            "grant_revoked_at",
+        )
+        .column((grant::Entity, grant::Column::UserId))
+        .column((user::Entity, user::Column::Username))
+        .expr_as(
+            Expr::col((user::Entity, user::Column::Disabled)),
+            "user_disabled",
+        )
+        .left_join(
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Id))
+                .equals((grant::Entity, grant::Column::UserId)),
+        )
+        .to_owned()
+}
+
 pub(crate) fn access_token_row(
     grant_id: Uuid,
     client_id: &str,
@@ -234,5 +309,7 @@ pub(crate) fn access_token_row(
         issued_at: Set(token.issued_at),
         expires_at: Set(token.expires_at),
         revoked_at: Set(None),
+        audience: Set(token.audience.to_string()),
+        act: Set(None),
     }
 }

@@ -83,7 +83,7 @@ db_test! {
         let code = query_param(&to, "code").unwrap();
         let tokens = app.exchange_code(&first, &code, &pkce_a.verifier).await;
         assert_eq!(tokens.status(), StatusCode::OK);
-        assert_eq!(app.store.consented_scope(user, &second.id).await.unwrap(), None);
+        assert_eq!(app.store.consent(user, &second.id).await.unwrap(), None);
         assert_eq!(codes_of(&app, &second).await, 0);
 
         // The second tab still finishes, with its own request.
@@ -144,7 +144,7 @@ async fn stale_form(app: &TestApp) -> Stale {
 async fn assert_only_the_first_code(app: &TestApp, stale: &Stale) {
     assert_eq!(
         app.store
-            .consented_scope(stale.user, &stale.second.id)
+            .consent(stale.user, &stale.second.id)
             .await
             .unwrap(),
         None
@@ -182,8 +182,8 @@ db_test! {
 
         assert_refused_page(form_a.submit(&browser, "approve").await).await;
 
-        assert_eq!(app.store.consented_scope(user, &first.id).await.unwrap(), None);
-        assert_eq!(app.store.consented_scope(user, &second.id).await.unwrap(), None);
+        assert_eq!(app.store.consent(user, &first.id).await.unwrap(), None);
+        assert_eq!(app.store.consent(user, &second.id).await.unwrap(), None);
         assert_eq!(codes_of(&app, &first).await + codes_of(&app, &second).await, 0);
     }
 }

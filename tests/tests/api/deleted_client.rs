@@ -86,7 +86,7 @@ db_test! {
         for response in responses {
             assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         }
-        assert_eq!(app.store.consented_scope(user.id, &client.id).await.unwrap(), None);
+        assert_eq!(app.store.consent(user.id, &client.id).await.unwrap(), None);
     }
 }
 

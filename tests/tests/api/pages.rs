@@ -66,7 +66,7 @@ db_test! {
         assert_eq!(answer["active"], true);
         assert_eq!(answer["sub"], bob.id.to_string());
         assert_eq!(answer["username"], "bob");
-        assert_eq!(app.store.consented_scope(ada.id, &client.id).await.unwrap(), None);
+        assert_eq!(app.store.consent(ada.id, &client.id).await.unwrap(), None);
     }
 }
 

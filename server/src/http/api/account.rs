@@ -9,7 +9,7 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::step_up::{prove_presence, step_up_due};
-use crate::oauth::introspection::Introspection;
+use crate::oauth::introspection::{Caller, Introspection, RecordKind};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, TokenKind};
 use crate::second_factor::{Actor, Enabled, FactorError};
@@ -31,6 +31,15 @@ pub struct AccountCaller {
     actor: Actor,
 }
 
+/// The account API as a resource server of its own: it accepts the tokens that name no
+/// resource, and none meant for another service.
+const ACCOUNT_API: Caller<'static> = Caller {
+    client_id: "",
+    can_introspect: true,
+    introspects_for: &[],
+    require_audience: false,
+};
+
 impl FromRequest for AccountCaller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -49,15 +58,24 @@ impl FromRequest for AccountCaller {
             let parsed = token::parse(presented)
                 .filter(|p| p.kind == TokenKind::AccessToken)
                 .ok_or(ApiError::InvalidToken)?;
-            let record = state.store.access_token_record(&parsed.hash).await?;
-            let answer = Introspection::of(record, clock::now(), &state.settings.server.issuer);
+            let record = state
+                .store
+                .token_record(&parsed.hash, RecordKind::Access)
+                .await?;
+            let answer = Introspection::of(
+                record,
+                clock::now(),
+                &state.settings.server.issuer,
+                &ACCOUNT_API,
+                parsed.hash.public_id(),
+            );
             let details = answer.details.ok_or(ApiError::InvalidToken)?;
-            // Only a user's own token: a client_credentials token has no subject.
-            let user_id = details
-                .sub
-                .as_deref()
-                .and_then(|sub| Uuid::parse_str(sub).ok())
-                .ok_or(ApiError::InsufficientScope)?;
+            // Only a user's own token: a client token has no username, and its `sub` is a
+            // client id, which could be spelled like a user id.
+            if details.username.is_none() {
+                return Err(ApiError::InsufficientScope);
+            }
+            let user_id = Uuid::parse_str(&details.sub).map_err(|_| ApiError::InvalidToken)?;
             if !ScopeSet::from_stored(&details.scope).contains(ACCOUNT_SCOPE) {
                 return Err(ApiError::InsufficientScope);
             }

@@ -105,9 +105,9 @@ pub async fn proceed(
         !request.prompt.consent
             && state
                 .store
-                .consented_scope(user.id, &client.id)
+                .consent(user.id, &client.id)
                 .await?
-                .is_some_and(|approved| request.scope_set().is_subset_of(&approved))
+                .is_some_and(|approved| approved.covers(&request.scope_set(), &request.audience()))
     };
     if !remembered {
         if request.prompt.none {
@@ -152,6 +152,7 @@ pub async fn issue_code(
                 .redirect_uri_given
                 .then(|| request.redirect_uri.clone()),
             scope: request.scope_set(),
+            audience: request.audience(),
             code_challenge: request.code_challenge.clone(),
             issued_at: now,
             expires_at: now + state.settings.tokens.authorization_code_ttl_secs,

@@ -5,11 +5,13 @@ use crate::clock;
 use crate::http::AppState;
 use crate::http::form::OAuthRequest;
 use crate::oauth::OAuthError;
-use crate::oauth::introspection::Introspection;
+use crate::oauth::introspection::{Caller, Introspection, RecordKind};
 use crate::oauth::token::{self, TokenKind};
 use actix_web::{HttpResponse, web};
 
-/// Introspects a token (RFC 7662); the caller is a client allowed to introspect.
+/// Introspects a token (RFC 7662), answered for the caller: a resource server sees the access
+/// tokens meant for its resources, a client its own refresh tokens; anything else is
+/// `{"active": false}`.
 #[utoipa::path(
     post,
     path = "/introspect",
@@ -20,7 +22,7 @@ use actix_web::{HttpResponse, web};
         (status = 200, description = "`{\"active\": false}` or the token's details", body = Introspection),
         (status = 400, description = "invalid_request", body = crate::http::schemas::ErrorResponse),
         (status = 401, description = "invalid_client", body = crate::http::schemas::ErrorResponse),
-        (status = 403, description = "the client may not introspect", body = crate::http::schemas::ErrorResponse),
+        (status = 403, description = "a public client may not introspect", body = crate::http::schemas::ErrorResponse),
         (status = 503, description = "temporarily_unavailable", body = crate::http::schemas::ErrorResponse)
     )
 )]
@@ -30,19 +32,42 @@ pub async fn introspect(
     request: OAuthRequest,
 ) -> Result<HttpResponse, OAuthError> {
     let caller = authenticate(&state, &request).await?;
-    if caller.is_public() || !caller.can_introspect {
+    // Any confidential client may ask: a resource server about the access tokens meant for
+    // it, any client about its own refresh tokens. A public client proves nothing of who it is.
+    if caller.is_public() {
         return Err(
-            OAuthError::unauthorized_client("this client may not introspect tokens")
+            OAuthError::unauthorized_client("a public client may not introspect tokens")
                 .with_status(403),
         );
     }
+    // `token_type_hint` is only a hint (RFC 7662 §2.1): the prefix says what a token is.
     let presented = request.params.require("token")?;
-    let answer = match token::parse(presented) {
-        Some(parsed) if parsed.kind == TokenKind::AccessToken => {
-            let record = state.store.access_token_record(&parsed.hash).await?;
-            Introspection::of(record, clock::now(), &state.settings.server.issuer)
+    let kind = token::parse(presented).and_then(|parsed| {
+        let kind = match parsed.kind {
+            TokenKind::AccessToken => RecordKind::Access,
+            TokenKind::RefreshToken => RecordKind::Refresh,
+            _ => return None,
+        };
+        Some((parsed.hash, kind))
+    });
+    let answer = match kind {
+        Some((hash, kind)) => {
+            let record = state.store.token_record(&hash, kind).await?;
+            let viewer = Caller {
+                client_id: &caller.id,
+                can_introspect: caller.can_introspect,
+                introspects_for: &caller.resources.introspects_for,
+                require_audience: state.settings.introspection.require_audience,
+            };
+            Introspection::of(
+                record,
+                clock::now(),
+                &state.settings.server.issuer,
+                &viewer,
+                hash.public_id(),
+            )
         }
-        _ => Introspection::inactive(),
+        None => Introspection::inactive(),
     };
     let result = if answer.active { "active" } else { "inactive" };
     state

@@ -65,11 +65,12 @@ async fn issue_client_credentials(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
-    let scope = client_credentials::authorize(client, params)?;
+    let target = client_credentials::authorize(client, params)?;
     let fresh = FreshTokens::generate(state, false)?;
     let record = NewAccessToken {
         hash: fresh.plan.access,
-        scope,
+        scope: target.scope,
+        audience: target.audience,
         issued_at: fresh.plan.issued_at,
         expires_at: fresh.plan.access_expires_at,
     };
@@ -220,7 +221,7 @@ impl FreshTokens {
         invalid: &'static str,
     ) -> Result<TokenResponse, OAuthError> {
         match outcome.map_err(|err| client_gone(state, client, err))? {
-            Exchange::Issued { scope, .. } => Ok(self.response(state, &scope)),
+            Exchange::Issued { target, .. } => Ok(self.response(state, &target.scope)),
             Exchange::Refused(error) => Err(error),
             Exchange::Replayed => {
                 tracing::warn!("single-use credential replayed; its grant is revoked");

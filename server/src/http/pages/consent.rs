@@ -9,7 +9,7 @@ use crate::http::redirect;
 use crate::http::session::{PendingRequest, UserSession};
 use crate::http::templates::templates;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::store::User;
+use crate::store::{Approval, User};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,7 @@ pub async fn consent_page(
             destination => destination(&pending.request.redirect_uri),
             username => user.username,
             scopes,
+            resources => pending.request.audience().to_vec(),
         },
     ))
 }
@@ -87,7 +88,10 @@ pub async fn decide(
                 .remember_consent(
                     user.id,
                     &request.client_id,
-                    &request.scope_set(),
+                    &Approval {
+                        scope: request.scope_set(),
+                        audience: request.audience(),
+                    },
                     clock::now(),
                 )
                 .await

@@ -4,6 +4,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
+use crate::oauth::resource::{self, Target};
 
 /// What the code was bound to when it was issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub struct StoredCode {
     pub redirect_uri: Option<String>,
     pub code_challenge: Option<String>,
     pub user_disabled: bool,
+    /// What the grant covers; the token request may narrow it (RFC 8707 §2.2).
+    pub granted: Target,
 }
 
 /// The client may use this grant at all (checked before the code is touched).
@@ -26,14 +29,14 @@ pub fn check_client(client: &Client) -> Result<(), OAuthError> {
     }
 }
 
-/// Checks the redemption against what the code was bound to. Every mismatch is
-/// `invalid_grant` ("… does not match the redirection URI used in the authorization request,
-/// or was issued to another client").
+/// Checks the redemption against what the code was bound to and returns what the access token
+/// is for. Every mismatch is `invalid_grant` ("… does not match the redirection URI used in
+/// the authorization request, or was issued to another client").
 pub fn check_redemption(
     stored: &StoredCode,
     client: &Client,
     params: &Params,
-) -> Result<(), OAuthError> {
+) -> Result<Target, OAuthError> {
     if stored.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "the code was issued to another client",
@@ -68,7 +71,13 @@ pub fn check_redemption(
     if stored.user_disabled {
         return Err(OAuthError::invalid_grant("the user's account is disabled"));
     }
-    Ok(())
+    resource::narrow(
+        client,
+        &stored.granted.audience,
+        &stored.granted.scope,
+        &params.get_all("resource"),
+        params.get("scope"),
+    )
 }
 
 #[cfg(test)]
@@ -91,6 +100,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
         }
     }
 
@@ -100,11 +110,13 @@ mod tests {
             redirect_uri: Some("https://a/cb".into()),
             code_challenge: Some(CHALLENGE.into()),
             user_disabled: false,
+            granted: Target::default(),
         }
     }
 
     fn check(stored: &StoredCode, query: &str) -> Result<(), ErrorCode> {
         check_redemption(stored, &client(), &Params::parse(query.as_bytes()).unwrap())
+            .map(|_| ())
             .map_err(|e| e.code())
     }
 

@@ -4,23 +4,25 @@ use crate::oauth::client::Client;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::params::Params;
-use crate::oauth::scope::ScopeSet;
+use crate::oauth::resource::{self, Target};
 
-/// Checks that the authenticated client may use this grant and returns the scope to issue.
-pub fn authorize(client: &Client, params: &Params) -> Result<ScopeSet, OAuthError> {
+/// Checks that the authenticated client may use this grant and returns the audience and scope
+/// to issue (RFC 8707 `resource`, or the client's default).
+pub fn authorize(client: &Client, params: &Params) -> Result<Target, OAuthError> {
     // "The client credentials grant type MUST only be used by confidential clients."
     if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client(
             "this client may not use the client_credentials grant",
         ));
     }
-    super::requested_scope(params.get("scope"), &client.scopes)
+    resource::resolve(client, &params.get_all("resource"), params.get("scope"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oauth::ErrorCode;
+    use crate::oauth::scope::ScopeSet;
     use crate::oauth::token::{Token, TokenKind};
 
     fn client(grants: Vec<GrantType>, public: bool) -> Client {
@@ -35,6 +37,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
         }
     }
 
@@ -42,7 +45,8 @@ mod tests {
     fn a_confidential_client_with_the_grant_gets_the_requested_scope() {
         let params = Params::parse(b"scope=read").unwrap();
         let scope = authorize(&client(vec![GrantType::ClientCredentials], false), &params).unwrap();
-        assert_eq!(scope.to_string(), "read");
+        assert_eq!(scope.scope.to_string(), "read");
+        assert!(scope.audience.is_empty());
     }
 
     #[test]

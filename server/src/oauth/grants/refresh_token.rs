@@ -3,14 +3,14 @@ use crate::oauth::client::Client;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::params::Params;
-use crate::oauth::scope::ScopeSet;
+use crate::oauth::resource::{self, Target};
 
 /// What storage knows about the presented refresh token and its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRefresh {
     pub client_id: String,
-    /// The scope of the grant: a refresh may narrow it, never widen it.
-    pub grant_scope: ScopeSet,
+    /// The scope and audience of the grant: a refresh may narrow them, never widen them.
+    pub granted: Target,
     pub user_disabled: bool,
 }
 
@@ -25,14 +25,15 @@ pub fn check_client(client: &Client) -> Result<(), OAuthError> {
     }
 }
 
-/// Checks the refresh and returns the scope of the new access token. "The requested scope
-/// MUST NOT include any scope not originally granted by the resource owner, and if omitted is
-/// treated as equal to the scope originally granted."
+/// Checks the refresh and returns the audience and scope of the new access token. "The
+/// requested scope MUST NOT include any scope not originally granted by the resource owner,
+/// and if omitted is treated as equal to the scope originally granted"; the same holds for
+/// resources (RFC 8707 §2.2).
 pub fn check_refresh(
     stored: &StoredRefresh,
     client: &Client,
     params: &Params,
-) -> Result<ScopeSet, OAuthError> {
+) -> Result<Target, OAuthError> {
     // "The authorization server MUST … validate the refresh token … and ensure that the
     // refresh token was issued to the authenticated client."
     if stored.client_id != client.id {
@@ -43,13 +44,20 @@ pub fn check_refresh(
     if stored.user_disabled {
         return Err(OAuthError::invalid_grant("the user's account is disabled"));
     }
-    super::requested_scope(params.get("scope"), &stored.grant_scope)
+    resource::narrow(
+        client,
+        &stored.granted.audience,
+        &stored.granted.scope,
+        &params.get_all("resource"),
+        params.get("scope"),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oauth::ErrorCode;
+    use crate::oauth::scope::ScopeSet;
 
     fn client(id: &str) -> Client {
         Client {
@@ -62,13 +70,17 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
         }
     }
 
     fn stored() -> StoredRefresh {
         StoredRefresh {
             client_id: "app".into(),
-            grant_scope: ScopeSet::parse("read write").unwrap(),
+            granted: Target {
+                scope: ScopeSet::parse("read write").unwrap(),
+                audience: Default::default(),
+            },
             user_disabled: false,
         }
     }
@@ -79,7 +91,7 @@ mod tests {
             &client(client_id),
             &Params::parse(query.as_bytes()).unwrap(),
         )
-        .map(|s| s.to_string())
+        .map(|t| t.scope.to_string())
         .map_err(|e| e.code())
     }
 
