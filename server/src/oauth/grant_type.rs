@@ -10,13 +10,16 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 8693: a service trades a token it received for one meant for another service.
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
+        GrantType::TokenExchange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -24,6 +27,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 }
@@ -36,7 +40,8 @@ impl fmt::Display for UnknownGrantType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown grant type {:?} (known: authorization_code, refresh_token, client_credentials)",
+            "unknown grant type {:?} (known: authorization_code, refresh_token, \
+             client_credentials, urn:ietf:params:oauth:grant-type:token-exchange)",
             self.0
         )
     }

@@ -2,7 +2,7 @@
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::introspection::{RecordKind, TokenRecord, TokenUser};
-use crate::oauth::resource::Audience;
+use crate::oauth::resource::{Actor, Audience};
 use crate::oauth::revocation::{RevocationOutcome, RevocationTarget};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
@@ -100,6 +100,24 @@ impl Store {
             .await?;
         txn.commit().await?;
         Ok(grant_id)
+    }
+
+    /// Stores a token obtained by token exchange (RFC 8693) in the grant of its subject token,
+    /// so that revoking that grant revokes it too. `Gone` if the grant was deleted meanwhile.
+    pub async fn issue_exchanged_token(
+        &self,
+        grant_id: Uuid,
+        client_id: &str,
+        token: &NewAccessToken,
+        act: &Actor,
+    ) -> Result<(), StoreError> {
+        let act = serde_json::to_string(act).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut row = access_token_row(grant_id, client_id, token);
+        row.act = Set(Some(act));
+        access_token::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// The introspection hot path: one primary-key lookup joined to the grant and the user.

@@ -5,6 +5,7 @@
 //! (`/.well-known/oauth-authorization-server/tenant`).
 use crate::http::AppState;
 use crate::oauth::client_auth::AuthMethod;
+use crate::oauth::grant_type::GrantType;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint": format!("{issuer}/token"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "revocation_endpoint": format!("{issuer}/revoke"),
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "code_challenge_methods_supported": ["S256"],
@@ -43,6 +44,12 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint_auth_methods_supported": names(&every_method),
             "introspection_endpoint_auth_methods_supported": names(&secret_methods),
             "revocation_endpoint_auth_methods_supported": names(&every_method),
+            // RFC 8707: `resource` is accepted at /authorize and /token, and tokens are bound
+            // to the resources they name; not yet registered metadata, as node-oidc-provider
+            // and others publish it.
+            "resource_indicators_supported": true,
+            // Whether tokens that name no resource are inactive for every resource server.
+            "introspection_requires_audience": state.settings.introspection.require_audience,
         }))
 }
 

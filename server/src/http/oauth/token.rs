@@ -5,7 +5,10 @@ use crate::http::AppState;
 use crate::http::form::OAuthRequest;
 use crate::oauth::client::Client;
 use crate::oauth::grant_type::GrantType;
-use crate::oauth::grants::{TokenResponse, authorization_code, client_credentials, refresh_token};
+use crate::oauth::grants::{
+    TokenResponse, authorization_code, client_credentials, refresh_token, token_exchange,
+};
+use crate::oauth::introspection::RecordKind;
 use crate::oauth::params::Params;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, Token, TokenKind};
@@ -51,6 +54,7 @@ pub async fn token(
         GrantType::ClientCredentials => issue_client_credentials(&state, &client, params).await?,
         GrantType::AuthorizationCode => redeem_code(&state, &client, params).await?,
         GrantType::RefreshToken => refresh(&state, &client, params).await?,
+        GrantType::TokenExchange => exchange(&state, &client, params).await?,
     };
     state
         .metrics
@@ -79,7 +83,71 @@ async fn issue_client_credentials(
         .issue_client_credentials(&client.id, &record)
         .await
         .map_err(|err| client_gone(state, client, err))?;
-    Ok(fresh.response(state, &record.scope))
+    let expires_in = state.settings.tokens.access_token_ttl_secs;
+    Ok(fresh.response(expires_in, &record.scope))
+}
+
+/// Token exchange (RFC 8693): `client` trades an access token it received for one meant for
+/// another resource, in the subject token's grant.
+async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    token_exchange::check_client(client)?;
+    let presented = token_exchange::subject_token(params)?;
+    let subject = match token::parse(presented) {
+        Some(parsed) if parsed.kind == TokenKind::AccessToken => {
+            state
+                .store
+                .token_record_in_grant(&parsed.hash, RecordKind::Access)
+                .await?
+        }
+        _ => None,
+    };
+    let policy = token_exchange::Policy {
+        require_subject_audience: state.settings.token_exchange.require_subject_audience,
+        max_chain_depth: state.settings.token_exchange.max_chain_depth,
+        access_token_ttl_secs: state.settings.tokens.access_token_ttl_secs,
+    };
+    let fresh = FreshTokens::generate(state, false)?;
+    let now = fresh.plan.issued_at;
+    let exchanged = token_exchange::decide(
+        client,
+        subject.as_ref().map(|(record, _)| record),
+        params,
+        &policy,
+        now,
+    )?;
+    let Some((_, grant_id)) = subject else {
+        return Err(OAuthError::server_error(
+            "an exchange was decided without a subject",
+        ));
+    };
+    let record = NewAccessToken {
+        hash: fresh.plan.access,
+        scope: exchanged.target.scope,
+        audience: exchanged.target.audience,
+        issued_at: now,
+        expires_at: exchanged.expires_at,
+    };
+    match state
+        .store
+        .issue_exchanged_token(grant_id, &client.id, &record, &exchanged.act)
+        .await
+    {
+        Ok(()) => {}
+        // The subject's grant was deleted (its client or user went) after the lookup.
+        Err(StoreError::Gone(_)) => {
+            return Err(OAuthError::invalid_request(
+                "the subject_token is invalid, expired or revoked",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let mut response = fresh.response(exchanged.expires_at - now, &record.scope);
+    response.issued_token_type = Some(token_exchange::ACCESS_TOKEN_TYPE);
+    Ok(response)
 }
 
 async fn redeem_code(
@@ -221,7 +289,9 @@ impl FreshTokens {
         invalid: &'static str,
     ) -> Result<TokenResponse, OAuthError> {
         match outcome.map_err(|err| client_gone(state, client, err))? {
-            Exchange::Issued { target, .. } => Ok(self.response(state, &target.scope)),
+            Exchange::Issued { target, .. } => {
+                Ok(self.response(state.settings.tokens.access_token_ttl_secs, &target.scope))
+            }
             Exchange::Refused(error) => Err(error),
             Exchange::Replayed => {
                 tracing::warn!("single-use credential replayed; its grant is revoked");
@@ -234,12 +304,13 @@ impl FreshTokens {
         }
     }
 
-    fn response(self, state: &AppState, scope: &ScopeSet) -> TokenResponse {
+    fn response(self, expires_in: i64, scope: &ScopeSet) -> TokenResponse {
         TokenResponse {
             access_token: self.access.into_string(),
             token_type: "Bearer",
-            expires_in: state.settings.tokens.access_token_ttl_secs,
+            expires_in,
             refresh_token: self.refresh.map(Token::into_string),
+            issued_token_type: None,
             scope: scope.to_string(),
         }
     }

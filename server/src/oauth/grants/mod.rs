@@ -5,6 +5,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use super::error::OAuthError;
 use super::scope::ScopeSet;
@@ -37,6 +38,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The type of the issued token, in token exchange responses (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// Left out when no scope was granted (RFC 6749 §5.1 makes it optional, and `""` would
     /// read as a scope list).
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -79,6 +83,7 @@ mod tests {
             token_type: "Bearer",
             expires_in: 3600,
             refresh_token: None,
+            issued_token_type: None,
             scope: scope.into(),
         };
         let json = serde_json::to_value(response("")).unwrap();
