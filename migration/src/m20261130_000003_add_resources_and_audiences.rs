@@ -76,27 +76,30 @@ impl MigrationTrait for Migration {
                 text(Grants::Audience).default("").to_owned(),
             ),
             add(
-                Tokens::AccessTokens.into_iden(),
+                TokenTable::AccessTokens.into_iden(),
                 text(Grants::Audience).default("").to_owned(),
             ),
             add(
                 Consents::Table.into_iden(),
                 text(Grants::Audience).default("").to_owned(),
             ),
-            add(Tokens::AccessTokens.into_iden(), text_null(Tokens::Act)),
             add(
-                Tokens::RefreshTokens.into_iden(),
-                binary_len_null(Tokens::ParentHash, HASH_LEN),
+                TokenTable::AccessTokens.into_iden(),
+                text_null(TokenTable::Act),
             ),
             add(
-                Tokens::RefreshTokens.into_iden(),
-                big_integer_null(Tokens::SuccessorUsedAt),
+                TokenTable::RefreshTokens.into_iden(),
+                binary_len_null(TokenTable::ParentHash, HASH_LEN),
+            ),
+            add(
+                TokenTable::RefreshTokens.into_iden(),
+                big_integer_null(TokenTable::SuccessorUsedAt),
             ),
         ] {
             manager.alter_table(statement).await?;
         }
         manager
-            .create_index(index(Tokens::RefreshTokens, Tokens::ParentHash))
+            .create_index(index(TokenTable::RefreshTokens, TokenTable::ParentHash))
             .await
     }
 
@@ -105,7 +108,7 @@ impl MigrationTrait for Migration {
             .drop_index(
                 Index::drop()
                     .name("idx_refresh_tokens_parent_hash")
-                    .table(Tokens::RefreshTokens)
+                    .table(TokenTable::RefreshTokens)
                     .to_owned(),
             )
             .await?;
@@ -114,16 +117,19 @@ impl MigrationTrait for Migration {
         };
         for statement in [
             drop(
-                Tokens::RefreshTokens.into_iden(),
-                Tokens::SuccessorUsedAt.into_iden(),
+                TokenTable::RefreshTokens.into_iden(),
+                TokenTable::SuccessorUsedAt.into_iden(),
             ),
             drop(
-                Tokens::RefreshTokens.into_iden(),
-                Tokens::ParentHash.into_iden(),
+                TokenTable::RefreshTokens.into_iden(),
+                TokenTable::ParentHash.into_iden(),
             ),
-            drop(Tokens::AccessTokens.into_iden(), Tokens::Act.into_iden()),
             drop(
-                Tokens::AccessTokens.into_iden(),
+                TokenTable::AccessTokens.into_iden(),
+                TokenTable::Act.into_iden(),
+            ),
+            drop(
+                TokenTable::AccessTokens.into_iden(),
                 Grants::Audience.into_iden(),
             ),
             drop(Consents::Table.into_iden(), Grants::Audience.into_iden()),
@@ -192,7 +198,7 @@ enum Consents {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
-enum Tokens {
+enum TokenTable {
     AccessTokens,
     RefreshTokens,
     Act,

@@ -20,7 +20,12 @@ db_test! {
         assert_eq!(body["authorization_endpoint"], format!("{issuer}/authorize"));
         assert_eq!(
             body["grant_types_supported"],
-            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+            serde_json::json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(body["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(body["code_challenge_methods_supported"], serde_json::json!(["S256"]));

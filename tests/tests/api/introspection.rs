@@ -22,12 +22,16 @@ db_test! {
         assert_eq!(body["scope"], "read write");
         assert_eq!(body["client_id"], client.id.as_str());
         assert_eq!(body["token_type"], "Bearer");
-        assert_eq!(body["aud"], client.id.as_str());
+        assert!(body.get("aud").is_none(), "a token that names no resource has no audience");
         assert_eq!(body["iss"], app.settings.server.issuer.as_str());
         let (iat, exp) = (body["iat"].as_i64().unwrap(), body["exp"].as_i64().unwrap());
         assert_eq!(exp - iat, 3600);
         assert!((iat - umbra::clock::now()).abs() < 60);
-        assert!(body.get("sub").is_none(), "a client_credentials token has no user");
+        // The client is the subject of its own token (as RFC 9068 §2.2 has it), with no username.
+        assert_eq!(body["sub"], client.id.as_str());
+        assert!(body.get("username").is_none(), "a client_credentials token has no user");
+        assert_eq!(body["nbf"], body["iat"]);
+        assert_eq!(body["jti"].as_str().map(str::len), Some(22));
     }
 }
 
@@ -55,6 +59,7 @@ db_test! {
         app.store
             .issue_client_credentials(&client.id, &NewAccessToken {
                 hash: token.hash(),
+                audience: Default::default(),
                 scope: ScopeSet::parse("read").unwrap(),
                 issued_at: now - 7200,
                 expires_at: now - 1,
@@ -82,11 +87,24 @@ db_test! {
 }
 
 db_test! {
-    async fn a_client_without_the_introspect_right_is_refused(app: TestApp) {
+    async fn a_client_that_is_no_resource_server_learns_nothing_of_access_tokens(app: TestApp) {
         let client = app.service_client("read").await;
         let token = app.issue_token(&client).await;
 
-        let response = app.introspect(&client, &token).await;
+        // Not even of its own: it may ask only about its own refresh tokens.
+        assert_eq!(app.introspection_of(&client, &token).await, json!({"active": false}));
+    }
+}
+
+db_test! {
+    async fn a_public_client_may_not_introspect(app: TestApp) {
+        let client = app.service_client("read").await;
+        let token = app.issue_token(&client).await;
+        let public = app.web_app(true).await;
+
+        let response = app
+            .post_form("/introspect", None, &[("token", &token), ("client_id", &public.id)])
+            .await;
 
         assert_oauth_error(response, StatusCode::FORBIDDEN, "unauthorized_client").await;
     }

@@ -38,6 +38,7 @@ macro_rules! db_test_with {
     };
 }
 
+mod audiences;
 mod authorize_errors;
 mod bad_input;
 mod bounded;
@@ -65,5 +66,6 @@ mod sign_in;
 mod standards;
 mod step_up;
 mod storage;
+mod token_exchange;
 mod two_factor;
 mod two_factor_api;

@@ -44,6 +44,7 @@ db_test! {
             app.store
                 .issue_client_credentials(&client.id, &NewAccessToken {
                     hash: token.hash(),
+                    audience: Default::default(),
                     scope: ScopeSet::parse("read").unwrap(),
                     issued_at: now - 20,
                     expires_at,
