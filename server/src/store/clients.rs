@@ -216,3 +216,46 @@ impl ClientCache {
         Ok(registered)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectOptions, Database};
+
+    async fn store() -> Store {
+        // One connection: each in-memory SQLite connection is a database of its own.
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1).sqlx_logging(false);
+        let db = Database::connect(options).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        Store::new(db)
+    }
+
+    fn client(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: "Service".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: ScopeSet::default(),
+            can_introspect: false,
+            skip_consent: false,
+            require_2fa: false,
+            resources: ResourceAccess::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_resource_is_gone_is_not_registered_at_all() {
+        let store = store().await;
+
+        let created = store
+            .create_client_with_resources(client("svc"), &["https://gone.example".into()], 0)
+            .await;
+
+        assert!(matches!(created, Err(StoreError::Gone(_))), "{created:?}");
+        assert_eq!(store.find_client("svc").await.unwrap(), None);
+    }
+}
