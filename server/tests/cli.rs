@@ -5,27 +5,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A scratch directory used as the working directory, removed afterwards.
-struct Scratch(PathBuf);
+/// A scratch directory used as the working directory, removed afterwards; its database is the
+/// default SQLite file in it, or a fresh Postgres database dropped afterwards.
+struct Scratch {
+    dir: PathBuf,
+    postgres: Option<PostgresDatabase>,
+}
 
 impl Scratch {
     fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("umbra-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+        Self {
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A scratch for each database the tests run on: SQLite, and Postgres when
+    /// `TEST_DATABASE_URL` names a server.
+    fn on_each_database() -> Vec<Self> {
+        let mut scratches = vec![Self::new()];
+        if let Some(postgres) = PostgresDatabase::create() {
+            let mut scratch = Self::new();
+            scratch.postgres = Some(postgres);
+            scratches.push(scratch);
+        }
+        scratches
     }
 
     fn umbra(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_umbra"));
         command
             .args(args)
-            .current_dir(&self.0)
+            .current_dir(&self.dir)
             .env_remove("DATABASE_URL")
             .env_remove("UMBRA_ENV")
             .env_remove("RUST_LOG")
-            .env("UMBRA_CONFIG_DIR", self.0.join("config"))
+            .env("UMBRA_CONFIG_DIR", self.dir.join("config"))
             // Tests run in parallel: let each server pick a free metrics port.
             .env("UMBRA__METRICS__PORT", "0");
+        if let Some(postgres) = &self.postgres {
+            command.env("DATABASE_URL", postgres.url.as_str());
+        }
         command
     }
 
@@ -34,14 +56,72 @@ impl Scratch {
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
+        std::fs::remove_dir_all(&self.dir).ok();
     }
+}
+
+/// A database of its own on the Postgres server `TEST_DATABASE_URL` names, dropped afterwards.
+struct PostgresDatabase {
+    url: url::Url,
+    server: url::Url,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// `None` (the test runs on SQLite only) when `TEST_DATABASE_URL` is unset outside CI.
+    fn create() -> Option<Self> {
+        let Some(server) = test_database_server() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_DATABASE_URL must be set in CI"
+            );
+            return None;
+        };
+        let name = format!("umbra_cli_{}", uuid::Uuid::new_v4().simple());
+        let mut url = server.clone();
+        url.set_path(&name);
+        on_postgres_server(&server, &format!("CREATE DATABASE \"{name}\""));
+        Some(Self { url, server, name })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        on_postgres_server(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// The Postgres server of `TEST_DATABASE_URL`, reached through its `postgres` database (the
+/// one the variable names need not exist).
+fn test_database_server() -> Option<url::Url> {
+    let raw = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let mut server = url::Url::parse(&raw).unwrap();
+    server.set_path("postgres");
+    Some(server)
+}
+
+fn on_postgres_server(server: &url::Url, statement: &str) {
+    use sea_orm::ConnectionTrait;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = sea_orm::Database::connect(server.as_str()).await.unwrap();
+        db.execute_unprepared(statement).await.unwrap();
+        db.close().await.ok();
+    });
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -523,10 +603,7 @@ fn a_taken_metrics_port_names_the_setting_that_moves_it() {
 
 #[test]
 fn a_missing_postgres_database_is_named_with_the_command_that_creates_it() {
-    let Some(server) = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
+    let Some(mut url) = test_database_server() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "TEST_DATABASE_URL must be set in CI"
@@ -535,7 +612,6 @@ fn a_missing_postgres_database_is_named_with_the_command_that_creates_it() {
     };
     let scratch = Scratch::new();
     let name = format!("umbra_missing_{}", uuid::Uuid::new_v4().simple());
-    let mut url = url::Url::parse(&server).unwrap();
     url.set_path(&name);
 
     let output = scratch
@@ -584,4 +660,487 @@ fn variables_are_checked_by_name_unknown_refused_single_underscores_warned() {
         stderr.contains("UMBRA_SERVER_PORT is ignored") && stderr.contains("UMBRA__SERVER__PORT"),
         "stderr: {stderr}"
     );
+}
+
+const ORDERS: &str = "https://orders.example";
+const BILLING: &str = "https://billing.example/api";
+
+/// `client create` with the given id and options, checked to succeed.
+fn create_client(scratch: &Scratch, id: &str, options: &[&str]) -> serde_json::Value {
+    let mut args = vec!["client", "create", id, "--id", id, "--json"];
+    args.extend_from_slice(options);
+    json(&scratch.run(&args))
+}
+
+#[test]
+fn resource_commands_create_list_show_update_and_delete() {
+    for scratch in Scratch::on_each_database() {
+        create_client(&scratch, "orders-api", &[]);
+        create_client(&scratch, "orders-api-2", &[]);
+
+        let created = json(&scratch.run(&[
+            "resource",
+            "create",
+            "--identifier",
+            ORDERS,
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read orders:write",
+            "--introspector",
+            "orders-api",
+            "--json",
+        ]));
+        assert_eq!(
+            created,
+            serde_json::json!({
+                "identifier": ORDERS,
+                "name": "Orders",
+                "scopes": "orders:read orders:write",
+                "introspectors": ["orders-api"],
+                "clients": [],
+            })
+        );
+        json(&scratch.run(&[
+            "resource",
+            "create",
+            "--identifier",
+            "urn:example:billing",
+            "--name",
+            "Billing",
+            "--json",
+        ]));
+
+        let listed = json(&scratch.run(&["resource", "list", "--json"]));
+        let identifiers: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["identifier"].as_str().unwrap())
+            .collect();
+        assert_eq!(identifiers, [ORDERS, "urn:example:billing"]);
+        assert_eq!(
+            json(&scratch.run(&["resource", "show", ORDERS, "--json"])),
+            created
+        );
+
+        let updated = json(&scratch.run(&[
+            "resource",
+            "update",
+            ORDERS,
+            "--name",
+            "Orders v2",
+            "--scope",
+            "orders:read",
+            "--introspector",
+            "orders-api-2",
+            "--json",
+        ]));
+        assert_eq!(updated["name"], "Orders v2");
+        assert_eq!(
+            updated["scopes"], "orders:read",
+            "--scope replaces the list"
+        );
+        assert_eq!(
+            updated["introspectors"],
+            serde_json::json!(["orders-api-2"])
+        );
+        let emptied = json(&scratch.run(&[
+            "resource",
+            "update",
+            ORDERS,
+            "--no-scopes",
+            "--no-introspectors",
+            "--json",
+        ]));
+        assert_eq!(emptied["name"], "Orders v2", "what is not given stays");
+        assert_eq!(emptied["scopes"], "");
+        assert_eq!(emptied["introspectors"], serde_json::json!([]));
+        let introspector = json(&scratch.run(&["client", "show", "orders-api-2", "--json"]));
+        assert_eq!(introspector["introspects_for"], serde_json::json!([]));
+
+        let deleted = json(&scratch.run(&["resource", "delete", ORDERS, "--json"]));
+        assert_eq!(deleted, serde_json::json!({"deleted": ORDERS}));
+        assert_one_line_error(&scratch.run(&["resource", "show", ORDERS]), "no resource");
+        let text = scratch.run(&["resource", "delete", "urn:example:billing"]);
+        assert!(text.status.success());
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains("no resource server can introspect"),
+            "the operator learns what happens to the tokens issued for it"
+        );
+    }
+}
+
+#[test]
+fn bad_resources_are_refused_in_one_line() {
+    let scratch = Scratch::new();
+    create_client(&scratch, "orders-api", &[]);
+    create_client(
+        &scratch,
+        "spa",
+        &["--public", "--redirect-uri", "https://app.example/cb"],
+    );
+    json(&scratch.run(&[
+        "resource",
+        "create",
+        "--identifier",
+        ORDERS,
+        "--name",
+        "Orders",
+        "--json",
+    ]));
+    let create = |identifier: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "resource",
+            "create",
+            "--identifier",
+            identifier,
+            "--name",
+            "X",
+        ];
+        args.extend_from_slice(extra);
+        scratch.run(&args)
+    };
+
+    for (output, mentions) in [
+        (create("/orders", &[]), "absolute URI"),
+        (create("orders", &[]), "absolute URI"),
+        (create("https://x.example/#part", &[]), "fragment"),
+        (create(ORDERS, &[]), "already exists"),
+        (
+            create("https://x.example", &["--introspector", "nobody"]),
+            "\"nobody\" is not a registered client",
+        ),
+        (
+            create("https://x.example", &["--introspector", "spa"]),
+            "client \"spa\" is public",
+        ),
+        (create("https://x.example", &["--scope", "a\\b"]), "scope"),
+        (
+            scratch.run(&["resource", "update", ORDERS, "--introspector", "spa"]),
+            "client \"spa\" is public",
+        ),
+        (
+            scratch.run(&["resource", "update", ORDERS]),
+            "nothing to change",
+        ),
+        (
+            scratch.run(&["resource", "update", "https://x.example", "--name", "X"]),
+            "no resource",
+        ),
+        (
+            scratch.run(&["resource", "delete", "https://x.example"]),
+            "no resource",
+        ),
+        (
+            scratch.run(&["resource", "show", "https://x.example"]),
+            "no resource",
+        ),
+    ] {
+        assert_one_line_error(&output, mentions);
+    }
+    let listed = json(&scratch.run(&["resource", "list", "--json"]));
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing was registered"
+    );
+}
+
+#[test]
+fn clients_are_allowed_resources_with_their_scopes_and_a_default() {
+    for scratch in Scratch::on_each_database() {
+        create_client(&scratch, "orders-api", &[]);
+        for (identifier, name, scopes, introspector) in [
+            (ORDERS, "Orders", "orders:read orders:write", "orders-api"),
+            (
+                BILLING,
+                "Billing",
+                "billing:read billing:write",
+                "orders-api",
+            ),
+        ] {
+            json(&scratch.run(&[
+                "resource",
+                "create",
+                "--identifier",
+                identifier,
+                "--name",
+                name,
+                "--scope",
+                scopes,
+                "--introspector",
+                introspector,
+                "--json",
+            ]));
+        }
+
+        let gateway = create_client(
+            &scratch,
+            "gateway",
+            &["--resource", ORDERS, "--default-resource", ORDERS],
+        );
+        assert!(gateway["client_secret"].is_string());
+        assert_eq!(
+            gateway["resources"],
+            serde_json::json!([{"identifier": ORDERS, "scopes": "orders:read orders:write"}])
+        );
+        assert_eq!(gateway["default_resource"], ORDERS);
+
+        let allowed = json(&scratch.run(&[
+            "client",
+            "allow-resource",
+            "gateway",
+            BILLING,
+            "--scope",
+            "billing:read",
+            "--json",
+        ]));
+        assert_eq!(
+            allowed,
+            serde_json::json!({
+                "client_id": "gateway",
+                "resource": BILLING,
+                "scopes": "billing:read",
+                "every_scope": false,
+            })
+        );
+        let defaulted =
+            json(&scratch.run(&["client", "default-resource", "gateway", BILLING, "--json"]));
+        assert_eq!(
+            defaulted,
+            serde_json::json!({"client_id": "gateway", "default_resource": BILLING})
+        );
+        let shown = json(&scratch.run(&["client", "show", "gateway", "--json"]));
+        assert_eq!(
+            shown["resources"],
+            serde_json::json!([
+                {"identifier": BILLING, "scopes": "billing:read"},
+                {"identifier": ORDERS, "scopes": "orders:read orders:write"},
+            ])
+        );
+        assert_eq!(shown["default_resource"], BILLING);
+        assert_eq!(shown["introspects_for"], serde_json::json!([]));
+        let server = json(&scratch.run(&["client", "show", "orders-api", "--json"]));
+        assert_eq!(
+            server["introspects_for"],
+            serde_json::json!([BILLING, ORDERS])
+        );
+        let listed = json(&scratch.run(&["client", "list", "--json"]));
+        let listed = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == "gateway")
+            .unwrap();
+        assert_eq!(listed["resources"], shown["resources"]);
+        assert_eq!(listed["default_resource"], BILLING);
+        let text = String::from_utf8(scratch.run(&["client", "show", "gateway"]).stdout).unwrap();
+        assert!(
+            text.contains(&format!("{BILLING}  billing:read\n"))
+                && text.contains(&format!("{ORDERS}  orders:read orders:write\n")),
+            "{text}"
+        );
+
+        // Without --scope the client follows the resource's scopes as they change.
+        json(&scratch.run(&[
+            "resource",
+            "update",
+            ORDERS,
+            "--scope",
+            "orders:read orders:cancel",
+            "--json",
+        ]));
+        let shown = json(&scratch.run(&["client", "show", "gateway", "--json"]));
+        assert_eq!(shown["resources"][1]["scopes"], "orders:read orders:cancel");
+        let resource = json(&scratch.run(&["resource", "show", ORDERS, "--json"]));
+        assert_eq!(
+            resource["clients"],
+            serde_json::json!([
+                {"client_id": "gateway", "scopes": "orders:read orders:cancel", "every_scope": true},
+            ])
+        );
+
+        let none =
+            json(&scratch.run(&["client", "default-resource", "gateway", "--none", "--json"]));
+        assert_eq!(none["default_resource"], serde_json::Value::Null);
+        json(&scratch.run(&["client", "default-resource", "gateway", BILLING, "--json"]));
+        let denied = json(&scratch.run(&["client", "deny-resource", "gateway", BILLING, "--json"]));
+        assert_eq!(
+            denied,
+            serde_json::json!({"client_id": "gateway", "denied": BILLING, "default_removed": true})
+        );
+        let shown = json(&scratch.run(&["client", "show", "gateway", "--json"]));
+        assert_eq!(
+            shown["resources"],
+            serde_json::json!([{"identifier": ORDERS, "scopes": "orders:read orders:cancel"}])
+        );
+        assert_eq!(shown["default_resource"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn resource_permissions_refuse_undefined_scopes_unallowed_defaults_and_unknown_names() {
+    let scratch = Scratch::new();
+    for (identifier, scopes) in [(ORDERS, "orders:read"), (BILLING, "")] {
+        json(&scratch.run(&[
+            "resource",
+            "create",
+            "--identifier",
+            identifier,
+            "--name",
+            "API",
+            "--scope",
+            scopes,
+            "--json",
+        ]));
+    }
+    create_client(&scratch, "gateway", &["--resource", ORDERS]);
+
+    for (args, mentions) in [
+        (
+            &[
+                "client",
+                "allow-resource",
+                "gateway",
+                ORDERS,
+                "--scope",
+                "orders:write",
+            ][..],
+            "does not define the scope \"orders:write\" (it defines: orders:read)",
+        ),
+        (
+            &[
+                "client",
+                "allow-resource",
+                "gateway",
+                BILLING,
+                "--scope",
+                "x",
+            ],
+            "(it defines: (none))",
+        ),
+        (
+            &["client", "allow-resource", "nobody", ORDERS],
+            "no client with id \"nobody\"",
+        ),
+        (
+            &[
+                "client",
+                "allow-resource",
+                "gateway",
+                "https://nope.example",
+            ],
+            "no resource \"https://nope.example\"",
+        ),
+        (
+            &["client", "default-resource", "gateway", BILLING],
+            "not allowed the resource",
+        ),
+        (
+            &[
+                "client",
+                "default-resource",
+                "gateway",
+                "https://nope.example",
+            ],
+            "no resource",
+        ),
+        (
+            &["client", "default-resource", "nobody", "--none"],
+            "no client with id",
+        ),
+        (
+            &["client", "deny-resource", "gateway", BILLING],
+            "not allowed the resource",
+        ),
+        (
+            &["client", "deny-resource", "gateway", "https://nope.example"],
+            "no resource",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "Late",
+                "--id",
+                "late",
+                "--resource",
+                "https://nope.example",
+            ],
+            "no resource",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "Late",
+                "--id",
+                "late",
+                "--resource",
+                ORDERS,
+                "--default-resource",
+                BILLING,
+            ],
+            "--default-resource",
+        ),
+    ] {
+        assert_one_line_error(&scratch.run(args), mentions);
+    }
+    assert_one_line_error(
+        &scratch.run(&["client", "show", "late"]),
+        "no client with id",
+    );
+    let shown = json(&scratch.run(&["client", "show", "gateway", "--json"]));
+    assert_eq!(
+        shown["resources"],
+        serde_json::json!([{"identifier": ORDERS, "scopes": "orders:read"}]),
+        "a refused change changes nothing"
+    );
+    assert_eq!(shown["default_resource"], serde_json::Value::Null);
+}
+
+#[test]
+fn deleting_a_resource_removes_its_links() {
+    for scratch in Scratch::on_each_database() {
+        create_client(&scratch, "orders-api", &[]);
+        json(&scratch.run(&[
+            "resource",
+            "create",
+            "--identifier",
+            ORDERS,
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read",
+            "--introspector",
+            "orders-api",
+            "--json",
+        ]));
+        create_client(
+            &scratch,
+            "gateway",
+            &["--resource", ORDERS, "--default-resource", ORDERS],
+        );
+
+        json(&scratch.run(&["resource", "delete", ORDERS, "--json"]));
+
+        let gateway = json(&scratch.run(&["client", "show", "gateway", "--json"]));
+        assert_eq!(gateway["resources"], serde_json::json!([]));
+        assert_eq!(gateway["default_resource"], serde_json::Value::Null);
+        let server = json(&scratch.run(&["client", "show", "orders-api", "--json"]));
+        assert_eq!(server["introspects_for"], serde_json::json!([]));
+        // A resource registered again under the same identifier starts with no links.
+        let again = json(&scratch.run(&[
+            "resource",
+            "create",
+            "--identifier",
+            ORDERS,
+            "--name",
+            "Orders",
+            "--json",
+        ]));
+        assert_eq!(again["clients"], serde_json::json!([]));
+        assert_eq!(again["introspectors"], serde_json::json!([]));
+    }
 }

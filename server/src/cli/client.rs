@@ -1,14 +1,15 @@
-//! `umbra client create | list | show | delete | rotate-secret`.
-use super::output;
+//! `umbra client create | list | show | delete | rotate-secret`, and which resources (RFC
+//! 8707) a client may ask tokens for: `allow-resource | deny-resource | default-resource`.
+use super::{output, parse_scopes, resource};
 use crate::clock;
 use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri;
-use crate::oauth::scope::ScopeSet;
+use crate::oauth::resource::{AllowedResource, ResourceAccess};
 use crate::oauth::token::{Token, TokenKind, random_urlsafe};
 use crate::store::Store;
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,40 @@ pub enum ClientCommand {
     /// Issue a new secret; the old one stops working (within clients.cache_ttl_secs on
     /// running servers).
     RotateSecret { client_id: String },
+    /// Let a client ask tokens for a resource (RFC 8707), with some of the scopes it defines
+    /// or, without --scope, every scope it defines, as they change. Replaces an earlier
+    /// permission for the same resource.
+    AllowResource {
+        client_id: String,
+        #[arg(value_name = "URI")]
+        resource: String,
+        /// A scope the client may ask at the resource (repeatable, or space-separated); one
+        /// the resource defines.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
+    /// Stop a client from asking tokens for a resource (and from using it as its default).
+    /// Tokens already issued keep their audience until they expire or are revoked.
+    DenyResource {
+        client_id: String,
+        #[arg(value_name = "URI")]
+        resource: String,
+    },
+    /// Set the resource used when the client names none in a request (one it is allowed),
+    /// or remove it with --none.
+    #[command(
+        group(ArgGroup::new("default").required(true).args(["resource", "none"])),
+        override_usage = "umbra client default-resource <CLIENT_ID> (<URI> | --none)"
+    )]
+    DefaultResource {
+        client_id: String,
+        #[arg(value_name = "URI")]
+        resource: Option<String>,
+        /// The client has no default resource: a request that names none gets a token
+        /// without audience.
+        #[arg(long)]
+        none: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +97,37 @@ pub struct CreateArgs {
     /// Users signing in for this client must use a second factor.
     #[arg(long = "require-2fa")]
     require_2fa: bool,
+    /// A resource the client may ask tokens for, with every scope it defines (repeatable;
+    /// see `umbra client allow-resource` to allow only some).
+    #[arg(long = "resource", value_name = "URI")]
+    resources: Vec<String>,
+    /// The resource used when the client names none; one of its --resource.
+    #[arg(long = "default-resource", value_name = "URI")]
+    default_resource: Option<String>,
+}
+
+/// A resource a client may ask tokens for, with the scopes it may ask there now.
+#[derive(Serialize)]
+struct AllowedResourceView<'a> {
+    identifier: &'a str,
+    scopes: String,
+}
+
+impl<'a> AllowedResourceView<'a> {
+    fn of(allowed: &'a AllowedResource) -> Self {
+        Self {
+            identifier: &allowed.identifier,
+            scopes: allowed.scopes.to_string(),
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{}  {}",
+            self.identifier,
+            output::scopes_or_none(&self.scopes)
+        )
+    }
 }
 
 /// A client as the CLI shows it: everything but the secret hash.
@@ -76,6 +142,11 @@ struct ClientView<'a> {
     introspect: bool,
     skip_consent: bool,
     require_2fa: bool,
+    /// The resources it may ask tokens for.
+    resources: Vec<AllowedResourceView<'a>>,
+    default_resource: Option<&'a str>,
+    /// The resources whose tokens it may introspect.
+    introspects_for: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
 }
@@ -92,8 +163,39 @@ impl<'a> ClientView<'a> {
             introspect: client.can_introspect,
             skip_consent: client.skip_consent,
             require_2fa: client.require_2fa,
+            resources: client
+                .resources
+                .allowed
+                .iter()
+                .map(AllowedResourceView::of)
+                .collect(),
+            default_resource: client.resources.default.as_deref(),
+            introspects_for: &client.resources.introspects_for,
             client_secret: secret.map(Token::expose),
         }
+    }
+
+    /// The resources for a one-line listing: each with its scopes, the default marked.
+    fn resources_in_a_line(&self) -> String {
+        if self.resources.is_empty() {
+            return "-".to_owned();
+        }
+        self.resources
+            .iter()
+            .map(|r| {
+                let default = if self.default_resource == Some(r.identifier) {
+                    " [default]"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} ({}){default}",
+                    r.identifier,
+                    output::scopes_or_none(&r.scopes)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn text(&self) -> String {
@@ -115,6 +217,19 @@ impl<'a> ClientView<'a> {
             ("introspect", self.introspect.to_string()),
             ("skip_consent", self.skip_consent.to_string()),
             ("require_2fa", self.require_2fa.to_string()),
+            (
+                "resources",
+                self.resources
+                    .iter()
+                    .map(AllowedResourceView::text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            (
+                "default_resource",
+                self.default_resource.unwrap_or_default().to_owned(),
+            ),
+            ("introspects_for", self.introspects_for.join(" ")),
         ];
         if let Some(secret) = self.client_secret {
             rows.push((
@@ -130,8 +245,15 @@ impl ClientCommand {
     pub async fn run(self, store: &Store, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Create(args) => {
+                let resources = args.resources.clone();
                 let (new, secret) = args.into_client()?;
-                let client = store.create_client(new, clock::now()).await?;
+                // Before anything is written, so that a typo registers nothing.
+                for identifier in &resources {
+                    resource::find(store, identifier).await?;
+                }
+                let client = store
+                    .create_client_with_resources(new, &resources, clock::now())
+                    .await?;
                 let view = ClientView::of(&client, secret.as_ref());
                 output::print(json, &view, &view.text());
             }
@@ -146,10 +268,11 @@ impl ClientCommand {
                         .iter()
                         .map(|v| {
                             format!(
-                                "{}\t{}\t{}\t{}",
+                                "{}\t{}\t{}\t{}\t{}",
                                 v.client_id,
                                 if v.public { "public" } else { "confidential" },
                                 v.grant_types.join(","),
+                                v.resources_in_a_line(),
                                 v.name
                             )
                         })
@@ -159,16 +282,13 @@ impl ClientCommand {
                 output::print(json, &views, &text);
             }
             Self::Show { client_id } => {
-                let client = store
-                    .find_client(&client_id)
-                    .await?
-                    .with_context(|| format!("no client with id {client_id:?}"))?;
+                let client = find(store, &client_id).await?;
                 let view = ClientView::of(&client, None);
                 output::print(json, &view, &view.text());
             }
             Self::Delete { client_id } => {
                 if !store.delete_client(&client_id).await? {
-                    bail!("no client with id {client_id:?}");
+                    bail!("{}", unknown(&client_id));
                 }
                 output::print(
                     json,
@@ -177,10 +297,7 @@ impl ClientCommand {
                 );
             }
             Self::RotateSecret { client_id } => {
-                let client = store
-                    .find_client(&client_id)
-                    .await?
-                    .with_context(|| format!("no client with id {client_id:?}"))?;
+                let client = find(store, &client_id).await?;
                 if client.is_public() {
                     bail!("client {client_id:?} is public and has no secret");
                 }
@@ -189,7 +306,7 @@ impl ClientCommand {
                     .set_client_secret(&client_id, secret.hash(), clock::now())
                     .await?
                 {
-                    bail!("no client with id {client_id:?}");
+                    bail!("{}", unknown(&client_id));
                 }
                 output::print(
                     json,
@@ -203,9 +320,157 @@ impl ClientCommand {
                     ]),
                 );
             }
+            Self::AllowResource {
+                client_id,
+                resource,
+                scopes,
+            } => allow_resource(store, &client_id, &resource, &scopes, json).await?,
+            Self::DenyResource {
+                client_id,
+                resource,
+            } => deny_resource(store, &client_id, &resource, json).await?,
+            Self::DefaultResource {
+                client_id,
+                resource,
+                none: _,
+            } => default_resource(store, &client_id, resource.as_deref(), json).await?,
         }
         Ok(())
     }
+}
+
+/// The client with id `client_id`, or the error that says there is none.
+pub(super) async fn find(store: &Store, client_id: &str) -> anyhow::Result<Client> {
+    store
+        .find_client(client_id)
+        .await?
+        .with_context(|| unknown(client_id))
+}
+
+fn unknown(client_id: &str) -> String {
+    format!("no client with id {client_id:?}")
+}
+
+async fn allow_resource(
+    store: &Store,
+    client_id: &str,
+    identifier: &str,
+    scopes: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = find(store, client_id).await?;
+    let resource = resource::find(store, identifier).await?;
+    let chosen = if scopes.is_empty() {
+        None
+    } else {
+        let chosen = parse_scopes(scopes)?;
+        if let Some(undefined) = chosen.iter().find(|s| !resource.scopes.contains(s)) {
+            bail!(
+                "resource {identifier} does not define the scope {undefined:?} (it defines: {})",
+                output::scopes_or_none(&resource.scopes.to_string())
+            );
+        }
+        Some(chosen)
+    };
+    store
+        .allow_client_resource(&client.id, &resource.identifier, chosen.as_ref())
+        .await?;
+    let every_scope = chosen.is_none();
+    let scopes = chosen.unwrap_or(resource.scopes).to_string();
+    let text = if every_scope {
+        format!(
+            "client {client_id} may ask tokens for {identifier} with every scope it defines, \
+             as they change (now: {scopes})"
+        )
+    } else {
+        format!("client {client_id} may ask tokens for {identifier} with the scopes: {scopes}")
+    };
+    output::print(
+        json,
+        &serde_json::json!({
+            "client_id": client.id,
+            "resource": identifier,
+            "scopes": scopes,
+            "every_scope": every_scope,
+        }),
+        &text,
+    );
+    Ok(())
+}
+
+async fn deny_resource(
+    store: &Store,
+    client_id: &str,
+    identifier: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = find(store, client_id).await?;
+    resource::find(store, identifier).await?;
+    if !store
+        .disallow_client_resource(&client.id, identifier)
+        .await?
+    {
+        bail!("client {client_id:?} is not allowed the resource {identifier}");
+    }
+    let was_default = client.resources.default.as_deref() == Some(identifier);
+    let mut text = format!(
+        "client {client_id} may no longer ask tokens for {identifier}; tokens already issued \
+         keep it in their audience until they expire or are revoked"
+    );
+    if was_default {
+        text.push_str("; it was the default resource, and the client now has none");
+    }
+    output::print(
+        json,
+        &serde_json::json!({
+            "client_id": client.id,
+            "denied": identifier,
+            "default_removed": was_default,
+        }),
+        &text,
+    );
+    Ok(())
+}
+
+async fn default_resource(
+    store: &Store,
+    client_id: &str,
+    identifier: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = find(store, client_id).await?;
+    if let Some(identifier) = identifier
+        && !is_allowed(&client.resources, identifier)
+    {
+        resource::find(store, identifier).await?;
+        bail!(
+            "client {client_id:?} is not allowed the resource {identifier}: allow it first \
+             with `umbra client allow-resource {client_id} {identifier}`"
+        );
+    }
+    if !store
+        .set_default_resource(&client.id, identifier, clock::now())
+        .await?
+    {
+        bail!("{}", unknown(client_id));
+    }
+    let text = match identifier {
+        Some(identifier) => format!("default resource of client {client_id}: {identifier}"),
+        None => format!(
+            "client {client_id} has no default resource: a request that names none gets a \
+             token without audience"
+        ),
+    };
+    output::print(
+        json,
+        &serde_json::json!({"client_id": client.id, "default_resource": identifier}),
+        &text,
+    );
+    Ok(())
+}
+
+fn is_allowed(access: &ResourceAccess, identifier: &str) -> bool {
+    access.allowed.iter().any(|r| r.identifier == identifier)
 }
 
 impl CreateArgs {
@@ -244,9 +509,12 @@ impl CreateArgs {
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
             bail!("authorization_code needs at least one --redirect-uri");
         }
-        let scopes = ScopeSet::parse(&self.scopes.join(" ")).map_err(|_| {
-            anyhow::anyhow!("a scope may not contain spaces, quotes or backslashes")
-        })?;
+        let scopes = parse_scopes(&self.scopes)?;
+        if let Some(default) = &self.default_resource
+            && !self.resources.contains(default)
+        {
+            bail!("the --default-resource {default} must also be given as --resource");
+        }
         let secret = if self.public {
             None
         } else {
@@ -262,7 +530,10 @@ impl CreateArgs {
             can_introspect: self.introspect,
             skip_consent: self.skip_consent,
             require_2fa: self.require_2fa,
-            resources: Default::default(),
+            resources: ResourceAccess {
+                default: self.default_resource,
+                ..ResourceAccess::default()
+            },
         };
         Ok((new, secret))
     }

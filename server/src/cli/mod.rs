@@ -1,13 +1,15 @@
-//! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `user …`,
-//! `audit …`.
+//! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `resource …`,
+//! `user …`, `audit …`.
 //!
 //! Every command takes `--json`. Errors print one line on stderr and exit non-zero.
 mod audit;
 mod client;
 mod output;
+mod resource;
 mod two_factor;
 mod user;
 
+use crate::oauth::scope::ScopeSet;
 use crate::settings::Settings;
 use crate::startup::Application;
 use crate::store::{self, Store};
@@ -39,6 +41,9 @@ enum Command {
     /// Register and manage OAuth clients.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Register and manage resources (the APIs tokens are for, RFC 8707).
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
     /// Manage the people who sign in.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -94,6 +99,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&settings).await?;
             command.run(&store, cli.json).await
         }
+        Command::Resource(command) => {
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
+            let store = open_store(&settings).await?;
+            command.run(&store, cli.json).await
+        }
         Command::User(command) => {
             start_logging(&settings, &quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
@@ -130,4 +140,11 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         store::migrate(&settings.database).await?;
     }
     Ok(Store::new(store::connect(&settings.database).await?))
+}
+
+/// The scopes of repeatable `--scope` options, each of which may hold several separated by
+/// spaces.
+fn parse_scopes(values: &[String]) -> anyhow::Result<ScopeSet> {
+    ScopeSet::parse(&values.join(" "))
+        .map_err(|_| anyhow::anyhow!("a scope may not contain spaces, quotes or backslashes"))
 }

@@ -1,5 +1,6 @@
 //! Client records, and the short-lived in-process cache that keeps client authentication off
 //! the database on the introspection hot path.
+use super::resources::allow_link;
 use super::{Store, StoreError};
 use crate::oauth::client::{Client, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
@@ -8,13 +9,27 @@ use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
 use entity::client;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
 impl Store {
     /// Registers `new` as given (its id and secret hash drawn by the caller).
     pub async fn create_client(&self, new: Client, now: i64) -> Result<Client, StoreError> {
+        self.create_client_with_resources(new, &[], now).await
+    }
+
+    /// Registers `new` and lets it ask tokens for each of `resources` with every scope they
+    /// define, in one transaction: a resource deleted meanwhile (`Gone`) leaves no client
+    /// behind whose secret was never shown. Returns the client as stored, with its resources.
+    pub async fn create_client_with_resources(
+        &self,
+        new: Client,
+        resources: &[String],
+        now: i64,
+    ) -> Result<Client, StoreError> {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = client::ActiveModel {
@@ -31,16 +46,25 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
         };
+        let txn = self.db.begin().await?;
         match client::Entity::insert(row)
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
         {
-            Ok(_) => Ok(new),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-                StoreError::Conflict(format!("a client with id {:?} already exists", new.id)),
-            ),
-            Err(err) => Err(err.into()),
+            Ok(_) => {}
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(StoreError::Conflict(format!(
+                    "a client with id {:?} already exists",
+                    new.id
+                )));
+            }
+            Err(err) => return Err(err.into()),
         }
+        for identifier in resources {
+            allow_link(&txn, &new.id, identifier, None).await?;
+        }
+        txn.commit().await?;
+        self.with_resources(new).await
     }
 
     pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
@@ -190,5 +214,48 @@ impl ClientCache {
             self.evict(id);
         }
         Ok(registered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectOptions, Database};
+
+    async fn store() -> Store {
+        // One connection: each in-memory SQLite connection is a database of its own.
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1).sqlx_logging(false);
+        let db = Database::connect(options).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        Store::new(db)
+    }
+
+    fn client(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: "Service".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: ScopeSet::default(),
+            can_introspect: false,
+            skip_consent: false,
+            require_2fa: false,
+            resources: ResourceAccess::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_resource_is_gone_is_not_registered_at_all() {
+        let store = store().await;
+
+        let created = store
+            .create_client_with_resources(client("svc"), &["https://gone.example".into()], 0)
+            .await;
+
+        assert!(matches!(created, Err(StoreError::Gone(_))), "{created:?}");
+        assert_eq!(store.find_client("svc").await.unwrap(), None);
     }
 }

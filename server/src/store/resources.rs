@@ -147,22 +147,7 @@ impl Store {
         identifier: &str,
         scopes: Option<&ScopeSet>,
     ) -> Result<(), StoreError> {
-        client_resource::Entity::insert(client_resource::ActiveModel {
-            resource: Set(identifier.to_owned()),
-            client_id: Set(client_id.to_owned()),
-            scopes: Set(scopes.map(ToString::to_string)),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                client_resource::Column::Resource,
-                client_resource::Column::ClientId,
-            ])
-            .update_column(client_resource::Column::Scopes)
-            .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        Ok(())
+        allow_link(&self.db, client_id, identifier, scopes).await
     }
 
     /// Takes the permission away (and the default, if it was this resource). Tokens already
@@ -300,6 +285,32 @@ async fn insert_introspectors<C: ConnectionTrait>(
         }
     }))
     .on_conflict_do_nothing()
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The link behind [`Store::allow_client_resource`], on any connection so that registering a
+/// client can write it in the same transaction.
+pub(super) async fn allow_link<C: ConnectionTrait>(
+    db: &C,
+    client_id: &str,
+    identifier: &str,
+    scopes: Option<&ScopeSet>,
+) -> Result<(), StoreError> {
+    client_resource::Entity::insert(client_resource::ActiveModel {
+        resource: Set(identifier.to_owned()),
+        client_id: Set(client_id.to_owned()),
+        scopes: Set(scopes.map(ToString::to_string)),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            client_resource::Column::Resource,
+            client_resource::Column::ClientId,
+        ])
+        .update_column(client_resource::Column::Scopes)
+        .to_owned(),
+    )
     .exec_without_returning(db)
     .await?;
     Ok(())
