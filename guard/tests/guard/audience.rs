@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tracing::instrument::WithSubscriber;
 use umbra_guard::{CacheSettings, GuardError, Introspector};
+use umbra_tests::Backend;
 
 const BILLING: &str = "https://billing.example.test";
 const TOKEN: &str = "at_a_token_the_guard_must_never_echo";
@@ -272,9 +273,7 @@ async fn a_token_used_by_its_own_client_has_no_actor() {
     assert_eq!(me["actors"], json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_umbra_passes_a_guard_given_its_issuer_and_no_other() {
-    let umbra = Umbra::start().await;
+async fn the_real_umbra_passes_a_guard_given_its_issuer_and_no_other(umbra: Umbra) {
     let (_, token) = umbra.token("read", "read").await;
     let issuer = umbra.app.settings.server.issuer.clone();
 
@@ -292,9 +291,9 @@ async fn the_real_umbra_passes_a_guard_given_its_issuer_and_no_other() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_protects_one() {
-    let umbra = Umbra::start().await;
+async fn a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_protects_one(
+    umbra: Umbra,
+) {
     let (_, token) = umbra.token("read", "read").await;
     let api = Api::start(Some(umbra.introspector().resource(NOTES).build().unwrap()));
     let unbound = Api::start(Some(umbra.introspector().build().unwrap()));
@@ -312,4 +311,31 @@ async fn a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_prote
     );
     assert!(!challenge.contains(&token) && !body.to_string().contains(&token));
     assert_eq!(unbound.get_with("/read", &token).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_umbra_passes_only_a_guard_given_its_issuer_on_sqlite() {
+    the_real_umbra_passes_a_guard_given_its_issuer_and_no_other(Umbra::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_umbra_passes_only_a_guard_given_its_issuer_on_postgres() {
+    if let Some(umbra) = Umbra::on(Backend::Postgres).await {
+        the_real_umbra_passes_a_guard_given_its_issuer_and_no_other(umbra).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_token_without_a_resource_is_refused_by_a_bound_guard_on_sqlite() {
+    a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_protects_one(
+        Umbra::start().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_token_without_a_resource_is_refused_by_a_bound_guard_on_postgres() {
+    if let Some(umbra) = Umbra::on(Backend::Postgres).await {
+        a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_protects_one(umbra).await;
+    }
 }
