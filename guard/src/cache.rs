@@ -4,7 +4,12 @@
 //! A positive cache trades revocation latency for fewer calls: a token revoked at Umbra is
 //! still accepted from the cache until its entry expires, so the entry lifetime **is** the
 //! longest revocation delay. Entries never outlive the token's own `exp`. A negative cache
-//! spares Umbra repeated calls for the same dead token (a client retrying in a loop).
+//! spares Umbra repeated calls for the same dead token (a client retrying in a loop), or for a
+//! token meant for another resource.
+//!
+//! Only answers that passed every check of the introspector (issuer, audience, expiry) enter
+//! the positive cache, and the introspector checks a hit again before serving it.
+use crate::error::GuardError;
 use crate::token::ValidatedToken;
 use moka::Expiry;
 use moka::sync::Cache;
@@ -62,10 +67,38 @@ impl Expiry<Key, Positive> for UntilExpiry {
     }
 }
 
+/// A refusal that a later answer about the same token would repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Inactive, or expired: it will not come back to life.
+    Inactive,
+    /// A token's audience does not change.
+    NotForThisResource,
+}
+
+impl Refusal {
+    /// `None` for refusals that depend on something else than the token (an outage, the
+    /// guard's configuration) and must be asked again.
+    fn of(err: &GuardError) -> Option<Self> {
+        match err {
+            GuardError::Inactive | GuardError::Expired => Some(Self::Inactive),
+            GuardError::NotForThisResource => Some(Self::NotForThisResource),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> GuardError {
+        match self {
+            Self::Inactive => GuardError::Inactive,
+            Self::NotForThisResource => GuardError::NotForThisResource,
+        }
+    }
+}
+
 /// Both caches; each is absent unless configured.
 pub(crate) struct Caches {
     positive: Option<(Cache<Key, Positive>, Duration)>,
-    negative: Option<Cache<Key, ()>>,
+    negative: Option<Cache<Key, Refusal>>,
 }
 
 impl Caches {
@@ -106,10 +139,9 @@ impl Caches {
         Some(hit.token)
     }
 
-    pub(crate) fn is_known_inactive(&self, key: &Key) -> bool {
-        self.negative
-            .as_ref()
-            .is_some_and(|cache| cache.contains_key(key))
+    /// The refusal remembered for this token, if any.
+    pub(crate) fn refusal(&self, key: &Key) -> Option<GuardError> {
+        Some(self.negative.as_ref()?.get(key)?.error())
     }
 
     pub(crate) fn remember_active(&self, key: Key, token: &ValidatedToken, now: i64) {
@@ -130,9 +162,10 @@ impl Caches {
         );
     }
 
-    pub(crate) fn remember_inactive(&self, key: Key) {
-        if let Some(cache) = &self.negative {
-            cache.insert(key, ());
+    /// Remembers `err` when it is a refusal that asking again would repeat.
+    pub(crate) fn remember_refusal(&self, key: Key, err: &GuardError) {
+        if let (Some(cache), Some(refusal)) = (&self.negative, Refusal::of(err)) {
+            cache.insert(key, refusal);
         }
     }
 }
@@ -144,14 +177,17 @@ mod tests {
 
     fn token(exp: i64) -> ValidatedToken {
         ValidatedToken {
-            sub: None,
+            jti: None,
+            sub: "svc".into(),
             username: None,
             client_id: "svc".into(),
             scopes: Scopes::parse("read"),
             exp,
             iat: None,
+            nbf: None,
             aud: Vec::new(),
             iss: None,
+            act: None,
         }
     }
 
@@ -160,10 +196,34 @@ mod tests {
         let caches = Caches::new(None, None);
         let key = Caches::key("at_x");
         caches.remember_active(key, &token(2_000), 1_000);
-        caches.remember_inactive(key);
+        caches.remember_refusal(key, &GuardError::Inactive);
         assert!(!caches.is_enabled());
         assert!(caches.active(&key, 1_000).is_none());
-        assert!(!caches.is_known_inactive(&key));
+        assert!(caches.refusal(&key).is_none());
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_as_what_it_was_and_only_if_it_would_repeat() {
+        let caches = Caches::new(None, Some(CacheSettings::default()));
+        let remembered = |err: GuardError| {
+            let key = Caches::key(&format!("at_{err:?}"));
+            caches.remember_refusal(key, &err);
+            caches.refusal(&key)
+        };
+        assert!(matches!(
+            remembered(GuardError::Inactive),
+            Some(GuardError::Inactive)
+        ));
+        assert!(matches!(
+            remembered(GuardError::Expired),
+            Some(GuardError::Inactive)
+        ));
+        assert!(matches!(
+            remembered(GuardError::NotForThisResource),
+            Some(GuardError::NotForThisResource)
+        ));
+        assert!(remembered(GuardError::WrongIssuer).is_none());
+        assert!(remembered(crate::error::Unavailable::ServerError(502).into()).is_none());
     }
 
     #[test]

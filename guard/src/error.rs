@@ -33,6 +33,17 @@ pub enum GuardError {
     /// The token's `exp` has passed by the resource server's own clock. 401 `invalid_token`.
     #[error("the access token has expired")]
     Expired,
+    /// The token is active but not meant for the resource this guard protects: its `aud` does
+    /// not name it, or it has none (RFC 8707; RFC 9700 §2.3: "The resource server MUST
+    /// verify that the access token was issued for it"). Only when the introspector was given
+    /// a [`resource`](crate::IntrospectorBuilder::resource). 401 `invalid_token`.
+    #[error("the access token is not meant for this resource")]
+    NotForThisResource,
+    /// The answer's `iss` is missing or is not the issuer the introspector was given
+    /// ([`issuer`](crate::IntrospectorBuilder::issuer)): a misconfiguration or the wrong
+    /// server, logged as a warning. 401 `invalid_token`.
+    #[error("the access token was not issued by the expected authorization server")]
+    WrongIssuer,
     /// "The request requires higher privileges than provided by the access token"
     /// (RFC 6750 §3.1). 403 `insufficient_scope`, naming the required scopes.
     #[error("the access token lacks the required scope")]
@@ -94,6 +105,7 @@ impl GuardError {
         match self {
             Self::Malformed(Malformed::RepeatedHeader) => 400,
             Self::MissingToken | Self::Malformed(_) | Self::Inactive | Self::Expired => 401,
+            Self::NotForThisResource | Self::WrongIssuer => 401,
             Self::InsufficientScope(_) => 403,
             Self::Unavailable(_) => 503,
             Self::NotConfigured => 500,
@@ -105,7 +117,11 @@ impl GuardError {
         match self {
             Self::MissingToken => "unauthorized",
             Self::Malformed(Malformed::RepeatedHeader) => "invalid_request",
-            Self::Malformed(_) | Self::Inactive | Self::Expired => "invalid_token",
+            Self::Malformed(_)
+            | Self::Inactive
+            | Self::Expired
+            | Self::NotForThisResource
+            | Self::WrongIssuer => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::NotConfigured => "server_error",
@@ -121,6 +137,10 @@ impl GuardError {
             Self::Malformed(_) => "the bearer token is malformed",
             Self::Inactive => "the access token is not active",
             Self::Expired => "the access token has expired",
+            Self::NotForThisResource => "the access token is not meant for this resource",
+            Self::WrongIssuer => {
+                "the access token was not issued by the expected authorization server"
+            }
             Self::InsufficientScope(ScopeRequirement::All(_)) => {
                 "the access token lacks a required scope: all of the listed scopes are needed"
             }
@@ -151,7 +171,11 @@ impl GuardError {
     pub fn challenge(&self) -> Option<String> {
         match self {
             Self::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
-            Self::Malformed(_) | Self::Inactive | Self::Expired => Some(format!(
+            Self::Malformed(_)
+            | Self::Inactive
+            | Self::Expired
+            | Self::NotForThisResource
+            | Self::WrongIssuer => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                 self.code(),
                 self.description()
@@ -178,6 +202,8 @@ mod tests {
             GuardError::Malformed(Malformed::TooLong),
             GuardError::Inactive,
             GuardError::Expired,
+            GuardError::NotForThisResource,
+            GuardError::WrongIssuer,
         ] {
             assert_eq!(err.status(), 401);
             assert_eq!(err.code(), "invalid_token");
@@ -233,6 +259,8 @@ mod tests {
             GuardError::Malformed(Malformed::TooLong),
             GuardError::Inactive,
             GuardError::Expired,
+            GuardError::NotForThisResource,
+            GuardError::WrongIssuer,
             GuardError::InsufficientScope(ScopeRequirement::any(["a"])),
             GuardError::InsufficientScope(ScopeRequirement::all(["a"])),
             GuardError::Unavailable(Unavailable::ServerError(500)),

@@ -9,6 +9,7 @@ use crate::bearer::check_token;
 use crate::cache::{CacheSettings, Caches};
 use crate::clock;
 use crate::error::{GuardError, Unavailable};
+use crate::expected::Expected;
 use crate::scopes::ScopeRequirement;
 use crate::token::{Answer, ValidatedToken};
 use base64::Engine;
@@ -31,6 +32,9 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 ///
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let introspector = Introspector::builder("http://127.0.0.1:8080", "orders-api", "cs_…")
+///     // Refuse tokens that are not meant for this API, or that another server issued.
+///     .resource("https://orders.example.com")
+///     .issuer("http://127.0.0.1:8080")
 ///     .request_timeout(Duration::from_secs(2))
 ///     // Optional: accept a revoked token for at most 5 s, in exchange for fewer calls.
 ///     .cache(CacheSettings::new(10_000, Duration::from_secs(5)))
@@ -57,6 +61,7 @@ struct Inner {
     authorization: HeaderValue,
     retries: u32,
     retry_backoff: Duration,
+    expected: Expected,
     caches: Caches,
 }
 
@@ -72,6 +77,8 @@ pub struct IntrospectorBuilder {
     pool_max_idle_per_host: usize,
     positive: Option<CacheSettings>,
     negative: Option<CacheSettings>,
+    resources: Vec<String>,
+    issuer: Option<String>,
 }
 
 /// A configuration that cannot work; the message is one line for the operator.
@@ -82,6 +89,20 @@ pub enum BuildError {
     Url { url: String, reason: String },
     #[error("the resource server's client id and secret must not be empty")]
     EmptyCredentials,
+    /// RFC 8707 §2: a resource identifier is an absolute URI without a fragment.
+    #[error(
+        "invalid resource identifier {resource:?}: {reason}; give an absolute URI without \
+         fragment, exactly as registered with Umbra"
+    )]
+    Resource {
+        resource: String,
+        reason: &'static str,
+    },
+    #[error("invalid issuer {issuer:?}: {reason}; give Umbra's server.issuer exactly")]
+    Issuer {
+        issuer: String,
+        reason: &'static str,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
 }
@@ -92,7 +113,9 @@ impl Introspector {
     /// of a client created with `umbra client create … --introspect`.
     ///
     /// Defaults: connect timeout 2 s, request timeout 5 s, 2 retries of a failed connection
-    /// 50 ms then 100 ms apart, no caches.
+    /// 50 ms then 100 ms apart, no caches, no audience or issuer check (set
+    /// [`resource`](IntrospectorBuilder::resource) and
+    /// [`issuer`](IntrospectorBuilder::issuer) in production).
     pub fn builder(
         umbra_url: impl Into<String>,
         client_id: impl Into<String>,
@@ -109,6 +132,8 @@ impl Introspector {
             pool_max_idle_per_host: 32,
             positive: None,
             negative: None,
+            resources: Vec::new(),
+            issuer: None,
         }
     }
 
@@ -118,7 +143,8 @@ impl Introspector {
     }
 
     /// Checks `token` (the bare token, without `Bearer `): its syntax, then the caches when
-    /// enabled, then Umbra; finally its `exp` by the local clock.
+    /// enabled, then Umbra; then the answer's issuer and audience when configured, and its
+    /// `exp` by the local clock.
     #[tracing::instrument(name = "introspect", level = "debug", skip_all)]
     pub async fn introspect(&self, token: &str) -> Result<ValidatedToken, GuardError> {
         check_token(token)?;
@@ -126,10 +152,13 @@ impl Introspector {
         let key = inner.caches.is_enabled().then(|| Caches::key(token));
         if let Some(key) = &key {
             if let Some(cached) = inner.caches.active(key, clock::now()) {
+                // Only checked answers are cached; checking again costs nothing and keeps the
+                // cache from ever being the one path that skips a check.
+                inner.expected.check(&cached)?;
                 return Ok(cached);
             }
-            if inner.caches.is_known_inactive(key) {
-                return Err(GuardError::Inactive);
+            if let Some(refusal) = inner.caches.refusal(key) {
+                return Err(refusal);
             }
         }
         let answer = match self.ask(token).await {
@@ -140,14 +169,11 @@ impl Introspector {
             }
         };
         let now = clock::now();
-        let verdict = answer.judge(now);
+        let verdict = answer.judge(now, &inner.expected);
         if let Some(key) = key {
             match &verdict {
                 Ok(validated) => inner.caches.remember_active(key, validated, now),
-                Err(GuardError::Inactive | GuardError::Expired) => {
-                    inner.caches.remember_inactive(key);
-                }
-                Err(_) => {}
+                Err(refused) => inner.caches.remember_refusal(key, refused),
             }
         }
         if let Err(GuardError::Unavailable(err)) = &verdict {
@@ -244,6 +270,7 @@ impl fmt::Debug for Introspector {
             .field("endpoint", &self.inner.endpoint.as_str())
             .field("client_id", &self.inner.client_id)
             .field("retries", &self.inner.retries)
+            .field("expected", &self.inner.expected)
             .finish_non_exhaustive()
     }
 }
@@ -283,18 +310,46 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// Caches inactive answers (off by default), sparing Umbra a client that retries a dead
-    /// token in a loop. A short lifetime suffices.
+    /// The guard protects the resource (API) with this identifier: an active answer whose
+    /// `aud` does not name it, or that has no `aud`, is refused with 401 `invalid_token`
+    /// ([`GuardError::NotForThisResource`]). Give the identifier exactly as it is registered
+    /// with Umbra (`umbra resource create`): an absolute URI without fragment (RFC 8707 §2),
+    /// compared as a string. Call it again for an API known by several identifiers: any one
+    /// of them will do.
+    ///
+    /// RFC 9700 §2.3: "The resource server MUST verify that the access token was issued for
+    /// it." Umbra tells a resource server that a token for another resource is inactive; this
+    /// check also refuses tokens issued without an audience, which Umbra shows to every
+    /// resource server unless `introspection.require_audience` is set.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// The issuer identifier of the Umbra this guard trusts (its `server.issuer` setting,
+    /// e.g. `https://auth.example.com`): an answer whose `iss` is missing or different is
+    /// refused with 401 `invalid_token` ([`GuardError::WrongIssuer`]) and a warning is
+    /// logged, since it means a misconfiguration or the wrong server. Compared as a string.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Caches refusals that asking again would repeat (off by default): inactive tokens and
+    /// tokens for another resource, sparing Umbra a client that retries a dead token in a
+    /// loop. A short lifetime suffices.
     pub fn negative_cache(mut self, settings: CacheSettings) -> Self {
         self.negative = Some(settings);
         self
     }
 
+    /// Checks the configuration and builds the introspector.
     pub fn build(self) -> Result<Introspector, BuildError> {
         let endpoint = introspection_endpoint(&self.base_url)?;
         if self.client_id.is_empty() || self.client_secret.expose_secret().is_empty() {
             return Err(BuildError::EmptyCredentials);
         }
+        let expected = Expected::new(self.resources, self.issuer)?;
         let authorization = basic_authorization(&self.client_id, &self.client_secret)?;
         crate::ensure_tls_provider();
         let http = reqwest::Client::builder()
@@ -313,6 +368,7 @@ impl IntrospectorBuilder {
                 authorization,
                 retries: self.retries,
                 retry_backoff: self.retry_backoff,
+                expected,
                 caches: Caches::new(self.positive, self.negative),
             }),
         })
@@ -324,6 +380,8 @@ impl fmt::Debug for IntrospectorBuilder {
         f.debug_struct("IntrospectorBuilder")
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
+            .field("resources", &self.resources)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
@@ -463,6 +521,36 @@ mod tests {
     fn empty_credentials_are_refused() {
         let built = Introspector::builder("http://umbra", "", "secret").build();
         assert!(matches!(built, Err(BuildError::EmptyCredentials)));
+    }
+
+    #[test]
+    fn a_resource_that_is_not_an_absolute_uri_without_fragment_is_refused() {
+        for resource in ["orders", "https://orders.example.com#api", ""] {
+            let built = Introspector::builder("http://umbra", "rs", "cs")
+                .resource("https://ok.example.com")
+                .resource(resource)
+                .build();
+            match built {
+                Err(err @ BuildError::Resource { .. }) => {
+                    assert!(err.to_string().contains("absolute URI"), "{err}");
+                }
+                other => panic!("{resource:?}: {other:?}"),
+            }
+        }
+        assert!(
+            Introspector::builder("http://umbra", "rs", "cs")
+                .resource("https://orders.example.com/api?v=2")
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_empty_issuer_is_refused() {
+        let built = Introspector::builder("http://umbra", "rs", "cs")
+            .issuer("")
+            .build();
+        assert!(matches!(built, Err(BuildError::Issuer { .. })), "{built:?}");
     }
 
     #[test]

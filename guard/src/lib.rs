@@ -2,14 +2,16 @@
 //!
 //! A request carries an opaque access token (`Authorization: Bearer at_…`, RFC 6750 §2.1).
 //! The guard asks Umbra about it by introspection (RFC 7662), checks the answer (active, not
-//! expired by the local clock either, granted the scopes the route needs) and either hands the
-//! handler a [`ValidatedToken`] or answers for it as RFC 6750 §3 says:
+//! expired by the local clock either, issued by the expected issuer and meant for this
+//! resource when configured, granted the scopes the route needs) and either hands the handler
+//! a [`ValidatedToken`] or answers for it as RFC 6750 §3 says:
 //!
 //! | why | status | `WWW-Authenticate` | `error` |
 //! |---|---|---|---|
 //! | no `Authorization` header, or another scheme | 401 | `Bearer realm="umbra"` | `unauthorized` |
 //! | a repeated `Authorization` header | 400 | `Bearer realm="umbra", error="invalid_request", …` | `invalid_request` |
 //! | not `Bearer <b64token>`, longer than any Umbra token, inactive, revoked or expired | 401 | `Bearer realm="umbra", error="invalid_token", …` | `invalid_token` |
+//! | active, but its `aud` does not name the configured resource, or its `iss` is not the configured issuer | 401 | `Bearer realm="umbra", error="invalid_token", …` | `invalid_token` |
 //! | a required scope is missing | 403 | `Bearer realm="umbra", error="insufficient_scope", …, scope="…"` | `insufficient_scope` |
 //! | Umbra unreachable, 5xx, or refusing the guard's own credentials | 503 | — | `temporarily_unavailable` |
 //!
@@ -25,9 +27,12 @@
 //!
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // A client created with `umbra client create "Notes API" --introspect`.
-//!     let introspector =
-//!         Introspector::builder("http://127.0.0.1:8080", "notes-api", "cs_…").build()?;
+//!     // A client created with `umbra client create "Notes API" --introspect`, allowed to
+//!     // introspect for the resource `https://notes.example.com`.
+//!     let introspector = Introspector::builder("http://127.0.0.1:8080", "notes-api", "cs_…")
+//!         .resource("https://notes.example.com")
+//!         .issuer("http://127.0.0.1:8080")
+//!         .build()?;
 //!     HttpServer::new(move || {
 //!         App::new().app_data(introspector.clone()).route(
 //!             "/notes",
@@ -45,15 +50,18 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod actix;
+mod actor;
 pub mod bearer;
 mod cache;
 mod clock;
 mod error;
+mod expected;
 mod introspector;
 mod scopes;
 mod token;
 
 pub use actix::RequireScopes;
+pub use actor::Actor;
 pub use cache::CacheSettings;
 pub use error::{GuardError, Malformed, REALM, Unavailable};
 pub use introspector::{BuildError, Introspector, IntrospectorBuilder};

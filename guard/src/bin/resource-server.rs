@@ -4,8 +4,11 @@
 //! Configured by environment (see guard/README.md):
 //! `UMBRA_URL` (default `http://127.0.0.1:8080`), the resource server's own client credentials
 //! as `RS_CLIENT_ID` + `RS_CLIENT_SECRET` or as a JSON file `RS_CREDENTIALS_FILE` (the output
-//! of `umbra client create … --introspect --json`), `BIND` (default `127.0.0.1:8081`),
-//! `RS_CACHE_TTL_SECS` (positive cache lifetime, default 0: off), `RUST_LOG`, `LOG_FORMAT`.
+//! of `umbra client create … --introspect --json`), `RESOURCE_IDENTIFIER` (the resource this
+//! server is, as registered with Umbra: tokens not meant for it are refused), `UMBRA_ISSUER`
+//! (Umbra's `server.issuer`: answers naming another issuer are refused), `BIND` (default
+//! `127.0.0.1:8081`), `RS_CACHE_TTL_SECS` (positive cache lifetime, default 0: off),
+//! `RUST_LOG`, `LOG_FORMAT`.
 use actix_web::{App, HttpResponse, HttpServer, error, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -34,6 +37,8 @@ struct Config {
     umbra_url: String,
     client_id: String,
     client_secret: SecretString,
+    resource: Option<String>,
+    issuer: Option<String>,
     bind: String,
     cache_ttl: Duration,
 }
@@ -46,10 +51,22 @@ fn run() -> Result<(), String> {
         config.client_id,
         config.client_secret,
     );
+    if let Some(resource) = &config.resource {
+        builder = builder.resource(resource.clone());
+    }
+    if let Some(issuer) = &config.issuer {
+        builder = builder.issuer(issuer.clone());
+    }
     if !config.cache_ttl.is_zero() {
         builder = builder.cache(CacheSettings::new(10_000, config.cache_ttl));
     }
     let introspector = builder.build().map_err(|err| err.to_string())?;
+    if config.resource.is_none() {
+        tracing::warn!(
+            "RESOURCE_IDENTIFIER is not set: every token Umbra calls active is accepted, \
+             whichever service it was meant for (RFC 9700 §2.3); set it in production"
+        );
+    }
     let notes = web::Data::new(Notes::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,7 +104,13 @@ fn run() -> Result<(), String> {
         })
         .bind(&config.bind)
         .map_err(|err| format!("cannot listen on {}: {err}", config.bind))?;
-        tracing::info!(bind = %config.bind, umbra = %config.umbra_url, "resource server listening");
+        tracing::info!(
+            bind = %config.bind,
+            umbra = %config.umbra_url,
+            resource = config.resource.as_deref().unwrap_or("(any)"),
+            issuer = config.issuer.as_deref().unwrap_or("(any)"),
+            "resource server listening"
+        );
         server.run().await.map_err(|err| err.to_string())
     })
 }
@@ -126,6 +149,8 @@ impl Config {
             umbra_url: var("UMBRA_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             client_id,
             client_secret: SecretString::from(client_secret),
+            resource: var("RESOURCE_IDENTIFIER"),
+            issuer: var("UMBRA_ISSUER"),
             bind: var("BIND").unwrap_or_else(|| "127.0.0.1:8081".into()),
             cache_ttl,
         })

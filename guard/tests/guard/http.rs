@@ -17,11 +17,12 @@ async fn an_active_token_passes_and_the_handler_sees_its_client_and_scopes(umbra
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["client_id"], client.id.as_str());
     assert_eq!(me["scopes"], "read write");
-    assert_eq!(me["aud"], serde_json::json!([client.id]));
-    assert!(
-        me["sub"].is_null(),
-        "a client_credentials token has no user"
+    assert_eq!(
+        me["sub"],
+        client.id.as_str(),
+        "the client is its own subject"
     );
+    assert_eq!(me["user"], false, "a client_credentials token has no user");
     assert!(me["exp"].as_i64().unwrap() > umbra::clock::now());
 }
 
@@ -100,6 +101,7 @@ async fn a_user_token_gives_the_handler_its_subject_and_username() {
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["sub"], user.id.to_string());
     assert_eq!(me["username"], "ada");
+    assert_eq!(me["user"], true);
     assert_eq!(me["client_id"], client.id.as_str());
 }
 

@@ -14,7 +14,10 @@ async fn an_active_token_is_validated_by_the_real_umbra() {
 
     assert_eq!(validated.client_id, client.id);
     assert_eq!(validated.scopes.to_string(), "read");
-    assert_eq!(validated.sub, None);
+    // Umbra sends the client as the subject of a client_credentials token (RFC 9068 §2.2),
+    // or, before it did, no subject, which the guard reads the same way.
+    assert_eq!(validated.sub, client.id);
+    assert!(!validated.is_user_token());
     assert_eq!(
         validated.iss.as_deref(),
         Some(umbra.app.settings.server.issuer.as_str())

@@ -4,6 +4,7 @@
 //! on a random port and called with reqwest.
 mod support;
 
+mod audience;
 mod caching;
 mod http;
 mod introspector;

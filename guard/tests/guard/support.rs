@@ -128,11 +128,15 @@ impl Api {
 async fn me(token: ValidatedToken) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "sub": token.sub,
+        "user": token.is_user_token(),
         "username": token.username,
         "client_id": token.client_id,
         "scopes": token.scopes.to_string(),
         "exp": token.exp,
         "aud": token.aud,
+        "iss": token.iss,
+        "act": token.act,
+        "actors": token.actors(),
     }))
 }
 
@@ -157,6 +161,11 @@ pub async fn refusal(response: reqwest::Response) -> (u16, Option<String>, Strin
         body["error"].as_str().unwrap().to_owned(),
     )
 }
+
+/// The resource identifier of the fake Umbra's tokens.
+pub const NOTES: &str = "https://notes.example.test";
+/// The fake Umbra's issuer identifier.
+pub const ISSUER: &str = "http://umbra.test";
 
 /// A stand-in for Umbra's `/introspect` that answers what it is told and counts calls.
 pub struct FakeUmbra {
@@ -229,12 +238,12 @@ impl FakeUmbra {
         Introspector::builder(self.url.clone(), "rs", "cs_secret")
     }
 
-    /// An active answer as Umbra gives it, for a user token expiring at `exp`.
+    /// An active answer as Umbra gives it, for a user token for [`NOTES`] expiring at `exp`.
     pub fn active_answer(scope: &str, exp: i64) -> Value {
         json!({
             "active": true, "scope": scope, "client_id": "app", "token_type": "Bearer",
-            "exp": exp, "iat": exp - 3600, "sub": "user-1", "username": "ada", "aud": "app",
-            "iss": "http://umbra.test"
+            "exp": exp, "iat": exp - 3600, "nbf": exp - 3600, "sub": "user-1",
+            "username": "ada", "aud": [NOTES], "iss": ISSUER, "jti": "4f1c2a"
         })
     }
 }
