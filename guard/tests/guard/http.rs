@@ -301,26 +301,31 @@ async fn umbra_answering_5xx_or_garbage_is_503() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_resource_server_credentials_are_503_never_a_pass() {
+async fn bad_resource_server_credentials_are_never_a_pass() {
     let umbra = Umbra::start().await;
     let (_, token) = umbra.token("read", "read").await;
     let wrong_secret =
         Introspector::builder(umbra.app.address.clone(), umbra.rs.id.clone(), "cs_wrong")
             .build()
             .unwrap();
-    let not_allowed = {
+    // A confidential client that is no resource server: Umbra answers it, but only about its
+    // own refresh tokens, so every access token reads as inactive.
+    let not_a_resource_server = {
         let client = umbra.app.service_client("read").await;
         Introspector::builder(umbra.app.address.clone(), client.id, client.secret.unwrap())
             .build()
             .unwrap()
     };
 
-    for introspector in [wrong_secret, not_allowed] {
+    for (introspector, expected) in [
+        (wrong_secret, (503, "temporarily_unavailable")),
+        (not_a_resource_server, (401, "invalid_token")),
+    ] {
         let api = Api::start(Some(introspector));
 
         let (status, _, error) = refusal(api.get_with("/read", &token).await).await;
 
-        assert_eq!((status, error.as_str()), (503, "temporarily_unavailable"));
+        assert_eq!((status, error.as_str()), expected);
     }
 }
 
