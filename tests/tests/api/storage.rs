@@ -45,6 +45,7 @@ db_test! {
                 .issue_client_credentials(&client.id, &NewAccessToken {
                     hash: token.hash(),
                     scope: ScopeSet::parse("read").unwrap(),
+                    audience: Default::default(),
                     issued_at: now - 20,
                     expires_at,
                 })
