@@ -1,5 +1,6 @@
 //! An issued refresh token, keyed by the SHA-256 of its string. Rotation sets `rotated_at`;
-//! presenting a rotated token again revokes the grant (RFC 9700 §4.14).
+//! presenting a rotated token again revokes the grant (RFC 9700 §4.14), unless it is a retry
+//! inside `tokens.refresh_reuse_grace_secs` (see `umbra::store`'s exchange module).
 use sea_orm::entity::prelude::*;
 
 #[sea_orm::model]
@@ -14,7 +15,8 @@ pub struct Model {
     pub scope: String,
     pub issued_at: i64,
     pub expires_at: i64,
-    /// Set once, atomically, when the token is exchanged for its successor.
+    /// Set once, atomically, when the token is exchanged for its successor, or when a sibling
+    /// (a token with the same parent) is used first and retires it.
     pub rotated_at: Option<i64>,
     pub revoked_at: Option<i64>,
     /// The refresh token this one was issued in exchange for; `None` for the first of a grant.

@@ -4,6 +4,21 @@
 //! NULL`): the database lets exactly one concurrent request change the row, and only that one
 //! issues tokens. A loser that finds the row already used has caught a replay, and the whole
 //! grant is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14).
+//!
+//! A refresh token has one exception, its retry window, so that a retried request or a second
+//! tab does not log the user out. A used refresh token P presented again by its client within
+//! `tokens.refresh_reuse_grace_secs` of its rotation, while no token issued from P has been
+//! used (P's `successor_used_at` is NULL) and the grant is live, gets a fresh *sibling* pair:
+//! a new access token and a new refresh token whose parent is P, in the same grant, after the
+//! same checks as a first use. Concurrent presentations inside the window all succeed.
+//!
+//! The first use of any child of P sets P's `successor_used_at` and retires the other
+//! children still unused, as if they had been used at that moment: first use among siblings
+//! wins. A retired sibling presented later is then itself a retry (inside its own window) or
+//! reuse (after it). This keeps reuse detection for a stolen sibling: once the rightful client
+//! has moved on, the thief's copy revokes the grant like any used refresh token would. Outside
+//! the window, or once `successor_used_at` is set, presenting P is reuse, as without a window;
+//! a window of 0 seconds closes it.
 use super::{Store, StoreError};
 use crate::oauth::grants::authorization_code::StoredCode;
 use crate::oauth::grants::refresh_token::StoredRefresh;
@@ -11,10 +26,10 @@ use crate::oauth::resource::{Audience, Target};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
 use entity::{access_token, authorization_code, grant, refresh_token, user};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -109,37 +124,29 @@ impl Store {
         })
     }
 
-    /// Rotates a refresh token once. `check` returns the new access token's scope or refuses;
-    /// a refusal leaves the token usable by its rightful client.
+    /// Rotates a refresh token once or, inside its retry window, issues a sibling of its
+    /// successor (see the module docs). `check` returns the new access token's target or
+    /// refuses; a refusal leaves every row as it was, so the token stays usable by its
+    /// rightful client. That holds inside the window too: another client presenting a used
+    /// token there is refused by `check` and revokes nothing, while after the window the same
+    /// presentation is reuse. `grace_secs` is `tokens.refresh_reuse_grace_secs`; 0 closes the
+    /// window.
     pub async fn rotate_refresh_token<E>(
         &self,
         hash: &TokenHash,
         now: i64,
+        grace_secs: i64,
         check: impl FnOnce(&StoredRefresh) -> Result<Target, E>,
         plan: &TokenPlan,
     ) -> Result<Exchange<E>, StoreError> {
         let key = hash.as_bytes().to_vec();
-        let txn = self.db.begin().await?;
-        let rotated = refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-            .filter(refresh_token::Column::Hash.eq(key.clone()))
-            .filter(refresh_token::Column::RotatedAt.is_null())
-            .filter(refresh_token::Column::RevokedAt.is_null())
-            .filter(refresh_token::Column::ExpiresAt.gt(now))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if rotated == 0 {
-            txn.rollback().await?;
-            let row = refresh_token::Entity::find_by_id(key).one(&self.db).await?;
-            return match row {
-                Some(row) if row.rotated_at.is_some() => {
-                    self.revoke_grant(&self.db, row.grant_id, now).await?;
-                    Ok(Exchange::Replayed)
-                }
-                _ => Ok(Exchange::Invalid),
-            };
-        }
+        let txn = match rotate(&self.db, &key, now).await? {
+            Some(txn) => txn,
+            None => match retry_within_window(&self.db, &key, now, grace_secs).await? {
+                Some(txn) => txn,
+                None => return self.refuse_used_refresh_token(key, now).await,
+            },
+        };
         let Some(token) = refresh_token::Entity::find_by_id(key).one(&txn).await? else {
             return Ok(Exchange::Invalid);
         };
@@ -166,6 +173,122 @@ impl Store {
             user_id: family.user_id,
         })
     }
+
+    /// A refresh token that could be neither rotated nor retried: a used one is reuse, and
+    /// revokes its grant; anything else (unknown, expired, revoked) is merely invalid.
+    async fn refuse_used_refresh_token<E>(
+        &self,
+        key: Vec<u8>,
+        now: i64,
+    ) -> Result<Exchange<E>, StoreError> {
+        let row = refresh_token::Entity::find_by_id(key).one(&self.db).await?;
+        match row {
+            Some(row) if row.rotated_at.is_some() => {
+                self.revoke_grant(&self.db, row.grant_id, now).await?;
+                Ok(Exchange::Replayed)
+            }
+            _ => Ok(Exchange::Invalid),
+        }
+    }
+}
+
+/// Starts the transaction that uses the refresh token `key` for the first time, or returns
+/// `None` when it is not there to use (already rotated or retired, revoked, expired, unknown).
+///
+/// Its first statement marks the parent's `successor_used_at`, which locks the parent's row
+/// before the token's own: every writer of a family takes the parent first, so two siblings
+/// used at once queue on their parent instead of each holding itself while retiring the
+/// other (a deadlock on Postgres). The same lock is what a retry of the parent waits on.
+async fn rotate(
+    db: &DatabaseConnection,
+    key: &[u8],
+    now: i64,
+) -> Result<Option<DatabaseTransaction>, StoreError> {
+    let txn = db.begin().await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::SuccessorUsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Hash.in_subquery(parent_of(key)))
+        .filter(refresh_token::Column::SuccessorUsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    let rotated = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+        .filter(refresh_token::Column::Hash.eq(key.to_vec()))
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if rotated == 0 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    // First use among siblings wins: the others are retired as if used now, so each keeps
+    // only its own retry window, and a stolen one presented later revokes the grant.
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+        .filter(refresh_token::Column::ParentHash.in_subquery(parent_of(key)))
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .exec(&txn)
+        .await?;
+    Ok(Some(txn))
+}
+
+/// Starts the transaction that issues a sibling pair for the used refresh token `key`, or
+/// returns `None` when the window is closed for it: `grace_secs` after its rotation have
+/// passed (in whole seconds), something issued from it has been used, or it is revoked or
+/// expired.
+///
+/// The decision is the row count of one conditional UPDATE of the token's own row, which
+/// changes nothing but locks the row until commit. A child's rotation sets that same row's
+/// `successor_used_at` in its first statement (see [`rotate`]), so the two serialize on it:
+/// on Postgres the later one waits for the row lock and then re-evaluates its WHERE clause
+/// on the committed row (READ COMMITTED), and SQLite lets one writer in at a time, each of
+/// these transactions writing in its first statement. If the child's rotation commits first,
+/// this UPDATE matches nothing and the presentation is reuse; if the retry commits first, the
+/// child's rotation, whose sibling retirement runs after it got the lock, sees the new
+/// sibling and retires it. Concurrent retries queue on the row and all pass. (A rotation
+/// that finds `successor_used_at` already set locks nothing, and needs not: once it is set,
+/// every child of the row has been used or retired, and no retry can add one.)
+async fn retry_within_window(
+    db: &DatabaseConnection,
+    key: &[u8],
+    now: i64,
+    grace_secs: i64,
+) -> Result<Option<DatabaseTransaction>, StoreError> {
+    if grace_secs <= 0 {
+        return Ok(None);
+    }
+    let txn = db.begin().await?;
+    let inside = refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RotatedAt,
+            Expr::col(refresh_token::Column::RotatedAt),
+        )
+        .filter(refresh_token::Column::Hash.eq(key.to_vec()))
+        .filter(refresh_token::Column::RotatedAt.gte(now - grace_secs))
+        .filter(refresh_token::Column::SuccessorUsedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if inside == 0 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    Ok(Some(txn))
+}
+
+/// The parent of the refresh token `key` (none for the first of a grant). A parent never
+/// changes, so reading it inside a statement needs no lock.
+fn parent_of(key: &[u8]) -> SelectStatement {
+    Query::select()
+        .column(refresh_token::Column::ParentHash)
+        .from(refresh_token::Entity)
+        .and_where(refresh_token::Column::Hash.eq(key.to_vec()))
+        .to_owned()
 }
 
 /// What a grant covers.

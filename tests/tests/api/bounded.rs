@@ -102,7 +102,8 @@ db_test! {
     }
 }
 
-db_test! {
+db_test_with! {
+    crate::refresh::no_retry_window,
     async fn rotated_refresh_tokens_are_kept_for_reuse_detection_and_deleted_once_their_grant_is_revoked(app: TestApp) {
         let client = app.web_app(true).await;
         app.create_user("ada", PASSWORD).await;

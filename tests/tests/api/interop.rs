@@ -77,6 +77,12 @@ db_test! {
             .await
             .expect("the refresh succeeds");
         assert_ne!(refreshed.refresh_token().unwrap().secret(), tokens.refresh_token().unwrap().secret());
+        // Once its successor is used, the first refresh token is spent beyond any retry window.
+        client
+            .exchange_refresh_token(refreshed.refresh_token().unwrap())
+            .request_async(&http_client)
+            .await
+            .expect("the successor refreshes in turn");
         let reused = client
             .exchange_refresh_token(tokens.refresh_token().unwrap())
             .request_async(&http_client)

@@ -59,6 +59,7 @@ mod pages;
 mod proxy_limits;
 mod redirect_uris;
 mod refresh;
+mod refresh_retry;
 mod revocation;
 mod robustness;
 mod senders;

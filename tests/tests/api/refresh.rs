@@ -1,12 +1,13 @@
 //! Refresh tokens: rotation, reuse detection, scope narrowing, client binding, revocation
-//! (RFC 6749 §6, RFC 9700 §4.14, RFC 7009).
+//! (RFC 6749 §6, RFC 9700 §4.14, RFC 7009). The tests that present a used token at once close
+//! the retry window (`refresh_retry` tests it), so that the presentation is reuse.
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use umbra_tests::{Pkce, TestApp, TestClient, assert_oauth_error};
 
 /// A user signed in through `client`, and the token response.
-async fn signed_in(app: &TestApp, client: &TestClient) -> Value {
+pub(super) async fn signed_in(app: &TestApp, client: &TestClient) -> Value {
     app.create_user("ada", "correct horse battery").await;
     let pkce = Pkce::new();
     let code = app
@@ -44,7 +45,13 @@ db_test! {
     }
 }
 
-db_test! {
+/// Closes the refresh retry window.
+pub(super) fn no_retry_window(settings: &mut umbra::settings::Settings) {
+    settings.tokens.refresh_reuse_grace_secs = 0;
+}
+
+db_test_with! {
+    no_retry_window,
     async fn reusing_a_rotated_refresh_token_revokes_the_whole_grant(app: TestApp) {
         let client = app.web_app(true).await;
         let rs = app.resource_server().await;
@@ -67,7 +74,8 @@ db_test! {
     }
 }
 
-db_test! {
+db_test_with! {
+    no_retry_window,
     async fn concurrent_refreshes_with_one_token_give_exactly_one_success(app: TestApp) {
         let client = app.web_app(true).await;
         let first = signed_in(&app, &client).await;

@@ -191,6 +191,7 @@ async fn refresh(
         .rotate_refresh_token(
             &presented_token,
             fresh.plan.issued_at,
+            state.settings.tokens.refresh_reuse_grace_secs,
             |stored| refresh_token::check_refresh(stored, client, params),
             &fresh.plan,
         )
