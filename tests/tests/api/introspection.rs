@@ -61,7 +61,6 @@ db_test! {
                 hash: token.hash(),
                 audience: Default::default(),
                 scope: ScopeSet::parse("read").unwrap(),
-                audience: Default::default(),
                 issued_at: now - 7200,
                 expires_at: now - 1,
             })

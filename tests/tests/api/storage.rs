@@ -46,7 +46,6 @@ db_test! {
                     hash: token.hash(),
                     audience: Default::default(),
                     scope: ScopeSet::parse("read").unwrap(),
-                    audience: Default::default(),
                     issued_at: now - 20,
                     expires_at,
                 })
