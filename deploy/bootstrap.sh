@@ -1,11 +1,14 @@
 #!/bin/sh
-# Creates the demo clients of docker-compose.yml, idempotently, through the umbra CLI (the
-# `bootstrap` service runs it once per `docker compose up`; running it again is harmless):
+# Creates the demo API and clients of docker-compose.yml, idempotently, through the umbra CLI
+# (the `bootstrap` service runs it once per `docker compose up`; running it again is harmless):
 #
-# - $DEMO_RS_CLIENT_ID, a resource server allowed to introspect; its credentials go to
+# - $DEMO_RS_CLIENT_ID, the demo API's resource server; its credentials go to
 #   $CREDENTIALS_DIR/$DEMO_RS_CLIENT_ID.json, which the resource-server service reads;
-# - $DEMO_CLIENT_ID, a client_credentials client allowed $DEMO_CLIENT_SCOPES; its credentials
-#   go to $CREDENTIALS_DIR/$DEMO_CLIENT_ID.json and are printed.
+# - $DEMO_RESOURCE, the demo API as a resource (RFC 8707) defining $DEMO_CLIENT_SCOPES, whose
+#   tokens only $DEMO_RS_CLIENT_ID may introspect;
+# - $DEMO_CLIENT_ID, a client_credentials client allowed the API with its scopes, and using
+#   it as its default resource (so its tokens name it without asking); its credentials go to
+#   $CREDENTIALS_DIR/$DEMO_CLIENT_ID.json and are printed.
 #
 # For each client: if Umbra does not know it, create it; if it exists but its credentials file
 # is missing (a new volume), rotate its secret (Umbra keeps only hashes, so the old secret
@@ -17,6 +20,7 @@
 set -eu
 
 CREDENTIALS_DIR=${CREDENTIALS_DIR:-/var/lib/umbra/credentials}
+DEMO_RESOURCE=${DEMO_RESOURCE:-http://localhost:8081}
 DEMO_RS_CLIENT_ID=${DEMO_RS_CLIENT_ID:-demo-rs}
 DEMO_CLIENT_ID=${DEMO_CLIENT_ID:-demo-client}
 DEMO_CLIENT_SCOPES=${DEMO_CLIENT_SCOPES:-read write}
@@ -67,8 +71,32 @@ ensure_client() {
     }
 }
 
-ensure_client "$DEMO_RS_CLIENT_ID" "Demo resource server" --introspect
+# ensure_resource: the demo API, with its scopes and resource server as configured now.
+ensure_resource() {
+    if shown=$(umbra resource show "$DEMO_RESOURCE" --json 2>&1); then
+        say "resource $DEMO_RESOURCE exists; setting its scopes and resource server"
+        umbra resource update "$DEMO_RESOURCE" --scope "$DEMO_CLIENT_SCOPES" \
+            --introspector "$DEMO_RS_CLIENT_ID" >/dev/null
+    else
+        case $shown in
+            *"no resource"*) ;;
+            *)
+                say "cannot look up resource $DEMO_RESOURCE: $shown" >&2
+                exit 1
+                ;;
+        esac
+        say "creating resource $DEMO_RESOURCE"
+        umbra resource create --identifier "$DEMO_RESOURCE" --name "Demo API" \
+            --scope "$DEMO_CLIENT_SCOPES" --introspector "$DEMO_RS_CLIENT_ID" >/dev/null
+    fi
+}
+
+ensure_client "$DEMO_RS_CLIENT_ID" "Demo resource server"
+ensure_resource
 ensure_client "$DEMO_CLIENT_ID" "Demo client" --scope "$DEMO_CLIENT_SCOPES"
+# Both are replacements, so running them again changes nothing.
+umbra client allow-resource "$DEMO_CLIENT_ID" "$DEMO_RESOURCE" >/dev/null
+umbra client default-resource "$DEMO_CLIENT_ID" "$DEMO_RESOURCE" >/dev/null
 
 secret=$(sed -n 's/.*"client_secret": *"\([^"]*\)".*/\1/p' "$CREDENTIALS_DIR/$DEMO_CLIENT_ID.json")
 cat <<EOF
@@ -76,6 +104,6 @@ bootstrap: done. Demo client (development only: this prints its secret):
   client_id:     $DEMO_CLIENT_ID
   client_secret: $secret
 Try it:
-  TOKEN=\$(curl -s -u '$DEMO_CLIENT_ID:$secret' -d grant_type=client_credentials --data-urlencode 'scope=$DEMO_CLIENT_SCOPES' $AUTH_PUBLIC_URL/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+  TOKEN=\$(curl -s -u '$DEMO_CLIENT_ID:$secret' -d grant_type=client_credentials --data-urlencode 'scope=$DEMO_CLIENT_SCOPES' --data-urlencode 'resource=$DEMO_RESOURCE' $AUTH_PUBLIC_URL/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
   curl -s -H "Authorization: Bearer \$TOKEN" $RS_PUBLIC_URL/notes
 EOF

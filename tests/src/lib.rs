@@ -410,6 +410,19 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Issues a client_credentials token for `resource` (RFC 8707) and returns its string.
+    pub async fn issue_token_for(&self, client: &TestClient, resource: &str) -> String {
+        let response = self
+            .post_token(
+                Some(client),
+                &[("grant_type", "client_credentials"), ("resource", resource)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// The introspection answer for `token`, asserting the call itself succeeded.
     pub async fn introspection_of(&self, caller: &TestClient, token: &str) -> serde_json::Value {
         let response = self.introspect(caller, token).await;

@@ -24,8 +24,8 @@ pub enum ResourceCommand {
     },
     /// Change a resource's name, scopes or introspectors.
     Update(UpdateArgs),
-    /// Delete a resource and every client's permission for it. Tokens already issued keep it
-    /// in their audience, and no resource server can introspect them any more.
+    /// Delete a resource and every client's permission for it, and revoke every token issued
+    /// for it (so that an identifier registered again never inherits them).
     Delete {
         #[arg(value_name = "URI")]
         identifier: String,
@@ -189,7 +189,7 @@ impl ResourceCommand {
                 show(store, &args.identifier, json).await?;
             }
             Self::Delete { identifier } => {
-                if !store.delete_resource(&identifier).await? {
+                if !store.delete_resource(&identifier, clock::now()).await? {
                     bail!("{}", unknown(&identifier));
                 }
                 output::print(
@@ -197,8 +197,7 @@ impl ResourceCommand {
                     &serde_json::json!({"deleted": identifier}),
                     &format!(
                         "deleted resource {identifier} and every client's permission for it; \
-                         tokens already issued for it keep it in their audience, and no \
-                         resource server can introspect them any more"
+                         every token issued for it is revoked"
                     ),
                 );
             }

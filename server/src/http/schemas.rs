@@ -3,13 +3,15 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// The form of `POST /token` (RFC 6749 §4.1.3, §4.4.2, §6). Which fields apply depends on
+/// The form of `POST /token` (RFC 6749 §4.1.3, §4.4.2, §6, RFC 8693 §2.1, RFC 8707 §2). Which
+/// fields apply depends on
 /// `grant_type`; client credentials may come in the body (`client_secret_post`) instead of
 /// HTTP Basic, and a public client sends only `client_id`.
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token` or `client_credentials`.
+    /// `authorization_code`, `refresh_token`, `client_credentials` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     grant_type: String,
     /// `authorization_code`: the code.
     code: Option<String>,
@@ -19,8 +21,20 @@ pub struct TokenRequest {
     code_verifier: Option<String>,
     /// `refresh_token`: the refresh token.
     refresh_token: Option<String>,
-    /// Space-separated scopes (`client_credentials`, or narrowing on `refresh_token`).
+    /// Space-separated scopes (`client_credentials`, token exchange, or narrowing on
+    /// `authorization_code` and `refresh_token`).
     scope: Option<String>,
+    /// The API the token is for (RFC 8707), an absolute URI; may be repeated. On
+    /// `authorization_code` and `refresh_token` it narrows the grant's audience.
+    resource: Option<String>,
+    /// Token exchange: a resource identifier, like `resource`; may be repeated.
+    audience: Option<String>,
+    /// Token exchange: the access token received from the caller.
+    subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    subject_token_type: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` if sent.
+    requested_token_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -41,7 +55,7 @@ pub struct TokenActionRequest {
 #[allow(dead_code)]
 pub struct ErrorResponse {
     /// e.g. `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `temporarily_unavailable`.
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `temporarily_unavailable`.
     error: String,
     error_description: String,
 }

@@ -25,6 +25,9 @@ pub struct TokenRecord {
     pub kind: RecordKind,
     /// The client the token was issued to (for an exchanged token, the acting client).
     pub client_id: String,
+    /// The client the grant was given to: the subject of a token issued to no user, which an
+    /// exchange passes on unchanged.
+    pub grant_client_id: String,
     pub scope: String,
     pub audience: Audience,
     /// The actor chain of an exchanged token (RFC 8693 §4.1).
@@ -134,7 +137,7 @@ impl Introspection {
         }
         let (sub, username) = match record.user {
             Some(user) => (user.id, Some(user.username)),
-            None => (record.client_id.clone(), None),
+            None => (record.grant_client_id, None),
         };
         Self {
             active: true,
@@ -169,6 +172,7 @@ mod tests {
         TokenRecord {
             kind: RecordKind::Access,
             client_id: "svc".into(),
+            grant_client_id: "svc".into(),
             scope: "read".into(),
             audience: Audience::default(),
             act: None,

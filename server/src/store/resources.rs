@@ -1,14 +1,15 @@
 //! Resources (RFC 8707) and their links to clients: which clients introspect for a resource,
 //! which may ask tokens for it and with which scopes, and each client's default resource.
 use super::{Store, StoreError};
-use crate::oauth::resource::{AllowedResource, ResourceAccess};
+use crate::oauth::resource::{AllowedResource, Audience, ResourceAccess};
 use crate::oauth::scope::ScopeSet;
-use entity::{client, client_resource, resource, resource_introspector};
-use sea_orm::sea_query::{Expr, OnConflict};
+use entity::{access_token, client, client_resource, grant, resource, resource_introspector};
+use sea_orm::sea_query::{Expr, LikeExpr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
     TransactionTrait,
 };
+use uuid::Uuid;
 
 /// A resource as stored, with its links.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,10 +119,12 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes a resource and its links; tokens already issued for it keep it in their
-    /// audience, and no resource server can introspect them any more. `false` if unknown.
-    pub async fn delete_resource(&self, identifier: &str) -> Result<bool, StoreError> {
+    /// Deletes a resource and its links, and revokes every grant and access token meant for
+    /// it, so that a resource registered again under the same identifier never inherits
+    /// tokens issued for the old one. `false` if unknown.
+    pub async fn delete_resource(&self, identifier: &str, now: i64) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
+        revoke_audience(&txn, identifier, now).await?;
         // The links go by cascade; a default resource is a plain column.
         client::Entity::update_many()
             .col_expr(
@@ -268,6 +271,67 @@ impl Store {
             clients,
         })
     }
+}
+
+/// Rows revoked per statement.
+const REVOKE_BATCH: usize = 500;
+
+/// Revokes the grants whose audience names `identifier`, and the access tokens that do (an
+/// exchanged token has its own audience, narrower than its grant's). Audiences are
+/// space-separated, so `LIKE` only narrows the scan and the exact check is made here. A rare
+/// administrative step: no index serves it, and none is worth keeping for it.
+async fn revoke_audience<C: ConnectionTrait>(
+    db: &C,
+    identifier: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let pattern = format!("%{}%", escape_like(identifier));
+    let names_it = |stored: &str| Audience::from_stored(stored).contains(identifier);
+    let grants: Vec<Uuid> = grant::Entity::find()
+        .filter(grant::Column::RevokedAt.is_null())
+        .filter(grant::Column::Audience.like(LikeExpr::new(pattern.clone()).escape('\\')))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|g| names_it(&g.audience))
+        .map(|g| g.id)
+        .collect();
+    for batch in grants.chunks(REVOKE_BATCH) {
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(grant::Column::Id.is_in(batch.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    let tokens: Vec<Vec<u8>> = access_token::Entity::find()
+        .filter(access_token::Column::RevokedAt.is_null())
+        .filter(access_token::Column::Audience.like(LikeExpr::new(pattern).escape('\\')))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|t| names_it(&t.audience))
+        .map(|t| t.hash)
+        .collect();
+    for batch in tokens.chunks(REVOKE_BATCH) {
+        access_token::Entity::update_many()
+            .col_expr(access_token::Column::RevokedAt, Expr::value(now))
+            .filter(access_token::Column::Hash.is_in(batch.iter().cloned()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `raw` as a literal inside a `LIKE` pattern escaped with `\`: URIs often hold `_`.
+fn escape_like(raw: &str) -> String {
+    let mut escaped = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 async fn insert_introspectors<C: ConnectionTrait>(

@@ -37,6 +37,7 @@ pub struct NewAccessToken {
 struct IntrospectionRow {
     grant_id: Uuid,
     client_id: String,
+    grant_client_id: String,
     scope: String,
     audience: String,
     act: Option<String>,
@@ -166,6 +167,7 @@ impl Store {
         let record = TokenRecord {
             kind,
             client_id: row.client_id,
+            grant_client_id: row.grant_client_id,
             scope: row.scope,
             audience: Audience::from_stored(&row.audience),
             act,
@@ -296,6 +298,10 @@ fn introspection_select(hash: &TokenHash, kind: RecordKind) -> sea_orm::sea_quer
         }
     }
     select
+        .expr_as(
+            Expr::col((grant::Entity, grant::Column::ClientId)),
+            "grant_client_id",
+        )
         .expr_as(
             Expr::col((grant::Entity, grant::Column::RevokedAt)),
             "grant_revoked_at",

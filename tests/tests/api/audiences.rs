@@ -370,3 +370,22 @@ db_test! {
         assert_eq!(app.introspection_of(&fleet.orders_rs, access).await, json!({"active": false}));
     }
 }
+
+db_test! {
+    async fn a_deleted_resource_takes_its_tokens_along_even_if_registered_again(app: TestApp) {
+        let fleet = fleet(&app).await;
+        let both = access_token(
+            client_credentials(&app, &fleet.service, &[("resource", ORDERS), ("resource", BILLING)]).await,
+        )
+        .await;
+        let both = both["access_token"].as_str().unwrap();
+        let billing_only = app.issue_token_for(&fleet.service, BILLING).await;
+        assert!(app.store.delete_resource(ORDERS, umbra::clock::now()).await.unwrap());
+        // Registered again under the same identifier, with the same resource server.
+        app.create_resource(ORDERS, "orders:read", &[&fleet.orders_rs]).await;
+        assert_eq!(app.introspection_of(&fleet.orders_rs, both).await, json!({"active": false}));
+        assert_eq!(app.introspection_of(&fleet.billing_rs, both).await, json!({"active": false}));
+        // Tokens for other resources only are untouched.
+        assert_eq!(app.introspection_of(&fleet.billing_rs, &billing_only).await["active"], true);
+    }
+}

@@ -490,14 +490,29 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
     assert_eq!(credentials(&client_file), client_first);
 
     // Act: Umbra on that database, and the resource server configured as compose does.
+    let compose = compose();
+    let umbra_env = environment(service(&compose, "umbra"));
+    let require_audience = interpolate(
+        &umbra_env["UMBRA__INTROSPECTION__REQUIRE_AUDIENCE"],
+        &env_example(),
+    );
+    assert_eq!(
+        require_audience, "true",
+        "the stack shows the recommended setting"
+    );
     let umbra = TestApp::spawn_with(Backend::Sqlite, |settings| {
         settings.database.url = database.url().to_owned();
+        settings.introspection.require_audience = true;
     })
     .await
     .unwrap();
-    let compose = compose();
     let rs_env = environment(service(&compose, "resource-server"));
     assert!(rs_env["RS_CREDENTIALS_FILE"].ends_with(".json"));
+    let resource = interpolate(&rs_env["RESOURCE_IDENTIFIER"], &env_example());
+    assert_eq!(
+        resource, vars["DEMO_RESOURCE"],
+        "the resource server guards the demo API"
+    );
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -509,6 +524,8 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
             .env_clear()
             .env("UMBRA_URL", &umbra.address)
             .env("RS_CREDENTIALS_FILE", &rs_file)
+            .env("RESOURCE_IDENTIFIER", &resource)
+            .env("UMBRA_ISSUER", &umbra.settings.server.issuer)
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -547,7 +564,17 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
     let (read, write) = (token("read").await, token("write").await);
     let notes = format!("{rs_url}/notes");
 
-    // Assert: the demo client's tokens are checked with the rotated resource-server secret.
+    // Assert: the demo client's tokens (for the demo API by default) are checked with the
+    // rotated resource-server secret; a token meant for no resource is refused.
+    let other = umbra.service_client("read").await;
+    let unbound = umbra.issue_token(&other).await;
+    let refused = http
+        .get(format!("{rs_url}/notes"))
+        .bearer_auth(&unbound)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let anonymous = http.get(&notes).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(

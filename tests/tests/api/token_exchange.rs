@@ -240,6 +240,21 @@ db_test_with! {
     }
 }
 
+db_test! {
+    async fn a_client_tokens_subject_stays_the_client_it_was_issued_to(app: TestApp) {
+        let c = chain(&app).await;
+        let checkout = app.register(ClientSpec::default()).await;
+        app.allow_resource(&checkout, GATEWAY, None).await;
+        let token = app.issue_token_for(&checkout, GATEWAY).await;
+        let for_orders = exchanged(&app, &c.gateway, &token, ORDERS).await;
+        let answer = app.introspection_of(&c.orders, &for_orders).await;
+        assert_eq!(answer["sub"], checkout.id.as_str());
+        assert_eq!(answer["client_id"], c.gateway.id.as_str());
+        assert!(answer.get("username").is_none());
+        assert_eq!(answer["act"], json!({"sub": c.gateway.id}));
+    }
+}
+
 db_test_with! {
     |settings| settings.token_exchange.require_subject_audience = false,
     async fn without_the_audience_rule_any_active_token_may_be_exchanged(app: TestApp) {

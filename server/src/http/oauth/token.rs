@@ -26,7 +26,7 @@ use actix_web::{HttpResponse, web};
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = crate::http::schemas::ErrorResponse),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target", body = crate::http::schemas::ErrorResponse),
         (status = 401, description = "invalid_client", body = crate::http::schemas::ErrorResponse),
         (status = 413, description = "body too large", body = crate::http::schemas::ErrorResponse),
         (status = 503, description = "temporarily_unavailable", body = crate::http::schemas::ErrorResponse)

@@ -176,6 +176,7 @@ mod tests {
         TokenRecord {
             kind: RecordKind::Access,
             client_id: "gateway".into(),
+            grant_client_id: "web".into(),
             scope: "orders:read billing:read".into(),
             audience: Audience::new([ORDERS.to_owned()]),
             act: None,
