@@ -339,3 +339,52 @@ async fn a_real_token_without_a_resource_is_refused_by_a_bound_guard_on_postgres
         a_real_token_issued_without_a_resource_is_refused_by_a_guard_that_protects_one(umbra).await;
     }
 }
+
+/// Against the real Umbra with resources (RFC 8707): the resource server introspects for the
+/// notes API; a token meant for it passes a guard bound to it, with its audience; a token
+/// meant for another API is refused, first by Umbra's per-caller answer and, were that
+/// misconfigured, by the guard's own check.
+async fn a_real_token_for_the_guards_resource_passes_and_one_for_another_does_not(umbra: Umbra) {
+    const OTHER: &str = "https://other.example.test";
+    let other_rs = umbra.app.service_client("").await;
+    umbra
+        .app
+        .create_resource(NOTES, "read write", &[&umbra.rs])
+        .await;
+    umbra.app.create_resource(OTHER, "read", &[&other_rs]).await;
+    let client = umbra.app.service_client("").await;
+    umbra.app.allow_resource(&client, NOTES, None).await;
+    umbra.app.allow_resource(&client, OTHER, None).await;
+    let for_notes = umbra.app.issue_token_for(&client, NOTES).await;
+    let for_other = umbra.app.issue_token_for(&client, OTHER).await;
+    let issuer = umbra.app.settings.server.issuer.clone();
+    let guard = umbra
+        .introspector()
+        .resource(NOTES)
+        .issuer(issuer)
+        .build()
+        .unwrap();
+
+    let token = guard.introspect(&for_notes).await.expect("meant for notes");
+    assert_eq!(token.aud, vec![NOTES.to_owned()]);
+    assert_eq!(token.sub, client.id);
+    assert!(!token.is_user_token());
+    // Umbra answers this resource server `{"active": false}` for it.
+    assert!(matches!(
+        guard.introspect(&for_other).await,
+        Err(GuardError::Inactive)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_token_for_the_guards_resource_passes_on_sqlite() {
+    a_real_token_for_the_guards_resource_passes_and_one_for_another_does_not(Umbra::start().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_token_for_the_guards_resource_passes_on_postgres() {
+    if let Some(umbra) = Umbra::on(Backend::Postgres).await {
+        a_real_token_for_the_guards_resource_passes_and_one_for_another_does_not(umbra).await;
+    }
+}
