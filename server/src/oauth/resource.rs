@@ -8,6 +8,7 @@
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grants::requested_scope;
+use super::params::Params;
 use super::scope::ScopeSet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -196,23 +197,17 @@ pub fn resolve(
 /// RFC 8707 §2.2): the named resources must be among the grant's and still allowed for the
 /// client, and the scope is the grant's (or the requested part of it) limited to what the
 /// client may ask at them. Without `resource`, the grant's audience and scope.
-pub fn narrow(
-    client: &Client,
-    grant_audience: &Audience,
-    grant_scope: &ScopeSet,
-    requested: &[&str],
-    scope: Option<&str>,
-) -> Result<Target, OAuthError> {
-    let requested = parse_requested(requested)?;
-    let scope = requested_scope(scope, grant_scope)?;
+pub fn narrow(client: &Client, granted: &Target, params: &Params) -> Result<Target, OAuthError> {
+    let requested = parse_requested(&params.get_all("resource"))?;
+    let scope = requested_scope(params.get("scope"), &granted.scope)?;
     if requested.is_empty() {
         return Ok(Target {
-            audience: grant_audience.clone(),
+            audience: granted.audience.clone(),
             scope,
         });
     }
     let audience = Audience::new(requested.iter().map(|r| (*r).to_owned()));
-    if !audience.is_subset_of(grant_audience) {
+    if !audience.is_subset_of(&granted.audience) {
         return Err(invalid_target(
             "a resource was not part of the original grant; a token can be narrowed, never widened",
         ));
@@ -391,33 +386,33 @@ mod tests {
 
     #[test]
     fn narrowing_keeps_within_the_grant_and_never_widens() {
-        let grant_aud = Audience::new([ORDERS.to_owned(), BILLING.to_owned()]);
-        let grant_scope = ScopeSet::parse("orders:read billing:read").unwrap();
+        let granted = Target {
+            audience: Audience::new([ORDERS.to_owned(), BILLING.to_owned()]),
+            scope: ScopeSet::parse("orders:read billing:read").unwrap(),
+        };
         let c = client(None);
-        let Target {
-            audience: aud,
-            scope,
-        } = narrow(&c, &grant_aud, &grant_scope, &[BILLING], None).unwrap();
-        assert_eq!(aud.to_string(), BILLING);
-        assert_eq!(scope.to_string(), "billing:read");
-        let Target {
-            audience: aud,
-            scope,
-        } = narrow(&c, &grant_aud, &grant_scope, &[], None).unwrap();
-        assert_eq!(aud, grant_aud);
-        assert_eq!(scope, grant_scope);
-        let only_orders = Audience::new([ORDERS.to_owned()]);
+        let narrow_with = |granted: &Target, query: &str| {
+            narrow(&c, granted, &Params::parse(query.as_bytes()).unwrap())
+        };
+        let billing = narrow_with(&granted, "resource=https://billing.example").unwrap();
+        assert_eq!(billing.audience.to_string(), BILLING);
+        assert_eq!(billing.scope.to_string(), "billing:read");
+        assert_eq!(narrow_with(&granted, "").unwrap(), granted);
+        let only_orders = Target {
+            audience: Audience::new([ORDERS.to_owned()]),
+            ..granted.clone()
+        };
         assert_eq!(
-            code(narrow(&c, &only_orders, &grant_scope, &[BILLING], None)),
+            code(narrow_with(
+                &only_orders,
+                "resource=https://billing.example"
+            )),
             ErrorCode::InvalidTarget
         );
         assert_eq!(
-            code(narrow(
-                &c,
-                &grant_aud,
-                &grant_scope,
-                &[ORDERS],
-                Some("orders:write")
+            code(narrow_with(
+                &granted,
+                "resource=https://orders.example&scope=orders:write"
             )),
             ErrorCode::InvalidScope
         );

@@ -168,12 +168,11 @@ db_test! {
     }
 }
 
-/// A web app allowed both resources, a user, and a signed-in browser on the consent page's
-/// far side: the code for `extra` (e.g. `&resource=…`).
-async fn user_grant(app: &TestApp, extra: &str) -> (TestClient, serde_json::Value) {
+/// A confidential web app with `grant_types`, allowed both resources, and the user ada.
+async fn web_app_for_both(app: &TestApp, grant_types: &'static [GrantType]) -> TestClient {
     let web = app
         .register(ClientSpec {
-            grant_types: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            grant_types,
             redirect_uris: &[REDIRECT_URI],
             ..ClientSpec::default()
         })
@@ -181,10 +180,16 @@ async fn user_grant(app: &TestApp, extra: &str) -> (TestClient, serde_json::Valu
     app.allow_resource(&web, ORDERS, None).await;
     app.allow_resource(&web, BILLING, None).await;
     app.create_user("ada", "correct horse battery").await;
+    web
+}
+
+/// Ada signs in to `web` for `extra` (e.g. `&resource=…`) and approves: the code and the PKCE
+/// verifier to redeem it with.
+async fn approved_code(app: &TestApp, web: &TestClient, extra: &str) -> (String, Pkce) {
     let browser = app.browser();
     let pkce = Pkce::new();
     let response = browser
-        .authorize(&web, &pkce, &format!("&state=s{extra}"))
+        .authorize(web, &pkce, &format!("&state=s{extra}"))
         .await;
     assert_eq!(location(&response), "/login");
     let response = browser.sign_in("ada", "correct horse battery").await;
@@ -196,6 +201,17 @@ async fn user_grant(app: &TestApp, extra: &str) -> (TestClient, serde_json::Valu
     );
     let response = browser.consent("approve").await;
     let code = query_param(&location(&response), "code").expect("a code");
+    (code, pkce)
+}
+
+/// A web app with refresh tokens, and the tokens ada's approval of `extra` gives it.
+async fn user_grant(app: &TestApp, extra: &str) -> (TestClient, serde_json::Value) {
+    let web = web_app_for_both(
+        app,
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    )
+    .await;
+    let (code, pkce) = approved_code(app, &web, extra).await;
     let response = app.exchange_code(&web, &code, &pkce.verifier).await;
     (web, access_token(response).await)
 }
@@ -241,22 +257,9 @@ db_test! {
 db_test! {
     async fn the_code_redemption_may_narrow_the_audience(app: TestApp) {
         let fleet = fleet(&app).await;
-        let web = app
-            .register(ClientSpec {
-                grant_types: &[GrantType::AuthorizationCode],
-                redirect_uris: &[REDIRECT_URI],
-                ..ClientSpec::default()
-            })
-            .await;
-        app.allow_resource(&web, ORDERS, None).await;
-        app.allow_resource(&web, BILLING, None).await;
-        app.create_user("ada", "correct horse battery").await;
-        let browser = app.browser();
-        let pkce = Pkce::new();
-        browser.authorize(&web, &pkce, &format!("&state=s&resource={ORDERS}&resource={BILLING}")).await;
-        browser.sign_in("ada", "correct horse battery").await;
-        let response = browser.consent("approve").await;
-        let code = query_param(&location(&response), "code").unwrap();
+        let web = web_app_for_both(&app, &[GrantType::AuthorizationCode]).await;
+        let (code, pkce) =
+            approved_code(&app, &web, &format!("&resource={ORDERS}&resource={BILLING}")).await;
         let response = app
             .post_token(Some(&web), &[
                 ("grant_type", "authorization_code"),

@@ -44,13 +44,7 @@ pub fn check_refresh(
     if stored.user_disabled {
         return Err(OAuthError::invalid_grant("the user's account is disabled"));
     }
-    resource::narrow(
-        client,
-        &stored.granted.audience,
-        &stored.granted.scope,
-        &params.get_all("resource"),
-        params.get("scope"),
-    )
+    resource::narrow(client, &stored.granted, params)
 }
 
 #[cfg(test)]
