@@ -118,6 +118,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedResource {
     pub identifier: String,
+    /// What people are shown, e.g. on the consent page.
+    pub name: String,
     pub scopes: ScopeSet,
 }
 
@@ -133,7 +135,8 @@ pub struct ResourceAccess {
 }
 
 impl ResourceAccess {
-    fn allowed(&self, identifier: &str) -> Option<&AllowedResource> {
+    /// The resource `identifier` if the client may ask for it.
+    pub fn allowed(&self, identifier: &str) -> Option<&AllowedResource> {
         self.allowed.iter().find(|r| r.identifier == identifier)
     }
 
@@ -284,10 +287,12 @@ mod tests {
                 allowed: vec![
                     AllowedResource {
                         identifier: ORDERS.into(),
+                        name: "Orders".into(),
                         scopes: ScopeSet::parse("orders:read orders:write").unwrap(),
                     },
                     AllowedResource {
                         identifier: BILLING.into(),
+                        name: "Billing".into(),
                         scopes: ScopeSet::parse("billing:read").unwrap(),
                     },
                 ],

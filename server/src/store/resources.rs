@@ -216,13 +216,15 @@ impl Store {
         let allowed: Vec<AllowedResource> = links
             .into_iter()
             .filter_map(|(link, resource)| {
-                let defined = ScopeSet::from_stored(&resource?.scopes);
+                let resource = resource?;
+                let defined = ScopeSet::from_stored(&resource.scopes);
                 let scopes = match &link.scopes {
                     Some(scopes) => ScopeSet::from_stored(scopes).intersection(&defined),
                     None => defined,
                 };
                 Some(AllowedResource {
                     identifier: link.resource,
+                    name: resource.name,
                     scopes,
                 })
             })

@@ -31,6 +31,13 @@ struct ScopeLine<'a> {
     description: &'a str,
 }
 
+/// A service (RFC 8707 resource) the request asks access to.
+#[derive(Serialize)]
+struct ResourceLine {
+    name: String,
+    identifier: String,
+}
+
 /// `GET /consent`: the newest request in progress; its form names it.
 pub async fn consent_page(
     state: web::Data<AppState>,
@@ -45,6 +52,20 @@ pub async fn consent_page(
         .get(&state.store, &pending.request.client_id)
         .await?
         .ok_or_else(|| PageError::bad_request("The application is no longer registered."))?;
+    // Named as registered; a resource no longer allowed (the request would fail anyway) by
+    // its identifier alone.
+    let resources: Vec<ResourceLine> = pending
+        .request
+        .audience()
+        .iter()
+        .map(|identifier| ResourceLine {
+            name: client
+                .resources
+                .allowed(identifier)
+                .map_or_else(|| identifier.to_owned(), |r| r.name.clone()),
+            identifier: identifier.to_owned(),
+        })
+        .collect();
     let scope = pending.request.scope_set();
     let descriptions = &state.settings.scopes.descriptions;
     let scopes: Vec<ScopeLine> = scope
@@ -64,7 +85,7 @@ pub async fn consent_page(
             destination => destination(&pending.request.redirect_uri),
             username => user.username,
             scopes,
-            resources => pending.request.audience().to_vec(),
+            resources,
         },
     ))
 }

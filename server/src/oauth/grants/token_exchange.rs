@@ -164,6 +164,7 @@ mod tests {
             resources: ResourceAccess {
                 allowed: vec![AllowedResource {
                     identifier: BILLING.into(),
+                    name: "Billing".into(),
                     scopes: ScopeSet::parse("billing:read billing:write").unwrap(),
                 }],
                 default: None,
