@@ -21,6 +21,7 @@ pub mod recovery_code;
 pub mod refresh_token;
 pub mod resource;
 pub mod resource_introspector;
+pub mod signing_key;
 pub mod user;
 pub mod user_factor;
 
@@ -38,6 +39,7 @@ pub mod prelude {
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::resource::Entity as Resource;
     pub use super::resource_introspector::Entity as ResourceIntrospector;
+    pub use super::signing_key::Entity as SigningKey;
     pub use super::user::Entity as User;
     pub use super::user_factor::Entity as UserFactor;
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod http;
+pub mod keys;
 pub mod oauth;
 pub mod second_factor;
 pub mod sender;

@@ -36,6 +36,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub introspection: IntrospectionSettings,
+    pub keys: KeySettings,
     pub token_exchange: TokenExchangeSettings,
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
@@ -144,6 +145,35 @@ pub struct TokenSettings {
     /// a second tab) and get a sibling pair instead of revoking the grant, as long as nothing
     /// issued from it has been used yet. 0 turns the window off.
     pub refresh_reuse_grace_secs: i64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Base64 of 32 bytes that encrypts the private signing keys at rest; empty means the
+    /// development key (refused in production).
+    pub encryption_key: String,
+    /// `RS256`, `ES256` or `EdDSA`: the key made at first start, and what signs by default.
+    pub default_algorithm: String,
+    /// A new key is published this long before it signs.
+    pub prepublish_secs: i64,
+    /// A retired key stays published this long: longer than anything it signed lives.
+    pub publish_retired_secs: i64,
+    /// Rotate the default algorithm's key when it is this many days old; 0: never.
+    pub rotate_after_days: i64,
+    /// How often an instance re-reads the keys (rotations by the CLI or other instances).
+    pub refresh_secs: u64,
+}
+
+impl std::fmt::Debug for KeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySettings")
+            .field("default_algorithm", &self.default_algorithm)
+            .field("prepublish_secs", &self.prepublish_secs)
+            .field("publish_retired_secs", &self.publish_retired_secs)
+            .field("rotate_after_days", &self.rotate_after_days)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -450,6 +480,7 @@ impl Settings {
         if !(1..=10).contains(&self.token_exchange.max_chain_depth) {
             return invalid("token_exchange.max_chain_depth must be between 1 and 10");
         }
+        self.validate_keys()?;
         if production && !self.introspection.require_audience {
             self.warnings.push(
                 "introspection.require_audience is false: tokens that name no resource are \
@@ -551,6 +582,61 @@ impl Settings {
             _ => {}
         }
         Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), SettingsError> {
+        let invalid = |msg: &str| Err(SettingsError::Invalid(msg.to_owned()));
+        let k = &self.keys;
+        if self.environment == Environment::Production && self.uses_development_signing_key() {
+            return invalid(
+                "keys.encryption_key must be set in production to a key of your own (32 random \
+                 bytes, base64)",
+            );
+        }
+        if self.keys_encryption_key().is_none() {
+            return invalid("keys.encryption_key must be base64 of 32 bytes");
+        }
+        if self.signing_policy().is_none() {
+            return invalid("keys.default_algorithm must be RS256, ES256 or EdDSA");
+        }
+        if !(0..=30 * 86_400).contains(&k.prepublish_secs)
+            || k.publish_retired_secs < 0
+            || k.rotate_after_days < 0
+            || k.refresh_secs == 0
+        {
+            return invalid(
+                "keys.prepublish_secs must be between 0 and 2592000, publish_retired_secs and \
+                 rotate_after_days not negative, refresh_secs positive",
+            );
+        }
+        if k.rotate_after_days > 0 && k.rotate_after_days * 86_400 <= k.prepublish_secs {
+            return invalid("keys.rotate_after_days must be longer than keys.prepublish_secs");
+        }
+        Ok(())
+    }
+
+    /// The key that encrypts private signing keys: the configured one, or the development key.
+    pub fn keys_encryption_key(&self) -> Option<[u8; 32]> {
+        decode_key(match self.keys.encryption_key.trim() {
+            "" => DEVELOPMENT_ENCRYPTION_KEY,
+            key => key,
+        })
+    }
+
+    /// True when private signing keys are encrypted with the public development key.
+    pub fn uses_development_signing_key(&self) -> bool {
+        self.keys_encryption_key() == decode_key(DEVELOPMENT_ENCRYPTION_KEY)
+    }
+
+    /// The key life cycle from `[keys]`; `None` for an unknown default algorithm.
+    pub fn signing_policy(&self) -> Option<crate::keys::KeyPolicy> {
+        let k = &self.keys;
+        Some(crate::keys::KeyPolicy {
+            default_alg: k.default_algorithm.parse().ok()?,
+            prepublish_secs: k.prepublish_secs,
+            publish_retired_secs: k.publish_retired_secs,
+            rotate_after_secs: k.rotate_after_days.saturating_mul(86_400),
+        })
     }
 
     fn second_factor_key_base64(&self) -> &str {

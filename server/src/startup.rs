@@ -2,8 +2,10 @@
 //! tasks. Tests start the very same thing on port 0.
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
+use crate::auth::secret_box::SecretBox;
 use crate::http::metrics::{self, Metrics};
 use crate::http::{self, AppState};
+use crate::keys::{KeyPolicy, KeyRing};
 use crate::second_factor::SecondFactor;
 use crate::sender::{self, CodeSender};
 use crate::settings::Settings;
@@ -35,6 +37,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("second factor: {0}")]
     SecondFactor(String),
+    #[error("signing keys: {0}")]
+    Keys(String),
     #[error("cannot listen on {address} ({listener}; 0 picks a free port): {source}")]
     Bind {
         address: String,
@@ -53,6 +57,7 @@ pub struct Application {
     metrics_server: Option<Server>,
     stop_background: watch::Sender<bool>,
     cleanup: Option<JoinHandle<()>>,
+    key_refresh: JoinHandle<()>,
 }
 
 impl Application {
@@ -77,7 +82,13 @@ impl Application {
         let mut settings = settings;
         let (listener, port) = bind(&settings.server.host, settings.server.port, HTTP_LISTENER)?;
         settings.default_issuer_to_listener(port);
-        let state = web::Data::new(app_state(store.clone(), Arc::new(settings), sender)?);
+        let keys = Arc::new(load_keys(&settings, store.clone()).await?);
+        let state = web::Data::new(app_state(
+            store.clone(),
+            Arc::new(settings),
+            sender,
+            keys.clone(),
+        )?);
         let settings = &state.settings;
         let metrics_listener = match settings.metrics.enabled {
             true => Some(bind(
@@ -88,7 +99,8 @@ impl Application {
             false => None,
         };
         let (stop_background, stop) = watch::channel(false);
-        let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop);
+        let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop.clone());
+        let key_refresh = keys.spawn_refresh(Duration::from_secs(settings.keys.refresh_secs), stop);
         let effective = state.settings.clone();
         let server = serve(listener, state.clone())?;
         let (metrics_server, metrics_port) = match metrics_listener {
@@ -103,6 +115,7 @@ impl Application {
             metrics_server,
             stop_background,
             cleanup,
+            key_refresh,
         })
     }
 
@@ -135,6 +148,7 @@ impl Application {
         if let Some(cleanup) = self.cleanup {
             cleanup.await.ok();
         }
+        self.key_refresh.await.ok();
         tracing::info!("umbra stopped");
         served.and(metrics_served)
     }
@@ -162,6 +176,7 @@ pub(crate) fn app_state(
     store: Store,
     settings: Arc<Settings>,
     sender: Arc<dyn CodeSender>,
+    keys: Arc<KeyRing>,
 ) -> Result<AppState, StartupError> {
     if settings.uses_development_key() {
         tracing::warn!(
@@ -178,8 +193,34 @@ pub(crate) fn app_state(
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
         limiter: LoginLimiter::new(&settings.login),
         metrics,
+        keys,
         settings,
     })
+}
+
+/// The signing-key encryptor and life-cycle rules of `settings`.
+pub fn key_parts(settings: &Settings) -> Result<(Arc<SecretBox>, KeyPolicy), StartupError> {
+    let key = settings.keys_encryption_key().ok_or_else(|| {
+        StartupError::Keys("keys.encryption_key is not 32 bytes of base64".into())
+    })?;
+    let policy = settings
+        .signing_policy()
+        .ok_or_else(|| StartupError::Keys("keys.default_algorithm is unknown".into()))?;
+    Ok((Arc::new(SecretBox::new(&key)), policy))
+}
+
+/// The signing keys, a first one created when there is none.
+async fn load_keys(settings: &Settings, store: Store) -> Result<KeyRing, StartupError> {
+    if settings.uses_development_signing_key() {
+        tracing::warn!(
+            "keys.encryption_key is not set: private signing keys are encrypted with the public \
+             development key"
+        );
+    }
+    let (sealer, policy) = key_parts(settings)?;
+    KeyRing::load(store, sealer, policy, crate::clock::now())
+        .await
+        .map_err(|e| StartupError::Keys(e.to_string()))
 }
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {

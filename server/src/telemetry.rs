@@ -128,11 +128,15 @@ mod tests {
             TrustedProxies::try_from(vec!["10.0.0.1".to_owned()]).unwrap();
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
+        let store = crate::store::Store::new(sea_orm::DatabaseConnection::default());
+        let (sealer, policy) = crate::startup::key_parts(&settings).unwrap();
+        let keys = Arc::new(crate::keys::KeyRing::empty(store.clone(), sealer, policy));
         let state = web::Data::new(
             crate::startup::app_state(
-                crate::store::Store::new(sea_orm::DatabaseConnection::default()),
+                store,
                 Arc::new(settings),
                 Arc::new(crate::sender::LogSender),
+                keys,
             )
             .unwrap(),
         );

@@ -1,9 +1,10 @@
 //! The `umbra` command line: `serve` (the default), `migrate`, `client …`, `resource …`,
-//! `user …`, `audit …`.
+//! `user …`, `keys …`, `audit …`.
 //!
 //! Every command takes `--json`. Errors print one line on stderr and exit non-zero.
 mod audit;
 mod client;
+mod keys;
 mod output;
 mod resource;
 mod two_factor;
@@ -47,6 +48,9 @@ enum Command {
     /// Manage the people who sign in.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage Umbra's signing keys (JWKS, rotation).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -105,6 +109,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command.run(&store, cli.json).await
         }
         Command::User(command) => {
+            start_logging(&settings, &quiet(&settings), Writer::Stderr);
+            let store = open_store(&settings).await?;
+            command.run(&store, &settings, cli.json).await
+        }
+        Command::Keys(command) => {
             start_logging(&settings, &quiet(&settings), Writer::Stderr);
             let store = open_store(&settings).await?;
             command.run(&store, &settings, cli.json).await

@@ -40,6 +40,8 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     pub metrics: Arc<metrics::Metrics>,
     pub factors: SecondFactor,
+    /// Umbra's signing keys (JWKS, ID tokens, signed introspection answers).
+    pub keys: Arc<crate::keys::KeyRing>,
 }
 
 /// Largest HTML form accepted.
@@ -56,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/.well-known/oauth-authorization-server",
             metadata::metadata,
         ))
+        .service(get("/jwks.json", oauth::jwks::jwks))
         .service(get("/", home))
         // RFC 8414 §3.1: the issuer's path, if any, follows the well-known segment.
         .service(get(

@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         introspect::introspect,
         revoke::revoke,
         metadata::metadata,
+        crate::http::oauth::jwks::jwks,
         health::live,
         health::ready,
         openapi_json

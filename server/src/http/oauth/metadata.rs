@@ -35,6 +35,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint": format!("{issuer}/token"),
             "introspection_endpoint": format!("{issuer}/introspect"),
             "revocation_endpoint": format!("{issuer}/revoke"),
+            "jwks_uri": format!("{issuer}/jwks.json"),
             "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

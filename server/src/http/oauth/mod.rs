@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod introspect;
+pub mod jwks;
 pub mod metadata;
 pub mod revoke;
 pub mod token;

@@ -1,0 +1,431 @@
+//! Umbra's signing keys: generated here, stored with the private half encrypted, published in
+//! the JWKS, and used for every JWT Umbra signs (ID tokens, signed introspection answers).
+//!
+//! A key's life: created and published at once; signing from `activates_at` (a rotation sets
+//! it `keys.prepublish_secs` ahead, so that relying parties that cache the JWKS learn the new
+//! key before they meet it); retired when its successor activates; published until
+//! `expires_at` (`keys.publish_retired_secs` after retirement), when everything it signed has
+//! expired; then deleted. Each instance keeps the keys in memory and re-reads them every
+//! `keys.refresh_secs`, and at once when it finds no key to sign with, so that a rotation made
+//! by the CLI or another instance is picked up without a restart.
+pub mod material;
+
+use crate::auth::secret_box::SecretBox;
+use crate::store::{NewSigningKey, Store, StoreError};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{EncodingKey, Header};
+pub use material::{SigningAlg, UnknownAlg};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot generate a {0} key")]
+    Generate(SigningAlg),
+    #[error("corrupt signing key: {0}")]
+    Corrupt(String),
+    /// The configured key-encryption key is not the one the keys were sealed with.
+    #[error("a private signing key does not decrypt with keys.encryption_key")]
+    Decrypt,
+    #[error("no active {0} signing key (create one with `umbra keys rotate --alg {0}`)")]
+    NoActiveKey(SigningAlg),
+    #[error("no signing key {0:?}")]
+    UnknownKey(String),
+    #[error(
+        "{kid} is the last active {alg} key: rotate first (`umbra keys rotate --alg {alg}`), \
+         then retire it"
+    )]
+    LastActiveKey { kid: String, alg: SigningAlg },
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The rules of the key life cycle, from `[keys]`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    /// The algorithm of the key made at first start and of rotations that name none.
+    pub default_alg: SigningAlg,
+    /// How long a new key is published before it signs.
+    pub prepublish_secs: i64,
+    /// How long a retired key stays published: longer than anything it signed lives.
+    pub publish_retired_secs: i64,
+    /// Rotate the default algorithm's key once it is this old; 0: never automatically.
+    pub rotate_after_secs: i64,
+}
+
+/// What `umbra keys list` shows of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeySummary {
+    pub kid: String,
+    pub alg: String,
+    /// `pending` (published, not signing yet), `active`, or `retired` (published only).
+    pub state: &'static str,
+    pub created_at: i64,
+    pub activates_at: i64,
+    pub retired_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// A stored key as an instance holds it.
+struct LoadedKey {
+    summary: KeySummary,
+    alg: SigningAlg,
+    jwk: Jwk,
+    /// Only for keys that may still sign; retired keys are published and never decrypted.
+    signer: Option<EncodingKey>,
+}
+
+impl LoadedKey {
+    fn signs_at(&self, now: i64) -> bool {
+        self.summary.activates_at <= now
+            && self.summary.retired_at.is_none_or(|retired| now < retired)
+    }
+
+    fn published_at(&self, now: i64) -> bool {
+        self.summary.created_at <= now && self.summary.expires_at.is_none_or(|end| now < end)
+    }
+}
+
+/// The signing keys of this instance. Cheap to share behind an `Arc`.
+pub struct KeyRing {
+    store: Store,
+    sealer: Arc<SecretBox>,
+    policy: KeyPolicy,
+    keys: RwLock<Arc<Vec<LoadedKey>>>,
+}
+
+impl KeyRing {
+    /// A ring with no keys loaded (for code paths that never sign, such as unit tests of the
+    /// HTTP plumbing).
+    pub fn empty(store: Store, sealer: Arc<SecretBox>, policy: KeyPolicy) -> Self {
+        Self {
+            store,
+            sealer,
+            policy,
+            keys: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    /// Loads the keys, first creating (and activating at once) a key of the default algorithm
+    /// if none is live: a new installation has no JWKS cached anywhere to wait for.
+    pub async fn load(
+        store: Store,
+        sealer: Arc<SecretBox>,
+        policy: KeyPolicy,
+        now: i64,
+    ) -> Result<Self, KeyError> {
+        let ring = Self::empty(store, sealer, policy);
+        ring.refresh(now).await?;
+        if ring.active(policy.default_alg, now).is_none() {
+            ring.rotate(policy.default_alg, true, now).await?;
+        }
+        Ok(ring)
+    }
+
+    /// Re-reads the keys every `every` until `stop` changes, deleting keys whose publication
+    /// has ended. A failed pass keeps the keys already loaded.
+    pub fn spawn_refresh(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let now = crate::clock::now();
+                if let Err(err) = self.store.delete_expired_signing_keys(now).await {
+                    tracing::warn!(error = %err, "could not delete expired signing keys");
+                }
+                if let Err(err) = self.refresh(now).await {
+                    tracing::warn!(error = %err, "could not re-read the signing keys");
+                }
+            }
+        })
+    }
+
+    /// Re-reads the keys from the database; rotates the default algorithm's key when
+    /// automatic rotation is on and it is due.
+    pub async fn refresh(&self, now: i64) -> Result<(), KeyError> {
+        let rows = self.store.live_signing_keys(now).await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            keys.push(self.loaded(row, now)?);
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        if self.rotation_due(now) {
+            tracing::info!(alg = %self.policy.default_alg, "rotating the signing key by age");
+            self.rotate(self.policy.default_alg, false, now).await?;
+        }
+        Ok(())
+    }
+
+    fn rotation_due(&self, now: i64) -> bool {
+        let age = self.policy.rotate_after_secs;
+        if age <= 0 {
+            return false;
+        }
+        let keys = self.snapshot();
+        let newest = keys
+            .iter()
+            .filter(|k| k.alg == self.policy.default_alg && k.summary.retired_at.is_none())
+            .map(|k| k.summary.created_at)
+            .max();
+        newest.is_some_and(|created| now - created >= age)
+    }
+
+    fn loaded(&self, row: entity::signing_key::Model, now: i64) -> Result<LoadedKey, KeyError> {
+        let alg: SigningAlg = row
+            .alg
+            .parse()
+            .map_err(|e: UnknownAlg| KeyError::Corrupt(e.to_string()))?;
+        let jwk: Jwk = serde_json::from_str(&row.public_jwk)
+            .map_err(|_| KeyError::Corrupt(format!("the public JWK of {} is not JSON", row.kid)))?;
+        let summary = KeySummary {
+            state: state(row.activates_at, row.retired_at, now),
+            kid: row.kid,
+            alg: row.alg,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+            retired_at: row.retired_at,
+            expires_at: row.expires_at,
+        };
+        let signer = if summary.retired_at.is_none_or(|retired| now < retired) {
+            let pkcs8 = self
+                .sealer
+                .open(&row.private_key, summary.kid.as_bytes())
+                .map_err(|_| KeyError::Decrypt)?;
+            Some(material::encoding_key(alg, &pkcs8)?)
+        } else {
+            None
+        };
+        Ok(LoadedKey {
+            summary,
+            alg,
+            jwk,
+            signer,
+        })
+    }
+
+    fn snapshot(&self) -> Arc<Vec<LoadedKey>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The kid of the key that signs `alg` at `now`: the latest activated one.
+    fn active(&self, alg: SigningAlg, now: i64) -> Option<String> {
+        self.snapshot()
+            .iter()
+            .filter(|k| k.alg == alg && k.signer.is_some() && k.signs_at(now))
+            .max_by_key(|k| k.summary.activates_at)
+            .map(|k| k.summary.kid.clone())
+    }
+
+    /// The JWKS (RFC 7517 §5): every published key.
+    pub fn jwks(&self, now: i64) -> serde_json::Value {
+        let snapshot = self.snapshot();
+        let keys: Vec<&Jwk> = snapshot
+            .iter()
+            .filter(|k| k.published_at(now))
+            .map(|k| &k.jwk)
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The algorithms this instance can sign with now.
+    pub fn algorithms(&self, now: i64) -> Vec<SigningAlg> {
+        SigningAlg::ALL
+            .into_iter()
+            .filter(|alg| self.active(*alg, now).is_some())
+            .collect()
+    }
+
+    /// The default algorithm (what ID tokens use unless a client asks for another).
+    pub fn default_alg(&self) -> SigningAlg {
+        self.policy.default_alg
+    }
+
+    /// Signs `claims` as a JWS with the active key of `alg`, `typ` in the header. Re-reads the
+    /// keys once when none is active (a rotation this instance has not seen yet).
+    pub async fn sign<T: Serialize>(
+        &self,
+        alg: SigningAlg,
+        typ: &str,
+        claims: &T,
+        now: i64,
+    ) -> Result<String, KeyError> {
+        if self.active(alg, now).is_none() {
+            self.refresh(now).await?;
+        }
+        let snapshot = self.snapshot();
+        let key = snapshot
+            .iter()
+            .filter(|k| k.alg == alg && k.signs_at(now))
+            .max_by_key(|k| k.summary.activates_at)
+            .ok_or(KeyError::NoActiveKey(alg))?;
+        let signer = key.signer.as_ref().ok_or(KeyError::NoActiveKey(alg))?;
+        let mut header = Header::new(alg.jws());
+        header.kid = Some(key.summary.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, signer).map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    /// Creates a key of `alg`, published now and signing after the pre-publication time (at
+    /// once if `immediately`, for a first key or a compromised one); the keys of `alg` active
+    /// until then retire when it activates.
+    pub async fn rotate(
+        &self,
+        alg: SigningAlg,
+        immediately: bool,
+        now: i64,
+    ) -> Result<KeySummary, KeyError> {
+        let summary = rotate(
+            &self.store,
+            &self.sealer,
+            &self.policy,
+            alg,
+            immediately,
+            now,
+        )
+        .await?;
+        let rows = self.store.live_signing_keys(now).await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            keys.push(self.loaded(row, now)?);
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(summary)
+    }
+}
+
+/// `pending`, `active` or `retired` at `now`.
+fn state(activates_at: i64, retired_at: Option<i64>, now: i64) -> &'static str {
+    match retired_at {
+        Some(retired) if retired <= now => "retired",
+        _ if activates_at > now => "pending",
+        _ => "active",
+    }
+}
+
+/// Generates and stores a key of `alg` (see [`KeyRing::rotate`]); for the CLI, which has no
+/// ring of its own.
+pub async fn rotate(
+    store: &Store,
+    sealer: &SecretBox,
+    policy: &KeyPolicy,
+    alg: SigningAlg,
+    immediately: bool,
+    now: i64,
+) -> Result<KeySummary, KeyError> {
+    let generated = tokio::task::spawn_blocking(move || material::generate(alg))
+        .await
+        .map_err(|_| KeyError::Generate(alg))??;
+    let sealed = sealer
+        .seal(&generated.pkcs8, generated.kid.as_bytes())
+        .map_err(|_| KeyError::Generate(alg))?;
+    let activates_at = if immediately {
+        now
+    } else {
+        now + policy.prepublish_secs
+    };
+    let public_jwk = serde_json::to_string(&generated.public_jwk)
+        .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+    store
+        .rotate_signing_key(
+            &NewSigningKey {
+                kid: generated.kid.clone(),
+                alg: alg.as_str(),
+                public_jwk,
+                private_key: sealed,
+                created_at: now,
+                activates_at,
+            },
+            policy.publish_retired_secs,
+        )
+        .await?;
+    Ok(KeySummary {
+        kid: generated.kid,
+        alg: alg.as_str().to_owned(),
+        state: state(activates_at, None, now),
+        created_at: now,
+        activates_at,
+        retired_at: None,
+        expires_at: None,
+    })
+}
+
+/// Every stored key that is still published, newest first, for `umbra keys list`.
+pub async fn list(store: &Store, now: i64) -> Result<Vec<KeySummary>, KeyError> {
+    Ok(store
+        .live_signing_keys(now)
+        .await?
+        .into_iter()
+        .map(|row| KeySummary {
+            state: state(row.activates_at, row.retired_at, now),
+            kid: row.kid,
+            alg: row.alg,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+            retired_at: row.retired_at,
+            expires_at: row.expires_at,
+        })
+        .collect())
+}
+
+/// Stops `kid` signing now; it stays published for `publish_retired_secs`. Refused for the
+/// last key of its algorithm, which would leave that algorithm without a key. A successor
+/// still waiting out its pre-publication starts signing at once: retiring now means the key
+/// is not to be trusted any longer (a compromise), which outweighs caches that have not seen
+/// the successor yet.
+pub async fn retire(
+    store: &Store,
+    policy: &KeyPolicy,
+    kid: &str,
+    now: i64,
+) -> Result<KeySummary, KeyError> {
+    let keys = list(store, now).await?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| KeyError::UnknownKey(kid.to_owned()))?;
+    let alg: SigningAlg = key
+        .alg
+        .parse()
+        .map_err(|e: UnknownAlg| KeyError::Corrupt(e.to_string()))?;
+    let successor = keys
+        .iter()
+        .any(|k| k.kid != kid && k.alg == key.alg && k.retired_at.is_none());
+    if key.retired_at.is_none() && !successor {
+        return Err(KeyError::LastActiveKey {
+            kid: kid.to_owned(),
+            alg,
+        });
+    }
+    store
+        .retire_signing_key(kid, now, policy.publish_retired_secs)
+        .await?;
+    let signing_now = key.state == "active"
+        && !keys
+            .iter()
+            .any(|k| k.kid != kid && k.alg == key.alg && k.state == "active");
+    if signing_now
+        && let Some(next) = keys
+            .iter()
+            .filter(|k| k.alg == key.alg && k.state == "pending")
+            .min_by_key(|k| k.activates_at)
+    {
+        store.activate_signing_key_now(&next.kid, now).await?;
+    }
+    list(store, now)
+        .await?
+        .into_iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| KeyError::UnknownKey(kid.to_owned()))
+}
