@@ -1144,3 +1144,39 @@ fn deleting_a_resource_removes_its_links() {
         assert_eq!(again["introspectors"], serde_json::json!([]));
     }
 }
+
+#[test]
+fn key_commands_list_rotate_and_retire() {
+    for scratch in Scratch::on_each_database() {
+        let empty = scratch.run(&["keys", "list"]);
+        assert!(empty.status.success());
+        assert!(String::from_utf8_lossy(&empty.stdout).contains("no signing keys yet"));
+
+        let first = json(&scratch.run(&["keys", "rotate", "--now", "--json"]));
+        assert_eq!(first["alg"], "RS256");
+        assert_eq!(first["state"], "active");
+        let pending = json(&scratch.run(&["keys", "rotate", "--alg", "ES256", "--json"]));
+        assert_eq!(pending["alg"], "ES256");
+        assert_eq!(pending["state"], "pending", "published before it signs");
+        let listed = json(&scratch.run(&["keys", "list", "--json"]));
+        assert_eq!(listed.as_array().unwrap().len(), 2);
+
+        let kid = first["kid"].as_str().unwrap();
+        assert_one_line_error(
+            &scratch.run(&["keys", "retire", kid]),
+            "last active RS256 key",
+        );
+        assert_one_line_error(&scratch.run(&["keys", "retire", "nope"]), "no signing key");
+        assert_one_line_error(&scratch.run(&["keys", "rotate", "--alg", "HS256"]), "HS256");
+
+        let second = json(&scratch.run(&["keys", "rotate", "--now", "--json"]));
+        let retired = json(&scratch.run(&["keys", "retire", kid, "--json"]));
+        assert_eq!(retired["state"], "retired");
+        assert!(
+            retired["expires_at"].as_i64().is_some(),
+            "still published for a while"
+        );
+        let text = String::from_utf8_lossy(&scratch.run(&["keys", "list"]).stdout).into_owned();
+        assert!(text.contains(second["kid"].as_str().unwrap()) && text.contains("retired"));
+    }
+}

@@ -17,7 +17,7 @@ pub enum KeysCommand {
     Rotate {
         /// RS256, ES256 or EdDSA; default keys.default_algorithm.
         #[arg(long)]
-        alg: Option<SigningAlg>,
+        alg: Option<String>,
         /// Sign with the new key at once, without pre-publication (a compromised key):
         /// relying parties that cached the JWKS re-fetch it when they meet the new kid.
         #[arg(long)]
@@ -47,7 +47,12 @@ impl KeysCommand {
                 output::print(json, &keys, &text);
             }
             Self::Rotate { alg, now: at_once } => {
-                let alg = alg.unwrap_or(policy.default_alg);
+                // Parsed here rather than by clap, so that a wrong name is one line like every
+                // other error.
+                let alg = match alg {
+                    Some(name) => name.parse::<SigningAlg>()?,
+                    None => policy.default_alg,
+                };
                 let key = keys::rotate(store, &sealer, &policy, alg, at_once, now).await?;
                 let when = if at_once {
                     "signs now".to_owned()

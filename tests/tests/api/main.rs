@@ -51,6 +51,7 @@ mod deleted_client;
 mod discovery;
 mod interop;
 mod introspection;
+mod keys;
 mod large_tokens;
 mod lockout;
 mod operations;
