@@ -163,3 +163,46 @@ db_test! {
         assert!(err.contains("keys.encryption_key"), "{err}");
     }
 }
+
+db_test_with! {
+    |settings| {
+        settings.keys.refresh_secs = 1;
+        settings.keys.rotate_after_days = 30;
+        settings.keys.prepublish_secs = 3600;
+    },
+    async fn a_key_older_than_rotate_after_days_is_rotated_by_the_running_server(app: TestApp) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let now = umbra::clock::now();
+        let first = keys::list(&app.store, now).await.unwrap().remove(0);
+        // Make the key 31 days old.
+        let db = app.store.connection();
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => "UPDATE signing_keys SET created_at = $1 WHERE kid = $2",
+            _ => "UPDATE signing_keys SET created_at = ? WHERE kid = ?",
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [(now - 31 * 86_400).into(), first.kid.clone().into()],
+        ))
+        .await
+        .unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let successor = loop {
+            let listed = keys::list(&app.store, umbra::clock::now()).await.unwrap();
+            if let Some(new) = listed.iter().find(|k| k.kid != first.kid) {
+                break new.clone();
+            }
+            assert!(Instant::now() < deadline, "no rotation by age: {listed:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(successor.alg, "RS256");
+        assert_eq!(successor.state, "pending", "pre-published like any rotation");
+        until_published(&app, &[&first.kid, &successor.kid]).await;
+        // Not rotated again on the next passes: the newest key is young.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(keys::list(&app.store, umbra::clock::now()).await.unwrap().len(), 2);
+    }
+}
