@@ -480,7 +480,6 @@ impl Settings {
         if !(1..=10).contains(&self.token_exchange.max_chain_depth) {
             return invalid("token_exchange.max_chain_depth must be between 1 and 10");
         }
-        self.validate_keys()?;
         if production && !self.introspection.require_audience {
             self.warnings.push(
                 "introspection.require_audience is false: tokens that name no resource are \
@@ -521,6 +520,7 @@ impl Settings {
             return invalid("passwords.argon2_* are not valid argon2 parameters");
         }
         self.validate_second_factor()?;
+        self.validate_keys()?;
         if self.cleanup.batch_size == 0
             || self.cleanup.revoked_retention_secs < 0
             || !(0..=36_500).contains(&self.cleanup.audit_retention_days)

@@ -513,6 +513,10 @@ fn production_refuses_a_missing_encryption_key_and_the_log_sender() {
             .env(
                 "UMBRA__SESSION__KEY",
                 "c2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXkt",
+            )
+            .env(
+                "UMBRA__KEYS__ENCRYPTION_KEY",
+                "a2V5cy1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=",
             );
         for (key, value) in extra {
             command.env(key, value);
@@ -543,6 +547,16 @@ fn production_refuses_a_missing_encryption_key_and_the_log_sender() {
         output.status.success(),
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    // Signing keys need a key of their own too.
+    assert_one_line_error(
+        &production(&[
+            key,
+            ("UMBRA__SENDER__KIND", "webhook"),
+            ("UMBRA__SENDER__WEBHOOK_URL", "https://sms.example/send"),
+            ("UMBRA__KEYS__ENCRYPTION_KEY", ""),
+        ]),
+        "keys.encryption_key",
     );
     let short_key = scratch
         .umbra(&["migrate"])

@@ -260,7 +260,35 @@ fn production_with_key(key: &str) -> Settings {
     settings.sender.kind = SenderKind::Webhook;
     settings.sender.webhook_url = "https://sms.example/send".into();
     settings.second_factor.encryption_key = key.into();
+    settings.keys.encryption_key = "a2V5cy1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=".into();
     settings
+}
+
+#[test]
+fn production_refuses_signing_keys_sealed_with_the_development_key() {
+    let own_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    for key in ["", DEVELOPMENT_ENCRYPTION_KEY] {
+        let mut settings = production_with_key(own_key);
+        settings.keys.encryption_key = key.into();
+        let refused = settings.validate().unwrap_err().to_string();
+        assert!(
+            refused.contains("keys.encryption_key"),
+            "{key:?}: {refused}"
+        );
+        assert!(
+            !refused.contains(DEVELOPMENT_ENCRYPTION_KEY),
+            "the key is not repeated"
+        );
+    }
+    let mut short = production_with_key(own_key);
+    short.keys.encryption_key = "c2hvcnQ=".into();
+    assert!(
+        short
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("32 bytes")
+    );
 }
 
 #[test]
