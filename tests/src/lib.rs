@@ -156,6 +156,24 @@ impl TestApp {
         .await
     }
 
+    /// Creates a signing key of `alg` that signs at once, as `umbra keys rotate --alg … --now`
+    /// does (the running app re-reads its keys when it has none of `alg`, and every
+    /// `keys.refresh_secs`); returns its kid.
+    pub async fn rotate_signing_key(&self, alg: SigningAlg) -> String {
+        let (sealer, policy) = umbra::startup::key_parts(&self.settings).unwrap();
+        umbra::keys::rotate(
+            &self.store,
+            &sealer,
+            &policy,
+            alg,
+            true,
+            umbra::clock::now(),
+        )
+        .await
+        .expect("a key is made")
+        .kid
+    }
+
     pub async fn register(&self, spec: ClientSpec<'_>) -> TestClient {
         let secret = (!spec.public).then(|| Token::generate(TokenKind::ClientSecret).unwrap());
         let id = format!("client-{}", uuid::Uuid::new_v4().simple());

@@ -107,15 +107,6 @@ async fn signed_answer(app: &TestApp, rs: &TestClient, token: &str) -> String {
     response.text().await.unwrap()
 }
 
-/// Creates a key of `alg` that signs at once, as `umbra keys rotate --alg … --now` does.
-async fn rotate_now(app: &TestApp, alg: SigningAlg) -> String {
-    let (sealer, policy) = umbra::startup::key_parts(&app.settings).unwrap();
-    umbra::keys::rotate(&app.store, &sealer, &policy, alg, true, umbra::clock::now())
-        .await
-        .unwrap()
-        .kid
-}
-
 async fn signing_algs(app: &TestApp) -> Value {
     app.get_json("/.well-known/oauth-authorization-server")
         .await["introspection_signing_alg_values_supported"]
@@ -163,7 +154,7 @@ db_test! {
             if alg != SigningAlg::Rs256 {
                 // Made by the CLI's code path: the running app re-reads the keys when it has
                 // no key of the algorithm a signature needs.
-                rotate_now(&app, alg).await;
+                app.rotate_signing_key(alg).await;
             }
             let rs = app.signed_resource_server(alg).await;
 
@@ -188,7 +179,7 @@ db_test_with! {
         let before = signed_answer(&app, &rs, &token).await;
         let old_kid = verify(&jwks(&app).await, &before, issuer, &rs).kid;
 
-        let new_kid = rotate_now(&app, SigningAlg::Rs256).await;
+        let new_kid = app.rotate_signing_key(SigningAlg::Rs256).await;
         // Requests keep being answered while the running app learns of the rotation (within
         // keys.refresh_secs): each answer is signed by the old key or the new one.
         let mut during = Vec::new();
