@@ -25,6 +25,8 @@ pub struct Model {
     pub require_2fa: bool,
     /// The resource (RFC 8707) a token is for when the client asks for none.
     pub default_resource: Option<String>,
+    /// The JWS algorithm of its signed introspection answers (RFC 9701 §6); `None`: JSON only.
+    pub introspection_signed_response_alg: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

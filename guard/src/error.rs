@@ -97,6 +97,14 @@ pub enum Unavailable {
     /// A 200 whose body is not an RFC 7662 answer Umbra would give.
     #[error("the authorization server's answer is not a valid introspection response: {0}")]
     InvalidAnswer(String),
+    /// Signed answers were asked for ([`signed_answers`](crate::IntrospectorBuilder::signed_answers))
+    /// and this one is not a signed answer that verifies (RFC 9701): a misconfiguration, or
+    /// an answer that did not come from Umbra as it was sent.
+    #[error("the authorization server's signed answer is not acceptable: {0}")]
+    Unverified(String),
+    /// The key set that verifies signed answers could not be read.
+    #[error("cannot read the authorization server's JWKS {0}")]
+    Jwks(String),
 }
 
 impl GuardError {

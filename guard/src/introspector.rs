@@ -11,6 +11,7 @@ use crate::clock;
 use crate::error::{GuardError, Unavailable};
 use crate::expected::Expected;
 use crate::scopes::ScopeRequirement;
+use crate::signed::SignedAnswers;
 use crate::token::{Answer, ValidatedToken};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -63,6 +64,8 @@ struct Inner {
     retry_backoff: Duration,
     expected: Expected,
     caches: Caches,
+    /// Set when the answers must be signed (RFC 9701).
+    signed: Option<SignedAnswers>,
 }
 
 /// Configures an [`Introspector`]; see [`Introspector::builder`].
@@ -79,6 +82,7 @@ pub struct IntrospectorBuilder {
     negative: Option<CacheSettings>,
     resources: Vec<String>,
     issuer: Option<String>,
+    signed_answers: bool,
 }
 
 /// A configuration that cannot work; the message is one line for the operator.
@@ -134,6 +138,7 @@ impl Introspector {
             negative: None,
             resources: Vec::new(),
             issuer: None,
+            signed_answers: false,
         }
     }
 
@@ -203,12 +208,18 @@ impl Introspector {
                 .http
                 .post(inner.endpoint.clone())
                 .header(header::AUTHORIZATION, inner.authorization.clone())
-                .header(header::ACCEPT, "application/json")
+                .header(
+                    header::ACCEPT,
+                    match inner.signed {
+                        Some(_) => SignedAnswers::accept(),
+                        None => HeaderValue::from_static("application/json"),
+                    },
+                )
                 .form(&[("token", token), ("token_type_hint", "access_token")])
                 .send()
                 .await;
             match sent {
-                Ok(response) => return self.read(response).await,
+                Ok(response) => return self.read(response, token).await,
                 Err(err) if err.is_connect() && attempt < inner.retries => {
                     let delay = inner.retry_backoff.saturating_mul(1 << attempt.min(16));
                     attempt += 1;
@@ -220,7 +231,7 @@ impl Introspector {
         }
     }
 
-    async fn read(&self, response: reqwest::Response) -> Result<Answer, Unavailable> {
+    async fn read(&self, response: reqwest::Response, token: &str) -> Result<Answer, Unavailable> {
         let status = response.status();
         match status {
             StatusCode::OK => {}
@@ -234,8 +245,20 @@ impl Introspector {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(Unavailable::CredentialsRefused(status.as_u16()));
             }
+            StatusCode::NOT_ACCEPTABLE if self.inner.signed.is_some() => {
+                return Err(Unavailable::Unverified(
+                    "Umbra does not sign answers for this client (HTTP 406): register it with \
+                     `umbra client introspection-signing <client_id> RS256`"
+                        .to_owned(),
+                ));
+            }
             s if s.is_server_error() => return Err(Unavailable::ServerError(s.as_u16())),
             s => return Err(Unavailable::UnexpectedStatus(s.as_u16())),
+        }
+        if let Some(signed) = &self.inner.signed {
+            SignedAnswers::check_content_type(&response)?;
+            let body = read_limited(response, MAX_ANSWER_BYTES).await?;
+            return signed.verify(&body, token, clock::now()).await;
         }
         let body = read_limited(response, MAX_ANSWER_BYTES).await?;
         serde_json::from_slice(&body).map_err(|err| Unavailable::InvalidAnswer(err.to_string()))
@@ -335,6 +358,19 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Asks Umbra for signed answers (RFC 9701, `Accept: application/token-introspection+jwt`)
+    /// and accepts only those that verify against Umbra's JWKS (`<umbra>/jwks.json`, fetched
+    /// when needed and cached): the `typ` `token-introspection+jwt`, an `alg` Umbra signs with
+    /// (never `none` or `HS*`), `aud` = this resource server's client id, `iss` = the
+    /// [`issuer`](Self::issuer) when set, `iat` within a minute of the local clock, and for an
+    /// active answer the `jti` of the token asked about. Anything else is
+    /// [`Unavailable::Unverified`] (503): the request is refused. The resource server must be
+    /// registered for them (`umbra client introspection-signing <client_id> RS256`).
+    pub fn signed_answers(mut self) -> Self {
+        self.signed_answers = true;
+        self
+    }
+
     /// Caches refusals that asking again would repeat (off by default): inactive tokens and
     /// tokens for another resource, sparing Umbra a client that retries a dead token in a
     /// loop. A short lifetime suffices.
@@ -349,6 +385,7 @@ impl IntrospectorBuilder {
         if self.client_id.is_empty() || self.client_secret.expose_secret().is_empty() {
             return Err(BuildError::EmptyCredentials);
         }
+        let issuer = self.issuer.clone();
         let expected = Expected::new(self.resources, self.issuer)?;
         let authorization = basic_authorization(&self.client_id, &self.client_secret)?;
         crate::ensure_tls_provider();
@@ -360,6 +397,16 @@ impl IntrospectorBuilder {
             .user_agent(concat!("umbra-guard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(BuildError::Http)?;
+        let signed = if self.signed_answers {
+            Some(SignedAnswers::new(
+                http.clone(),
+                &endpoint,
+                self.client_id.clone(),
+                issuer,
+            )?)
+        } else {
+            None
+        };
         Ok(Introspector {
             inner: Arc::new(Inner {
                 http,
@@ -370,6 +417,7 @@ impl IntrospectorBuilder {
                 retry_backoff: self.retry_backoff,
                 expected,
                 caches: Caches::new(self.positive, self.negative),
+                signed,
             }),
         })
     }
@@ -382,6 +430,7 @@ impl fmt::Debug for IntrospectorBuilder {
             .field("client_id", &self.client_id)
             .field("resources", &self.resources)
             .field("issuer", &self.issuer)
+            .field("signed_answers", &self.signed_answers)
             .finish_non_exhaustive()
     }
 }
@@ -436,7 +485,7 @@ fn form_urlencode(value: &str) -> String {
     out
 }
 
-async fn read_limited(
+pub(crate) async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, Unavailable> {

@@ -13,7 +13,7 @@
 //! | not `Bearer <b64token>`, longer than any Umbra token, inactive, revoked or expired | 401 | `Bearer realm="umbra", error="invalid_token", …` | `invalid_token` |
 //! | active, but its `aud` does not name the configured resource, or its `iss` is not the configured issuer | 401 | `Bearer realm="umbra", error="invalid_token", …` | `invalid_token` |
 //! | a required scope is missing | 403 | `Bearer realm="umbra", error="insufficient_scope", …, scope="…"` | `insufficient_scope` |
-//! | Umbra unreachable, 5xx, or refusing the guard's own credentials | 503 | — | `temporarily_unavailable` |
+//! | Umbra unreachable, 5xx, or refusing the guard's own credentials; with [`signed_answers`](IntrospectorBuilder::signed_answers), an answer that does not verify (RFC 9701) | 503 | — | `temporarily_unavailable` |
 //!
 //! Bodies are JSON `{"error": "…", "error_description": "…"}`. Nothing fails open: when the
 //! token cannot be checked, the request is refused.
@@ -58,6 +58,7 @@ mod error;
 mod expected;
 mod introspector;
 mod scopes;
+mod signed;
 mod token;
 
 pub use actix::RequireScopes;

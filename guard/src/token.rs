@@ -147,6 +147,15 @@ enum Audience {
 }
 
 impl Answer {
+    pub(crate) fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The token's identifier, which Umbra sends in every active answer.
+    pub(crate) fn jti(&self) -> Option<&str> {
+        self.jti.as_deref()
+    }
+
     /// Decides at `now`, with the checks of `expected`. An active answer must name
     /// `client_id` and `exp` (Umbra always does), and `sub` when it names a user; one without
     /// them is treated as a broken server, not as a pass.

@@ -1194,3 +1194,95 @@ fn key_commands_list_rotate_and_retire() {
         assert!(text.contains(second["kid"].as_str().unwrap()) && text.contains("retired"));
     }
 }
+
+#[test]
+fn signed_introspection_is_registered_shown_changed_and_turned_off() {
+    for scratch in Scratch::on_each_database() {
+        // No ES256 key yet: the registration stands, with a warning that says how to make one.
+        let output = scratch.run(&[
+            "client",
+            "create",
+            "Orders API",
+            "--id",
+            "orders-api",
+            "--introspect",
+            "--introspection-signed-alg",
+            "ES256",
+            "--json",
+        ]);
+        let created = json(&output);
+        assert_eq!(created["introspection_signed_response_alg"], "ES256");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("umbra keys rotate --alg ES256 --now"),
+            "{stderr}"
+        );
+        let listed = json(&scratch.run(&["client", "list", "--json"]));
+        assert_eq!(listed[0]["introspection_signed_response_alg"], "ES256");
+
+        assert!(
+            scratch
+                .run(&["keys", "rotate", "--alg", "EdDSA", "--now"])
+                .status
+                .success()
+        );
+        let output = scratch.run(&[
+            "client",
+            "introspection-signing",
+            "orders-api",
+            "EdDSA",
+            "--json",
+        ]);
+        assert_eq!(json(&output)["introspection_signed_response_alg"], "EdDSA");
+        assert!(output.stderr.is_empty(), "an EdDSA key signs: no warning");
+        let shown = json(&scratch.run(&["client", "show", "orders-api", "--json"]));
+        assert_eq!(shown["introspection_signed_response_alg"], "EdDSA");
+        let text = scratch.run(&["client", "show", "orders-api"]);
+        assert!(String::from_utf8_lossy(&text.stdout).contains("EdDSA"));
+
+        let off = json(&scratch.run(&[
+            "client",
+            "introspection-signing",
+            "orders-api",
+            "--none",
+            "--json",
+        ]));
+        assert!(off["introspection_signed_response_alg"].is_null());
+        let shown = json(&scratch.run(&["client", "show", "orders-api", "--json"]));
+        assert!(shown["introspection_signed_response_alg"].is_null());
+
+        // Neither an algorithm Umbra does not sign with nor a client that cannot introspect.
+        for args in [
+            &[
+                "client",
+                "create",
+                "X",
+                "--introspection-signed-alg",
+                "HS256",
+            ][..],
+            &["client", "introspection-signing", "orders-api", "none"],
+            &["client", "introspection-signing", "orders-api"],
+        ] {
+            let output = scratch.run(args);
+            assert!(!output.status.success(), "{args:?}");
+            assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+        }
+        assert_one_line_error(
+            &scratch.run(&[
+                "client",
+                "create",
+                "App",
+                "--public",
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--introspection-signed-alg",
+                "RS256",
+            ]),
+            "cannot introspect",
+        );
+        assert_one_line_error(
+            &scratch.run(&["client", "introspection-signing", "nobody", "RS256"]),
+            "no client",
+        );
+    }
+}

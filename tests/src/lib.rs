@@ -18,6 +18,7 @@ pub use sender::{Captured, CapturingSender};
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use umbra::auth::password::Passwords;
+use umbra::keys::SigningAlg;
 use umbra::oauth::client::Client;
 use umbra::oauth::grant_type::GrantType;
 use umbra::oauth::scope::ScopeSet;
@@ -144,6 +145,35 @@ impl TestApp {
         .await
     }
 
+    /// Registers a resource server allowed to introspect that gets signed answers (RFC 9701)
+    /// in `alg` when it asks for them.
+    pub async fn signed_resource_server(&self, alg: SigningAlg) -> TestClient {
+        self.register(ClientSpec {
+            introspect: true,
+            introspection_signed_response_alg: Some(alg),
+            ..ClientSpec::default()
+        })
+        .await
+    }
+
+    /// Creates a signing key of `alg` that signs at once, as `umbra keys rotate --alg … --now`
+    /// does (the running app re-reads its keys when it has none of `alg`, and every
+    /// `keys.refresh_secs`); returns its kid.
+    pub async fn rotate_signing_key(&self, alg: SigningAlg) -> String {
+        let (sealer, policy) = umbra::startup::key_parts(&self.settings).unwrap();
+        umbra::keys::rotate(
+            &self.store,
+            &sealer,
+            &policy,
+            alg,
+            true,
+            umbra::clock::now(),
+        )
+        .await
+        .expect("a key is made")
+        .kid
+    }
+
     pub async fn register(&self, spec: ClientSpec<'_>) -> TestClient {
         let secret = (!spec.public).then(|| Token::generate(TokenKind::ClientSecret).unwrap());
         let id = format!("client-{}", uuid::Uuid::new_v4().simple());
@@ -161,6 +191,7 @@ impl TestApp {
                     skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
                     resources: Default::default(),
+                    introspection_signed_response_alg: spec.introspection_signed_response_alg,
                 },
                 umbra::clock::now(),
             )
@@ -440,6 +471,8 @@ pub struct ClientSpec<'a> {
     pub introspect: bool,
     pub skip_consent: bool,
     pub require_2fa: bool,
+    /// Signed introspection answers (RFC 9701) in this algorithm.
+    pub introspection_signed_response_alg: Option<SigningAlg>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -452,6 +485,7 @@ impl Default for ClientSpec<'_> {
             introspect: false,
             skip_consent: false,
             require_2fa: false,
+            introspection_signed_response_alg: None,
         }
     }
 }

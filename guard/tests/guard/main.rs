@@ -8,4 +8,5 @@ mod audience;
 mod caching;
 mod http;
 mod introspector;
+mod signed;
 mod standards;

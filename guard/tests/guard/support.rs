@@ -6,6 +6,8 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use umbra::keys::SigningAlg;
+use umbra::settings::Settings;
 use umbra_guard::{Introspector, IntrospectorBuilder, RequireScopes, ValidatedToken};
 use umbra_tests::{Backend, TestApp, TestClient};
 
@@ -29,12 +31,30 @@ impl Umbra {
         Some(Self { app, rs })
     }
 
+    /// A running Umbra (on SQLite, with `configure` applied) whose resource server is
+    /// registered for signed introspection answers in `alg`; a key of `alg` signs at once.
+    pub async fn signed(alg: SigningAlg, configure: impl FnOnce(&mut Settings)) -> Self {
+        let app = TestApp::spawn_with(Backend::Sqlite, configure)
+            .await
+            .expect("SQLite is always available");
+        if alg != SigningAlg::Rs256 {
+            app.rotate_signing_key(alg).await;
+        }
+        let rs = app.signed_resource_server(alg).await;
+        Self { app, rs }
+    }
+
     /// An introspector for this Umbra with the resource server's credentials.
     pub fn introspector(&self) -> IntrospectorBuilder {
+        self.introspector_for(&self.rs)
+    }
+
+    /// An introspector for this Umbra with `rs`'s credentials.
+    pub fn introspector_for(&self, rs: &TestClient) -> IntrospectorBuilder {
         Introspector::builder(
             self.app.address.clone(),
-            self.rs.id.clone(),
-            self.rs.secret.clone().expect("a confidential client"),
+            rs.id.clone(),
+            rs.secret.clone().expect("a confidential client"),
         )
     }
 
@@ -167,7 +187,8 @@ pub const NOTES: &str = "https://notes.example.test";
 /// The fake Umbra's issuer identifier.
 pub const ISSUER: &str = "http://umbra.test";
 
-/// A stand-in for Umbra's `/introspect` that answers what it is told and counts calls.
+/// A stand-in for Umbra's `/introspect` (and `/jwks.json`) that answers what it is told and
+/// counts calls.
 pub struct FakeUmbra {
     pub url: String,
     state: Arc<FakeState>,
@@ -176,7 +197,11 @@ pub struct FakeUmbra {
 struct FakeState {
     hits: AtomicUsize,
     answer: Mutex<(u16, String, Duration)>,
+    content_type: Mutex<&'static str>,
     last_request: Mutex<Option<(String, String)>>,
+    last_accept: Mutex<Option<String>>,
+    jwks: Mutex<Value>,
+    jwks_hits: AtomicUsize,
 }
 
 impl FakeUmbra {
@@ -194,13 +219,18 @@ impl FakeUmbra {
         let state = Arc::new(FakeState {
             hits: AtomicUsize::new(0),
             answer: Mutex::new((200, json!({"active": false}).to_string(), Duration::ZERO)),
+            content_type: Mutex::new("application/json"),
             last_request: Mutex::new(None),
+            last_accept: Mutex::new(None),
+            jwks: Mutex::new(json!({"keys": []})),
+            jwks_hits: AtomicUsize::new(0),
         });
         let data = web::Data::from(Arc::clone(&state));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .route("/introspect", web::post().to(fake_introspect))
+                .route("/jwks.json", web::get().to(fake_jwks))
         })
         .workers(1)
         .disable_signals()
@@ -216,9 +246,34 @@ impl FakeUmbra {
     }
 
     pub fn answer_raw(&self, status: u16, body: &str) {
+        self.answer_as(status, "application/json", body);
+    }
+
+    /// Answers 200 with `jwt` as a signed introspection answer (RFC 9701).
+    pub fn answer_signed(&self, jwt: &str) {
+        self.answer_as(200, "application/token-introspection+jwt", jwt);
+    }
+
+    fn answer_as(&self, status: u16, content_type: &'static str, body: &str) {
         let mut answer = self.state.answer.lock().unwrap();
         answer.0 = status;
         answer.1 = body.to_owned();
+        *self.state.content_type.lock().unwrap() = content_type;
+    }
+
+    /// The `Accept` header of the last call.
+    pub fn last_accept(&self) -> Option<String> {
+        self.state.last_accept.lock().unwrap().clone()
+    }
+
+    /// Serves `jwks` at `/jwks.json` (`Value::Null`: 404).
+    pub fn publish(&self, jwks: Value) {
+        *self.state.jwks.lock().unwrap() = jwks;
+    }
+
+    /// How many times `/jwks.json` was fetched.
+    pub fn jwks_hits(&self) -> usize {
+        self.state.jwks_hits.load(Ordering::SeqCst)
     }
 
     pub fn delay(&self, delay: Duration) {
@@ -261,13 +316,28 @@ async fn fake_introspect(
         .unwrap_or_default()
         .to_owned();
     *state.last_request.lock().unwrap() = Some((authorization, body));
+    *state.last_accept.lock().unwrap() = request
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (status, body, delay) = state.answer.lock().unwrap().clone();
+    let content_type = *state.content_type.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-        .content_type("application/json")
+        .content_type(content_type)
         .body(body)
+}
+
+async fn fake_jwks(state: web::Data<FakeState>) -> HttpResponse {
+    state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let jwks = state.jwks.lock().unwrap().clone();
+    if jwks.is_null() {
+        return HttpResponse::NotFound().finish();
+    }
+    HttpResponse::Ok().json(jwks)
 }
 
 /// A port with nothing listening on it (bound, then released).

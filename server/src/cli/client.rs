@@ -1,7 +1,9 @@
 //! `umbra client create | list | show | delete | rotate-secret`, and which resources (RFC
-//! 8707) a client may ask tokens for: `allow-resource | deny-resource | default-resource`.
+//! 8707) a client may ask tokens for: `allow-resource | deny-resource | default-resource`;
+//! signed introspection answers (RFC 9701): `introspection-signing`.
 use super::{output, parse_scopes, resource};
 use crate::clock;
+use crate::keys::{self, SigningAlg};
 use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri;
@@ -60,6 +62,21 @@ pub enum ClientCommand {
         #[arg(long)]
         none: bool,
     },
+    /// Sign the introspection answers a resource server asks for with `Accept:
+    /// application/token-introspection+jwt` (RFC 9701) with RS256, ES256 or EdDSA, or stop
+    /// with --none (it then gets JSON only).
+    #[command(
+        group(ArgGroup::new("signing").required(true).args(["alg", "none"])),
+        override_usage = "umbra client introspection-signing <CLIENT_ID> (<ALG> | --none)"
+    )]
+    IntrospectionSigning {
+        client_id: String,
+        #[arg(value_name = "ALG")]
+        alg: Option<SigningAlg>,
+        /// Signed answers are off: the client gets RFC 7662 JSON only.
+        #[arg(long)]
+        none: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +121,11 @@ pub struct CreateArgs {
     /// The resource used when the client names none; one of its --resource.
     #[arg(long = "default-resource", value_name = "URI")]
     default_resource: Option<String>,
+    /// Sign the introspection answers it asks for with `Accept:
+    /// application/token-introspection+jwt` (RFC 9701) with RS256, ES256 or EdDSA. Without
+    /// it, the client gets RFC 7662 JSON only.
+    #[arg(long = "introspection-signed-alg", value_name = "ALG")]
+    introspection_signed_alg: Option<SigningAlg>,
 }
 
 /// A resource a client may ask tokens for, with the scopes it may ask there now.
@@ -147,6 +169,8 @@ struct ClientView<'a> {
     default_resource: Option<&'a str>,
     /// The resources whose tokens it may introspect.
     introspects_for: &'a [String],
+    /// The algorithm of its signed introspection answers (RFC 9701); `null`: JSON only.
+    introspection_signed_response_alg: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
 }
@@ -171,6 +195,9 @@ impl<'a> ClientView<'a> {
                 .collect(),
             default_resource: client.resources.default.as_deref(),
             introspects_for: &client.resources.introspects_for,
+            introspection_signed_response_alg: client
+                .introspection_signed_response_alg
+                .map(SigningAlg::as_str),
             client_secret: secret.map(Token::expose),
         }
     }
@@ -230,6 +257,12 @@ impl<'a> ClientView<'a> {
                 self.default_resource.unwrap_or_default().to_owned(),
             ),
             ("introspects_for", self.introspects_for.join(" ")),
+            (
+                "introspection_signed_response_alg",
+                self.introspection_signed_response_alg
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
         ];
         if let Some(secret) = self.client_secret {
             rows.push((
@@ -254,6 +287,9 @@ impl ClientCommand {
                 let client = store
                     .create_client_with_resources(new, &resources, clock::now())
                     .await?;
+                if let Some(alg) = client.introspection_signed_response_alg {
+                    warn_without_key(store, alg).await?;
+                }
                 let view = ClientView::of(&client, secret.as_ref());
                 output::print(json, &view, &view.text());
             }
@@ -334,6 +370,11 @@ impl ClientCommand {
                 resource,
                 none: _,
             } => default_resource(store, &client_id, resource.as_deref(), json).await?,
+            Self::IntrospectionSigning {
+                client_id,
+                alg,
+                none: _,
+            } => introspection_signing(store, &client_id, alg, json).await?,
         }
         Ok(())
     }
@@ -469,6 +510,60 @@ async fn default_resource(
     Ok(())
 }
 
+async fn introspection_signing(
+    store: &Store,
+    client_id: &str,
+    alg: Option<SigningAlg>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = find(store, client_id).await?;
+    if client.is_public() && alg.is_some() {
+        bail!("{}", PUBLIC_CANNOT_INTROSPECT);
+    }
+    if !store
+        .set_introspection_signed_response_alg(&client.id, alg, clock::now())
+        .await?
+    {
+        bail!("{}", unknown(client_id));
+    }
+    if let Some(alg) = alg {
+        warn_without_key(store, alg).await?;
+    }
+    let text = match alg {
+        Some(alg) => format!(
+            "client {client_id} gets its introspection answers signed with {alg} when it asks \
+             for them (Accept: application/token-introspection+jwt, RFC 9701)"
+        ),
+        None => format!("client {client_id} gets RFC 7662 JSON introspection answers only"),
+    };
+    output::print(
+        json,
+        &serde_json::json!({
+            "client_id": client.id,
+            "introspection_signed_response_alg": alg.map(SigningAlg::as_str),
+        }),
+        &text,
+    );
+    Ok(())
+}
+
+/// Says on stderr when no key of `alg` signs yet: signed answers would fail until one does.
+/// Not an error: the server makes a key of keys.default_algorithm at its first start, and a
+/// pre-published key starts signing by itself.
+async fn warn_without_key(store: &Store, alg: SigningAlg) -> anyhow::Result<()> {
+    let keys = keys::list(store, clock::now()).await?;
+    if !keys
+        .iter()
+        .any(|k| k.alg == alg.as_str() && k.state == "active")
+    {
+        eprintln!(
+            "umbra: warning: no {alg} signing key is active yet: signed introspection answers \
+             fail until one is (`umbra keys rotate --alg {alg} --now` makes one at once)"
+        );
+    }
+    Ok(())
+}
+
 fn is_allowed(access: &ResourceAccess, identifier: &str) -> bool {
     access.allowed.iter().any(|r| r.identifier == identifier)
 }
@@ -503,8 +598,8 @@ impl CreateArgs {
         if self.public && grant_types.contains(&GrantType::ClientCredentials) {
             bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
         }
-        if self.public && self.introspect {
-            bail!("a public client cannot introspect: it has no secret to authenticate with");
+        if self.public && (self.introspect || self.introspection_signed_alg.is_some()) {
+            bail!("{}", PUBLIC_CANNOT_INTROSPECT);
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
             bail!("authorization_code needs at least one --redirect-uri");
@@ -534,10 +629,14 @@ impl CreateArgs {
                 default: self.default_resource,
                 ..ResourceAccess::default()
             },
+            introspection_signed_response_alg: self.introspection_signed_alg,
         };
         Ok((new, secret))
     }
 }
+
+const PUBLIC_CANNOT_INTROSPECT: &str =
+    "a public client cannot introspect: it has no secret to authenticate with";
 
 /// 128 random bits in base64url that never start with `-` or `_`: an id such as `-LS6Rv…`
 /// would be read as an option by `umbra client show` and by other command lines.
@@ -619,6 +718,31 @@ mod tests {
         assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
         assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
         assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
+
+    #[test]
+    fn signed_introspection_answers_take_an_algorithm_umbra_signs_with() {
+        let client = create(&["--introspection-signed-alg", "ES256"]).unwrap();
+        assert_eq!(
+            client.introspection_signed_response_alg,
+            Some(SigningAlg::Es256)
+        );
+        assert_eq!(create(&[]).unwrap().introspection_signed_response_alg, None);
+        for alg in ["HS256", "none", "rs256", ""] {
+            assert!(
+                create(&["--introspection-signed-alg", alg]).is_err(),
+                "{alg}"
+            );
+        }
+        let err = create(&[
+            "--public",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--introspection-signed-alg",
+            "RS256",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot introspect"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::redirect_uri;
 use super::resource::ResourceAccess;
 use super::scope::ScopeSet;
 use super::token::{self, TokenHash, TokenKind};
+use crate::keys::SigningAlg;
 
 /// A client record: who it is, how it authenticates and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct Client {
     pub require_2fa: bool,
     /// The resources (RFC 8707) it may ask tokens for or introspect for.
     pub resources: ResourceAccess,
+    /// A resource server that asks for signed introspection answers (RFC 9701) gets them
+    /// signed with this algorithm; `None`: it gets RFC 7662 JSON only.
+    pub introspection_signed_response_alg: Option<SigningAlg>,
 }
 
 impl Client {
@@ -84,6 +88,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             resources: Default::default(),
+            introspection_signed_response_alg: None,
         }
     }
 

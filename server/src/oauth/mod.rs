@@ -16,6 +16,7 @@ pub mod redirect_uri;
 pub mod resource;
 pub mod revocation;
 pub mod scope;
+pub mod signed_introspection;
 pub mod token;
 
 pub use error::{ErrorCode, OAuthError};

@@ -299,6 +299,7 @@ mod tests {
                 default: default.map(str::to_owned),
                 introspects_for: vec![],
             },
+            introspection_signed_response_alg: None,
         }
     }
 

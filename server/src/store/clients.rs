@@ -2,6 +2,7 @@
 //! the database on the introspection hot path.
 use super::resources::allow_link;
 use super::{Store, StoreError};
+use crate::keys::SigningAlg;
 use crate::oauth::client::{Client, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
@@ -43,6 +44,9 @@ impl Store {
             skip_consent: Set(new.skip_consent),
             require_2fa: Set(new.require_2fa),
             default_resource: Set(new.resources.default.clone()),
+            introspection_signed_response_alg: Set(new
+                .introspection_signed_response_alg
+                .map(|alg| alg.as_str().to_owned())),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -128,6 +132,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sets the algorithm of the client's signed introspection answers (RFC 9701), or turns
+    /// them off with `None`. `false` if the client is unknown.
+    pub async fn set_introspection_signed_response_alg(
+        &self,
+        id: &str,
+        alg: Option<SigningAlg>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = client::Entity::update_many()
+            .col_expr(
+                client::Column::IntrospectionSignedResponseAlg,
+                Expr::value(alg.map(|alg| alg.as_str().to_owned())),
+            )
+            .col_expr(client::Column::UpdatedAt, Expr::value(now))
+            .filter(client::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+}
+
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items.collect::<Vec<_>>().join(" ")
 }
@@ -148,6 +174,12 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         .collect::<Result<Vec<GrantType>, _>>()
         .map_err(|_| corrupt("grant_types"))?;
     let scopes = ScopeSet::parse(&row.scopes).map_err(|_| corrupt("scopes"))?;
+    let introspection_signed_response_alg = row
+        .introspection_signed_response_alg
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| corrupt("introspection_signed_response_alg"))?;
     Ok(Client {
         id: row.id,
         name: row.name,
@@ -162,6 +194,7 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
             default: row.default_resource,
             ..ResourceAccess::default()
         },
+        introspection_signed_response_alg,
     })
 }
 
@@ -244,6 +277,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             resources: ResourceAccess::default(),
+            introspection_signed_response_alg: None,
         }
     }
 

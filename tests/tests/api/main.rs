@@ -65,6 +65,7 @@ mod revocation;
 mod robustness;
 mod senders;
 mod sign_in;
+mod signed_introspection;
 mod standards;
 mod step_up;
 mod storage;

@@ -45,6 +45,13 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint_auth_methods_supported": names(&every_method),
             "introspection_endpoint_auth_methods_supported": names(&secret_methods),
             "revocation_endpoint_auth_methods_supported": names(&every_method),
+            // RFC 9701 §7: what signed introspection answers can be signed with right now.
+            "introspection_signing_alg_values_supported": state
+                .keys
+                .algorithms(crate::clock::now())
+                .into_iter()
+                .map(|alg| alg.as_str())
+                .collect::<Vec<_>>(),
             // RFC 8707: `resource` is accepted at /authorize and /token, and tokens are bound
             // to the resources they name; not yet registered metadata, as node-oidc-provider
             // and others publish it.

@@ -170,6 +170,7 @@ mod tests {
                 default: None,
                 introspects_for: vec![ORDERS.into()],
             },
+            introspection_signed_response_alg: None,
         }
     }
 
