@@ -25,6 +25,10 @@ pub struct Model {
     pub require_2fa: bool,
     /// The resource (RFC 8707) a token is for when the client asks for none.
     pub default_resource: Option<String>,
+    /// The public keys of a `private_key_jwt` client (RFC 7523), a JWK Set as JSON.
+    pub jwks: Option<String>,
+    /// Where the public keys of a `private_key_jwt` client are fetched from.
+    pub jwks_uri: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

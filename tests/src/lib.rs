@@ -160,6 +160,7 @@ impl TestApp {
                     can_introspect: spec.introspect,
                     skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
+                    assertion_keys: None,
                     resources: Default::default(),
                 },
                 umbra::clock::now(),

@@ -3,6 +3,7 @@
 use super::resources::allow_link;
 use super::{Store, StoreError};
 use crate::oauth::client::{Client, is_valid_client_id};
+use crate::oauth::client_jwks::{ClientJwks, ClientKeys};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
 use crate::oauth::scope::ScopeSet;
@@ -10,7 +11,8 @@ use crate::oauth::token::TokenHash;
 use entity::client;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ impl Store {
     ) -> Result<Client, StoreError> {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (jwks, jwks_uri) = key_columns(new.assertion_keys.as_ref());
         let row = client::ActiveModel {
             id: Set(new.id.clone()),
             name: Set(new.name.clone()),
@@ -43,6 +46,8 @@ impl Store {
             skip_consent: Set(new.skip_consent),
             require_2fa: Set(new.require_2fa),
             default_resource: Set(new.resources.default.clone()),
+            jwks: Set(jwks),
+            jwks_uri: Set(jwks_uri),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -126,6 +131,39 @@ impl Store {
             .await?;
         Ok(result.rows_affected > 0)
     }
+
+    /// Replaces the keys of a `private_key_jwt` client. `false` if the client is unknown or
+    /// authenticates otherwise (a secret or public client is not turned into another kind).
+    pub async fn set_client_keys(
+        &self,
+        id: &str,
+        keys: &ClientKeys,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (jwks, jwks_uri) = key_columns(Some(keys));
+        let result = client::Entity::update_many()
+            .col_expr(client::Column::Jwks, Expr::value(jwks))
+            .col_expr(client::Column::JwksUri, Expr::value(jwks_uri))
+            .col_expr(client::Column::UpdatedAt, Expr::value(now))
+            .filter(client::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(client::Column::Jwks.is_not_null())
+                    .add(client::Column::JwksUri.is_not_null()),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+}
+
+/// The `jwks` and `jwks_uri` columns of a client's keys.
+fn key_columns(keys: Option<&ClientKeys>) -> (Option<String>, Option<String>) {
+    match keys {
+        None => (None, None),
+        Some(ClientKeys::Inline(jwks)) => (Some(jwks.to_json().to_string()), None),
+        Some(ClientKeys::Uri(uri)) => (None, Some(uri.clone())),
+    }
 }
 
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -148,6 +186,14 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         .collect::<Result<Vec<GrantType>, _>>()
         .map_err(|_| corrupt("grant_types"))?;
     let scopes = ScopeSet::parse(&row.scopes).map_err(|_| corrupt("scopes"))?;
+    let assertion_keys = match (&row.jwks, &row.jwks_uri) {
+        (None, None) => None,
+        (Some(jwks), None) => Some(ClientKeys::Inline(
+            ClientJwks::parse_registered(jwks.as_bytes()).map_err(|_| corrupt("jwks"))?,
+        )),
+        (None, Some(uri)) => Some(ClientKeys::Uri(uri.clone())),
+        (Some(_), Some(_)) => return Err(corrupt("both jwks and jwks_uri")),
+    };
     Ok(Client {
         id: row.id,
         name: row.name,
@@ -158,6 +204,7 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         can_introspect: row.can_introspect,
         skip_consent: row.skip_consent,
         require_2fa: row.require_2fa,
+        assertion_keys,
         resources: ResourceAccess {
             default: row.default_resource,
             ..ResourceAccess::default()
@@ -243,6 +290,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            assertion_keys: None,
             resources: ResourceAccess::default(),
         }
     }
