@@ -20,7 +20,7 @@ use umbra_tests::{TestApp, assert_oauth_error};
 
 /// A client's key pair, held by jwt-simple.
 enum Signer {
-    Rs256(RS256KeyPair),
+    Rs256(Box<RS256KeyPair>),
     Es256(ES256KeyPair),
     EdDsa(Ed25519KeyPair),
 }
@@ -32,11 +32,8 @@ impl Signer {
             // aws-lc-rs (as Umbra's own keys do) and is handed to jwt-simple as PKCS#8.
             SigningAlg::Rs256 => {
                 let generated = material::generate(SigningAlg::Rs256).unwrap();
-                Self::Rs256(
-                    RS256KeyPair::from_der(&generated.pkcs8)
-                        .unwrap()
-                        .with_key_id(kid),
-                )
+                let pair = RS256KeyPair::from_der(&generated.pkcs8).unwrap();
+                Self::Rs256(Box::new(pair.with_key_id(kid)))
             }
             SigningAlg::Es256 => Self::Es256(ES256KeyPair::generate().with_key_id(kid)),
             SigningAlg::EdDsa => Self::EdDsa(Ed25519KeyPair::generate().with_key_id(kid)),
