@@ -97,6 +97,9 @@ pub enum Unavailable {
     /// A 200 whose body is not an RFC 7662 answer Umbra would give.
     #[error("the authorization server's answer is not a valid introspection response: {0}")]
     InvalidAnswer(String),
+    /// The client assertion (`private_key_jwt`) could not be signed.
+    #[error("cannot sign the client assertion: {0}")]
+    Assertion(String),
 }
 
 impl GuardError {

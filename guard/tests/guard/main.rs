@@ -8,4 +8,5 @@ mod audience;
 mod caching;
 mod http;
 mod introspector;
+mod private_key_jwt;
 mod standards;
