@@ -201,6 +201,21 @@ db_test! {
 }
 
 db_test! {
+    async fn an_rsa_key_registered_without_alg_verifies_ps256_assertions(app: TestApp) {
+        let issuer = app.settings.server.issuer.clone();
+        let generated = material::generate(SigningAlg::Rs256).unwrap();
+        let pss = PS256KeyPair::from_der(&generated.pkcs8).unwrap().with_key_id("rsa");
+        let mut published: Value = serde_json::from_str(&pss.public_key().to_jwk()).unwrap();
+        published.as_object_mut().unwrap().remove("alg");
+        let set = serde_json::to_vec(&json!({ "keys": [published] })).unwrap();
+        let id = register(&app, ClientKeys::Inline(ClientJwks::parse_registered(&set).unwrap())).await;
+
+        let assertion = pss.sign(claims(&id, &issuer)).unwrap();
+        assert_eq!(token_with(&app, &assertion).await.status(), StatusCode::OK);
+    }
+}
+
+db_test! {
     async fn metadata_lists_private_key_jwt_and_its_algorithms(app: TestApp) {
         let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
 
