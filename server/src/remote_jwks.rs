@@ -222,3 +222,41 @@ impl RemoteJwks {
         Ok(ClientJwks::parse_published(&body)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    fn fetcher(https_only: bool) -> RemoteJwks {
+        let settings = Settings::built_in().unwrap().client_assertions;
+        RemoteJwks::new(&settings, https_only).unwrap()
+    }
+
+    #[tokio::test]
+    async fn production_fetches_https_only_and_a_failure_is_not_retried_at_once() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let plain = format!("http://{}/jwks.json", closed.local_addr().unwrap());
+        drop(closed);
+        let plain = plain.as_str();
+        let production = fetcher(true);
+        assert!(matches!(
+            production.keys("svc", plain).await,
+            Err(FetchError::Insecure)
+        ));
+        assert!(
+            matches!(
+                production.keys("svc", plain).await,
+                Err(FetchError::RecentlyFailed)
+            ),
+            "a failed fetch is not repeated within the refetch interval"
+        );
+
+        // Nothing listens there: development tries, and fails to connect.
+        let development = fetcher(false);
+        assert!(matches!(
+            development.keys("svc", plain).await,
+            Err(FetchError::Unreachable(_))
+        ));
+    }
+}
