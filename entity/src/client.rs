@@ -27,6 +27,10 @@ pub struct Model {
     pub default_resource: Option<String>,
     /// The JWS algorithm of its signed introspection answers (RFC 9701 §6); `None`: JSON only.
     pub introspection_signed_response_alg: Option<String>,
+    /// The public keys of a `private_key_jwt` client (RFC 7523), a JWK Set as JSON.
+    pub jwks: Option<String>,
+    /// Where the public keys of a `private_key_jwt` client are fetched from.
+    pub jwks_uri: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

@@ -22,6 +22,7 @@ pub mod refresh_token;
 pub mod resource;
 pub mod resource_introspector;
 pub mod signing_key;
+pub mod used_client_assertion;
 pub mod user;
 pub mod user_factor;
 
@@ -40,6 +41,7 @@ pub mod prelude {
     pub use super::resource::Entity as Resource;
     pub use super::resource_introspector::Entity as ResourceIntrospector;
     pub use super::signing_key::Entity as SigningKey;
+    pub use super::used_client_assertion::Entity as UsedClientAssertion;
     pub use super::user::Entity as User;
     pub use super::user_factor::Entity as UserFactor;
 }

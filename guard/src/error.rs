@@ -105,6 +105,9 @@ pub enum Unavailable {
     /// The key set that verifies signed answers could not be read.
     #[error("cannot read the authorization server's JWKS {0}")]
     Jwks(String),
+    /// The client assertion (`private_key_jwt`) could not be signed.
+    #[error("cannot sign the client assertion: {0}")]
+    Assertion(String),
 }
 
 impl GuardError {

@@ -5,6 +5,7 @@
 //! caches). A connection that cannot be established is retried a few times with a short
 //! backoff; an HTTP answer, whatever its status, is never retried, and a timeout is not
 //! either (the request may have been received). Every failure refuses the request.
+use crate::assertion::{AssertionKey, Credentials};
 use crate::bearer::check_token;
 use crate::cache::{CacheSettings, Caches};
 use crate::clock;
@@ -58,8 +59,8 @@ struct Inner {
     http: reqwest::Client,
     endpoint: Url,
     client_id: String,
-    /// `Basic …` built once from the resource server's credentials; marked sensitive.
-    authorization: HeaderValue,
+    /// A Basic header built once, or the key that signs an assertion per call.
+    credentials: Credentials,
     retries: u32,
     retry_backoff: Duration,
     expected: Expected,
@@ -73,6 +74,9 @@ pub struct IntrospectorBuilder {
     base_url: String,
     client_id: String,
     client_secret: SecretString,
+    /// Set by [`Introspector::builder_with_private_key`]: `private_key_jwt` instead of the
+    /// secret.
+    private_key: Option<AssertionKey>,
     connect_timeout: Duration,
     request_timeout: Duration,
     retries: u32,
@@ -129,6 +133,7 @@ impl Introspector {
             base_url: umbra_url.into(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
+            private_key: None,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             retries: 2,
@@ -140,6 +145,21 @@ impl Introspector {
             issuer: None,
             signed_answers: false,
         }
+    }
+
+    /// As [`builder`](Self::builder), for a client that authenticates with a private key
+    /// instead of a secret (`private_key_jwt`, RFC 7523): one created with `umbra client
+    /// create … --introspect --auth-method private_key_jwt --jwks …` holding the public half.
+    /// Each call carries a new assertion signed with `key`, for the introspection endpoint,
+    /// valid one minute.
+    pub fn builder_with_private_key(
+        umbra_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: AssertionKey,
+    ) -> IntrospectorBuilder {
+        let mut builder = Self::builder(umbra_url, client_id, String::new());
+        builder.private_key = Some(key);
+        builder
     }
 
     /// The introspection endpoint called.
@@ -204,18 +224,19 @@ impl Introspector {
         let inner = &*self.inner;
         let mut attempt = 0;
         loop {
+            let request = inner.http.post(inner.endpoint.clone()).header(
+                header::ACCEPT,
+                match inner.signed {
+                    Some(_) => SignedAnswers::accept(),
+                    None => HeaderValue::from_static("application/json"),
+                },
+            );
             let sent = inner
-                .http
-                .post(inner.endpoint.clone())
-                .header(header::AUTHORIZATION, inner.authorization.clone())
-                .header(
-                    header::ACCEPT,
-                    match inner.signed {
-                        Some(_) => SignedAnswers::accept(),
-                        None => HeaderValue::from_static("application/json"),
-                    },
-                )
-                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .credentials
+                .attach(
+                    request,
+                    &[("token", token), ("token_type_hint", "access_token")],
+                )?
                 .send()
                 .await;
             match sent {
@@ -382,12 +403,20 @@ impl IntrospectorBuilder {
     /// Checks the configuration and builds the introspector.
     pub fn build(self) -> Result<Introspector, BuildError> {
         let endpoint = introspection_endpoint(&self.base_url)?;
-        if self.client_id.is_empty() || self.client_secret.expose_secret().is_empty() {
-            return Err(BuildError::EmptyCredentials);
-        }
         let issuer = self.issuer.clone();
+        let credentials = match self.private_key {
+            _ if self.client_id.is_empty() => return Err(BuildError::EmptyCredentials),
+            Some(key) => Credentials::PrivateKeyJwt {
+                key,
+                client_id: self.client_id.clone(),
+                audience: endpoint.to_string(),
+            },
+            None if self.client_secret.expose_secret().is_empty() => {
+                return Err(BuildError::EmptyCredentials);
+            }
+            None => Credentials::Basic(basic_authorization(&self.client_id, &self.client_secret)?),
+        };
         let expected = Expected::new(self.resources, self.issuer)?;
-        let authorization = basic_authorization(&self.client_id, &self.client_secret)?;
         crate::ensure_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -412,7 +441,7 @@ impl IntrospectorBuilder {
                 http,
                 endpoint,
                 client_id: self.client_id,
-                authorization,
+                credentials,
                 retries: self.retries,
                 retry_backoff: self.retry_backoff,
                 expected,

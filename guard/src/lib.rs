@@ -51,6 +51,7 @@
 
 pub mod actix;
 mod actor;
+mod assertion;
 pub mod bearer;
 mod cache;
 mod clock;
@@ -63,6 +64,7 @@ mod token;
 
 pub use actix::RequireScopes;
 pub use actor::Actor;
+pub use assertion::{AssertionAlgorithm, AssertionKey, KeyError};
 pub use cache::CacheSettings;
 pub use error::{GuardError, Malformed, REALM, Unavailable};
 pub use introspector::{BuildError, Introspector, IntrospectorBuilder};

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod remote_jwks;
 pub mod second_factor;
 pub mod sender;
 pub mod settings;

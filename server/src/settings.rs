@@ -40,6 +40,7 @@ pub struct Settings {
     pub token_exchange: TokenExchangeSettings,
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
+    pub client_assertions: ClientAssertionSettings,
     pub log: LogSettings,
     pub authorize: AuthorizeSettings,
     pub session: SessionSettings,
@@ -207,6 +208,33 @@ pub struct CleanupSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub cache_ttl_secs: u64,
+}
+
+/// `private_key_jwt` client authentication (RFC 7523).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAssertionSettings {
+    /// Longest lifetime of a client assertion: `exp - iat`, or `exp - now` without `iat`.
+    pub max_lifetime_secs: i64,
+    /// How far a client's clock may be from Umbra's when `exp`, `nbf` and `iat` are checked.
+    pub clock_skew_secs: i64,
+    /// How long keys fetched from a client's `jwks_uri` are used before they are fetched again.
+    pub jwks_cache_ttl_secs: u64,
+    /// An assertion whose `kid` the cached keys lack fetches them again, at most this often
+    /// per client.
+    pub jwks_refetch_interval_secs: u64,
+    /// Connect and read timeout of a `jwks_uri` fetch.
+    pub jwks_timeout_secs: u64,
+}
+
+impl ClientAssertionSettings {
+    /// The claim rules of `oauth::client_assertion`.
+    pub fn policy(&self) -> crate::oauth::client_assertion::AssertionPolicy {
+        crate::oauth::client_assertion::AssertionPolicy {
+            max_lifetime_secs: self.max_lifetime_secs,
+            clock_skew_secs: self.clock_skew_secs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -479,6 +507,16 @@ impl Settings {
         }
         if !(1..=10).contains(&self.token_exchange.max_chain_depth) {
             return invalid("token_exchange.max_chain_depth must be between 1 and 10");
+        }
+        let a = &self.client_assertions;
+        if !(1..=3600).contains(&a.max_lifetime_secs)
+            || !(0..=300).contains(&a.clock_skew_secs)
+            || !(1..=60).contains(&a.jwks_timeout_secs)
+        {
+            return invalid(
+                "client_assertions.max_lifetime_secs must be between 1 and 3600, \
+                 clock_skew_secs between 0 and 300, jwks_timeout_secs between 1 and 60",
+            );
         }
         if production && !self.introspection.require_audience {
             self.warnings.push(

@@ -39,6 +39,8 @@ pub enum StartupError {
     SecondFactor(String),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
     #[error("cannot listen on {address} ({listener}; 0 picks a free port): {source}")]
     Bind {
         address: String,
@@ -185,6 +187,9 @@ pub(crate) fn app_state(
         );
     }
     let metrics = Arc::new(Metrics::new()?);
+    let production = settings.environment == crate::settings::Environment::Production;
+    let remote_jwks = crate::remote_jwks::RemoteJwks::new(&settings.client_assertions, production)
+        .map_err(|e| StartupError::HttpClient(e.to_string()))?;
     Ok(AppState {
         factors: second_factor(&settings, store.clone(), sender)?
             .with_failure_counter(metrics.second_factor_failures.clone()),
@@ -194,6 +199,7 @@ pub(crate) fn app_state(
         limiter: LoginLimiter::new(&settings.login),
         metrics,
         keys,
+        remote_jwks,
         settings,
     })
 }

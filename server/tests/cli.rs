@@ -1286,3 +1286,107 @@ fn signed_introspection_is_registered_shown_changed_and_turned_off() {
         );
     }
 }
+
+/// A JWK Set of one new public key of `alg`, with `extra` members added to the key.
+fn jwk_set(alg: umbra::keys::SigningAlg, extra: serde_json::Value) -> String {
+    let generated = umbra::keys::material::generate(alg).unwrap();
+    let mut key = serde_json::to_value(generated.public_jwk).unwrap();
+    for (name, value) in extra.as_object().unwrap() {
+        key[name] = value.clone();
+    }
+    serde_json::json!({ "keys": [key] }).to_string()
+}
+
+#[test]
+fn private_key_jwt_clients_register_keys_replace_them_and_refuse_private_ones() {
+    use umbra::keys::SigningAlg;
+    for scratch in Scratch::on_each_database() {
+        let file = scratch.path().join("jwks.json");
+        std::fs::write(
+            &file,
+            jwk_set(SigningAlg::Rs256, serde_json::json!({"kid": "r1"})),
+        )
+        .unwrap();
+        let method = ["--auth-method", "private_key_jwt"];
+
+        let created = create_client(
+            &scratch,
+            "reports",
+            &[method[0], method[1], "--jwks", file.to_str().unwrap()],
+        );
+        assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+        assert_eq!(created["public"], false);
+        assert!(created.get("client_secret").is_none(), "{created}");
+        assert_eq!(created["jwks"]["keys"][0]["kid"], "r1");
+        assert!(created["jwks"]["keys"][0].get("d").is_none());
+
+        let text = scratch.run(&["client", "show", "reports"]);
+        let shown = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            shown.contains("private_key_jwt") && shown.contains("r1 (RS256)"),
+            "{shown}"
+        );
+
+        let replaced = json(&scratch.run(&[
+            "client",
+            "set-keys",
+            "reports",
+            "--jwks-uri",
+            "https://reports.example/jwks.json",
+            "--json",
+        ]));
+        assert_eq!(replaced["jwks_uri"], "https://reports.example/jwks.json");
+        assert!(replaced.get("jwks").is_none());
+        let inline = jwk_set(SigningAlg::EdDsa, serde_json::json!({"kid": "e1"}));
+        let replaced =
+            json(&scratch.run(&["client", "set-keys", "reports", "--jwks", &inline, "--json"]));
+        assert_eq!(replaced["jwks"]["keys"][0]["kid"], "e1");
+
+        assert_one_line_error(
+            &scratch.run(&["client", "rotate-secret", "reports"]),
+            "private_key_jwt",
+        );
+        create_client(&scratch, "secret-svc", &[]);
+        assert_one_line_error(
+            &scratch.run(&["client", "set-keys", "secret-svc", "--jwks", &inline]),
+            "not private_key_jwt",
+        );
+
+        let private = jwk_set(SigningAlg::Es256, serde_json::json!({"d": "c2VjcmV0"}));
+        assert_one_line_error(
+            &scratch.run(&[
+                "client", "create", "Leaky", method[0], method[1], "--jwks", &private,
+            ]),
+            "private key material",
+        );
+        let hmac = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+        assert_one_line_error(
+            &scratch.run(&[
+                "client", "create", "Sym", method[0], method[1], "--jwks", hmac,
+            ]),
+            "private key material",
+        );
+        assert_one_line_error(
+            &scratch.run(&[
+                "client",
+                "create",
+                "Plain",
+                method[0],
+                method[1],
+                "--jwks-uri",
+                "http://reports.example/jwks.json",
+            ]),
+            "https",
+        );
+        assert_one_line_error(
+            &scratch.run(&["client", "create", "NoKeys", method[0], method[1]]),
+            "--jwks",
+        );
+        let listed = json(&scratch.run(&["client", "list", "--json"]));
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            2,
+            "nothing refused was registered"
+        );
+    }
+}

@@ -190,6 +190,7 @@ impl TestApp {
                     can_introspect: spec.introspect,
                     skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
+                    assertion_keys: None,
                     resources: Default::default(),
                     introspection_signed_response_alg: spec.introspection_signed_response_alg,
                 },

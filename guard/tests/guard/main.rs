@@ -8,5 +8,6 @@ mod audience;
 mod caching;
 mod http;
 mod introspector;
+mod private_key_jwt;
 mod signed;
 mod standards;

@@ -1,17 +1,19 @@
-//! `umbra client create | list | show | delete | rotate-secret`, and which resources (RFC
-//! 8707) a client may ask tokens for: `allow-resource | deny-resource | default-resource`;
-//! signed introspection answers (RFC 9701): `introspection-signing`.
+//! `umbra client create | list | show | delete | rotate-secret | set-keys`, and which
+//! resources (RFC 8707) a client may ask tokens for: `allow-resource | deny-resource |
+//! default-resource`; signed introspection answers (RFC 9701): `introspection-signing`.
 use super::{output, parse_scopes, resource};
 use crate::clock;
 use crate::keys::{self, SigningAlg};
 use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
+use crate::oauth::client_auth::AuthMethod;
+use crate::oauth::client_jwks::{ClientJwks, ClientKeys, MAX_JWKS_BYTES, validate_jwks_uri};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri;
 use crate::oauth::resource::{AllowedResource, ResourceAccess};
 use crate::oauth::token::{Token, TokenKind, random_urlsafe};
 use crate::store::Store;
 use anyhow::{Context, bail};
-use clap::{ArgGroup, Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +30,17 @@ pub enum ClientCommand {
     /// Issue a new secret; the old one stops working (within clients.cache_ttl_secs on
     /// running servers).
     RotateSecret { client_id: String },
+    /// Replace the public keys of a private_key_jwt client; running servers use the new ones
+    /// within clients.cache_ttl_secs.
+    #[command(
+        group(ArgGroup::new("keys").required(true).args(["jwks", "jwks_uri"])),
+        override_usage = "umbra client set-keys <CLIENT_ID> (--jwks <FILE_OR_JSON> | --jwks-uri <URL>)"
+    )]
+    SetKeys {
+        client_id: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
     /// Let a client ask tokens for a resource (RFC 8707), with some of the scopes it defines
     /// or, without --scope, every scope it defines, as they change. Replaces an earlier
     /// permission for the same resource.
@@ -86,9 +99,16 @@ pub struct CreateArgs {
     /// The client_id to use instead of a random one.
     #[arg(long = "id")]
     id: Option<String>,
-    /// A public client (no secret; e.g. a single-page or native app).
+    /// A public client (no secret; e.g. a single-page or native app): --auth-method none.
     #[arg(long)]
     public: bool,
+    /// How the client authenticates at /token, /introspect and /revoke: client_secret_basic
+    /// (the default: a secret, which it may also send in the body), private_key_jwt (a JWT
+    /// signed with its private key; give --jwks or --jwks-uri) or none (a public client).
+    #[arg(long = "auth-method", value_name = "METHOD")]
+    auth_method: Option<AuthMethodArg>,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// A redirect URI (repeatable): https, http to 127.0.0.1, [::1] or localhost, or a
     /// private-use scheme such as com.example.app:/callback. Matched exactly, except that
     /// http://127.0.0.1 and http://[::1] accept any port (RFC 8252 §7.3).
@@ -128,6 +148,70 @@ pub struct CreateArgs {
     introspection_signed_alg: Option<SigningAlg>,
 }
 
+/// `--auth-method` (RFC 7591 `token_endpoint_auth_method` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum AuthMethodArg {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+/// Where a private_key_jwt client's public keys are.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// private_key_jwt: the client's public keys, a JWK Set given as JSON or as the path of a
+    /// file holding it (RS256, PS256, ES256 or EdDSA keys; no private members).
+    #[arg(long, value_name = "FILE_OR_JSON", conflicts_with = "jwks_uri")]
+    jwks: Option<String>,
+    /// private_key_jwt: the URL where the client publishes its JWK Set: https (plain http to
+    /// a loopback host only); fetched and cached by the server, https only in production.
+    #[arg(long = "jwks-uri", value_name = "URL")]
+    jwks_uri: Option<String>,
+    /// Development only: accept a plain http --jwks-uri to a host other than loopback.
+    #[arg(long = "allow-insecure-jwks-uri", requires = "jwks_uri")]
+    allow_insecure_jwks_uri: bool,
+}
+
+impl KeyArgs {
+    /// The keys given, checked; `None` when none were.
+    fn read(&self) -> anyhow::Result<Option<ClientKeys>> {
+        if let Some(given) = &self.jwks {
+            let json = if given.trim_start().starts_with('{') {
+                given.clone().into_bytes()
+            } else {
+                read_bounded(given)?
+            };
+            let jwks = ClientJwks::parse_registered(&json)
+                .map_err(|why| anyhow::anyhow!("--jwks: {why}"))?;
+            return Ok(Some(ClientKeys::Inline(jwks)));
+        }
+        if let Some(uri) = &self.jwks_uri {
+            validate_jwks_uri(uri, self.allow_insecure_jwks_uri)
+                .map_err(|why| anyhow::anyhow!("--jwks-uri {uri:?} {why}"))?;
+            return Ok(Some(ClientKeys::Uri(uri.clone())));
+        }
+        Ok(None)
+    }
+}
+
+/// The file at `path`, refused beyond the size of a JWK Set.
+fn read_bounded(path: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| {
+        format!("--jwks: cannot open {path:?} (give a file or the JSON itself)")
+    })?;
+    let mut json = Vec::new();
+    file.take(MAX_JWKS_BYTES as u64 + 1)
+        .read_to_end(&mut json)
+        .with_context(|| format!("--jwks: cannot read {path:?}"))?;
+    if json.len() > MAX_JWKS_BYTES {
+        bail!("--jwks: {path:?} exceeds {MAX_JWKS_BYTES} bytes");
+    }
+    Ok(json)
+}
+
 /// A resource a client may ask tokens for, with the scopes it may ask there now.
 #[derive(Serialize)]
 struct AllowedResourceView<'a> {
@@ -158,6 +242,13 @@ struct ClientView<'a> {
     client_id: &'a str,
     name: &'a str,
     public: bool,
+    /// `client_secret_basic`, `private_key_jwt` or `none`.
+    token_endpoint_auth_method: &'static str,
+    /// The registered keys of a private_key_jwt client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<&'a str>,
     redirect_uris: &'a [String],
     grant_types: Vec<&'static str>,
     scopes: String,
@@ -181,6 +272,15 @@ impl<'a> ClientView<'a> {
             client_id: &client.id,
             name: &client.name,
             public: client.is_public(),
+            token_endpoint_auth_method: client.auth_method().as_str(),
+            jwks: match &client.assertion_keys {
+                Some(ClientKeys::Inline(jwks)) => Some(jwks.to_json()),
+                _ => None,
+            },
+            jwks_uri: match &client.assertion_keys {
+                Some(ClientKeys::Uri(uri)) => Some(uri),
+                _ => None,
+            },
             redirect_uris: &client.redirect_uris,
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             scopes: client.scopes.to_string(),
@@ -238,6 +338,7 @@ impl<'a> ClientView<'a> {
                 }
                 .to_owned(),
             ),
+            ("auth_method", self.token_endpoint_auth_method.to_owned()),
             ("redirect_uris", self.redirect_uris.join(" ")),
             ("grant_types", self.grant_types.join(" ")),
             ("scopes", self.scopes.clone()),
@@ -264,6 +365,12 @@ impl<'a> ClientView<'a> {
                     .to_owned(),
             ),
         ];
+        if let Some(jwks) = &self.jwks {
+            rows.push(("jwks", describe_jwks(jwks)));
+        }
+        if let Some(uri) = self.jwks_uri {
+            rows.push(("jwks_uri", uri.to_owned()));
+        }
         if let Some(secret) = self.client_secret {
             rows.push((
                 "client_secret",
@@ -272,6 +379,25 @@ impl<'a> ClientView<'a> {
         }
         output::fields(&rows)
     }
+}
+
+/// `2 keys: kid-a (RS256), kid-b (ES256)`: what identifies each key, not its material.
+fn describe_jwks(jwks: &serde_json::Value) -> String {
+    let keys = jwks["keys"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let named: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            let kid = key["kid"].as_str().unwrap_or("(no kid)");
+            match key["alg"].as_str() {
+                Some(alg) => format!("{kid} ({alg})"),
+                None => format!("{kid} ({})", key["kty"].as_str().unwrap_or("?")),
+            }
+        })
+        .collect();
+    format!("{} key(s): {}", keys.len(), named.join(", "))
 }
 
 impl ClientCommand {
@@ -334,8 +460,13 @@ impl ClientCommand {
             }
             Self::RotateSecret { client_id } => {
                 let client = find(store, &client_id).await?;
-                if client.is_public() {
-                    bail!("client {client_id:?} is public and has no secret");
+                match client.auth_method() {
+                    AuthMethod::None => bail!("client {client_id:?} is public and has no secret"),
+                    AuthMethod::PrivateKeyJwt => bail!(
+                        "client {client_id:?} authenticates with private_key_jwt and has no \
+                         secret; replace its keys with `umbra client set-keys`"
+                    ),
+                    _ => {}
                 }
                 let secret = Token::generate(TokenKind::ClientSecret)?;
                 if !store
@@ -356,6 +487,7 @@ impl ClientCommand {
                     ]),
                 );
             }
+            Self::SetKeys { client_id, keys } => set_keys(store, &client_id, &keys, json).await?,
             Self::AllowResource {
                 client_id,
                 resource,
@@ -390,6 +522,35 @@ pub(super) async fn find(store: &Store, client_id: &str) -> anyhow::Result<Clien
 
 fn unknown(client_id: &str) -> String {
     format!("no client with id {client_id:?}")
+}
+
+async fn set_keys(
+    store: &Store,
+    client_id: &str,
+    keys: &KeyArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let Some(keys) = keys.read()? else {
+        bail!("give --jwks or --jwks-uri");
+    };
+    let client = find(store, client_id).await?;
+    if client.auth_method() != AuthMethod::PrivateKeyJwt {
+        bail!(
+            "client {client_id:?} authenticates with {}, not private_key_jwt: its keys cannot \
+             be set",
+            client.auth_method().as_str()
+        );
+    }
+    if !store
+        .set_client_keys(client_id, &keys, clock::now())
+        .await?
+    {
+        bail!("{}", unknown(client_id));
+    }
+    let client = find(store, client_id).await?;
+    let view = ClientView::of(&client, None);
+    output::print(json, &view, &view.text());
+    Ok(())
 }
 
 async fn allow_resource(
@@ -586,6 +747,21 @@ impl CreateArgs {
             redirect_uri::validate(uri, self.allow_insecure_redirect)
                 .map_err(|why| anyhow::anyhow!("redirect URI {uri:?} {why}"))?;
         }
+        let method = match (self.auth_method, self.public) {
+            (Some(AuthMethodArg::None), _) | (None, true) => AuthMethodArg::None,
+            (Some(_), true) => bail!("--public is --auth-method none"),
+            (Some(method), false) => method,
+            (None, false) => AuthMethodArg::ClientSecretBasic,
+        };
+        let public = method == AuthMethodArg::None;
+        let assertion_keys = self.keys.read()?;
+        match (method, &assertion_keys) {
+            (AuthMethodArg::PrivateKeyJwt, None) => {
+                bail!("--auth-method private_key_jwt needs --jwks or --jwks-uri")
+            }
+            (AuthMethodArg::PrivateKeyJwt, Some(_)) | (_, None) => {}
+            (_, Some(_)) => bail!("--jwks and --jwks-uri need --auth-method private_key_jwt"),
+        }
         let mut grant_types = self.grant_types;
         if grant_types.is_empty() {
             grant_types = if self.redirect_uris.is_empty() {
@@ -595,10 +771,10 @@ impl CreateArgs {
             };
         }
         grant_types.dedup();
-        if self.public && grant_types.contains(&GrantType::ClientCredentials) {
+        if public && grant_types.contains(&GrantType::ClientCredentials) {
             bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
         }
-        if self.public && (self.introspect || self.introspection_signed_alg.is_some()) {
+        if public && (self.introspect || self.introspection_signed_alg.is_some()) {
             bail!("{}", PUBLIC_CANNOT_INTROSPECT);
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
@@ -610,10 +786,11 @@ impl CreateArgs {
         {
             bail!("the --default-resource {default} must also be given as --resource");
         }
-        let secret = if self.public {
-            None
-        } else {
-            Some(Token::generate(TokenKind::ClientSecret)?)
+        let secret = match method {
+            AuthMethodArg::ClientSecretBasic | AuthMethodArg::ClientSecretPost => {
+                Some(Token::generate(TokenKind::ClientSecret)?)
+            }
+            AuthMethodArg::PrivateKeyJwt | AuthMethodArg::None => None,
         };
         let new = Client {
             id,
@@ -625,6 +802,7 @@ impl CreateArgs {
             can_introspect: self.introspect,
             skip_consent: self.skip_consent,
             require_2fa: self.require_2fa,
+            assertion_keys,
             resources: ResourceAccess {
                 default: self.default_resource,
                 ..ResourceAccess::default()
@@ -718,6 +896,103 @@ mod tests {
         assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
         assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
         assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
+
+    fn jwks(private: bool) -> String {
+        let generated = crate::keys::material::generate(crate::keys::SigningAlg::Es256).unwrap();
+        let mut key = serde_json::to_value(generated.public_jwk).unwrap();
+        if private {
+            key["d"] = "c2VjcmV0".into();
+        }
+        serde_json::json!({ "keys": [key] }).to_string()
+    }
+
+    #[test]
+    fn a_private_key_jwt_client_registers_keys_and_gets_no_secret() {
+        let set = jwks(false);
+        let inline = create(&["--auth-method", "private_key_jwt", "--jwks", &set]).unwrap();
+        assert_eq!(inline.auth_method(), AuthMethod::PrivateKeyJwt);
+        assert!(inline.secret_hash.is_none() && !inline.is_public());
+        assert!(matches!(inline.assertion_keys, Some(ClientKeys::Inline(_))));
+
+        let file = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&file, &set).unwrap();
+        let from_file = create(&[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            file.to_str().unwrap(),
+        ]);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(from_file.unwrap().assertion_keys, inline.assertion_keys);
+
+        let remote = create(&[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-uri",
+            "https://svc.example/jwks.json",
+        ])
+        .unwrap();
+        assert_eq!(
+            remote.assertion_keys,
+            Some(ClientKeys::Uri("https://svc.example/jwks.json".into()))
+        );
+    }
+
+    #[test]
+    fn keys_that_are_private_missing_or_misplaced_are_refused() {
+        let method = ["--auth-method", "private_key_jwt"];
+        let private = jwks(true);
+        let err = create(&[method[0], method[1], "--jwks", &private]).unwrap_err();
+        assert!(err.to_string().contains("private key material"), "{err}");
+        let err = create(&method).unwrap_err();
+        assert!(
+            err.to_string().contains("needs --jwks or --jwks-uri"),
+            "{err}"
+        );
+        let public = jwks(false);
+        let err = create(&["--jwks", &public]).unwrap_err();
+        assert!(err.to_string().contains("need --auth-method"), "{err}");
+        assert!(create(&["--public", method[0], method[1], "--jwks", &public]).is_err());
+        let err =
+            create(&[method[0], method[1], "--jwks-uri", "http://svc.example/k"]).unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        assert!(
+            create(&[method[0], method[1], "--jwks", "/no/such/file.json"]).is_err(),
+            "an unreadable file"
+        );
+        assert!(
+            create(&[
+                method[0],
+                method[1],
+                "--jwks",
+                &public,
+                "--jwks-uri",
+                "https://a.example/k"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn auth_method_none_is_public_and_secret_methods_get_a_secret() {
+        let public = create(&[
+            "--auth-method",
+            "none",
+            "--redirect-uri",
+            "https://a.example/cb",
+        ]);
+        assert!(public.unwrap().is_public());
+        let post = create(&["--auth-method", "client_secret_post"]).unwrap();
+        assert_eq!(post.auth_method(), AuthMethod::ClientSecretBasic);
+        assert!(post.secret_hash.is_some());
+    }
+
+    #[test]
+    fn set_keys_needs_exactly_one_source() {
+        assert!(Umbra::try_parse_from(["umbra", "set-keys", "svc"]).is_err());
+        let set = jwks(false);
+        assert!(Umbra::try_parse_from(["umbra", "set-keys", "svc", "--jwks", &set]).is_ok());
     }
 
     #[test]

@@ -19,6 +19,8 @@ use futures_util::future::LocalBoxFuture;
 pub struct OAuthRequest {
     pub params: Params,
     pub authorization: Option<Vec<u8>>,
+    /// The path called (`/token`): a client assertion may name the endpoint as its audience.
+    pub path: String,
 }
 
 const FALLBACK_LIMIT: usize = 8192;
@@ -56,6 +58,7 @@ impl FromRequest for OAuthRequest {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes().to_vec());
+        let path = req.path().to_owned();
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
@@ -72,6 +75,7 @@ impl FromRequest for OAuthRequest {
             Ok(Self {
                 params: Params::parse(&body)?,
                 authorization,
+                path,
             })
         })
     }

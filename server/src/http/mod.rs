@@ -42,6 +42,8 @@ pub struct AppState {
     pub factors: SecondFactor,
     /// Umbra's signing keys (JWKS, ID tokens, signed introspection answers).
     pub keys: Arc<crate::keys::KeyRing>,
+    /// Keys of `private_key_jwt` clients registered with a `jwks_uri`.
+    pub remote_jwks: crate::remote_jwks::RemoteJwks,
 }
 
 /// Largest HTML form accepted.

@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 /// The form of `POST /token` (RFC 6749 §4.1.3, §4.4.2, §6, RFC 8693 §2.1, RFC 8707 §2). Which
 /// fields apply depends on
 /// `grant_type`; client credentials may come in the body (`client_secret_post`) instead of
-/// HTTP Basic, and a public client sends only `client_id`.
+/// HTTP Basic, a `private_key_jwt` client sends a signed assertion instead of a secret, and a
+/// public client sends only `client_id`.
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
@@ -37,6 +38,11 @@ pub struct TokenRequest {
     requested_token_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `private_key_jwt` (RFC 7523 §2.2):
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with the client's registered key.
+    client_assertion: Option<String>,
 }
 
 /// The form of `POST /introspect` and `POST /revoke` (RFC 7662 §2.1, RFC 7009 §2.1).
@@ -48,6 +54,11 @@ pub struct TokenActionRequest {
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `private_key_jwt` (RFC 7523 §2.2):
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with the client's registered key.
+    client_assertion: Option<String>,
 }
 
 /// An error (RFC 6749 §5.2).

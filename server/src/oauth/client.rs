@@ -1,4 +1,6 @@
 //! A registered client as the protocol sees it (RFC 6749 §2).
+use super::client_auth::AuthMethod;
+use super::client_jwks::ClientKeys;
 use super::grant_type::GrantType;
 use super::redirect_uri;
 use super::resource::ResourceAccess;
@@ -27,11 +29,26 @@ pub struct Client {
     /// A resource server that asks for signed introspection answers (RFC 9701) gets them
     /// signed with this algorithm; `None`: it gets RFC 7662 JSON only.
     pub introspection_signed_response_alg: Option<SigningAlg>,
+    /// The public keys of a client that authenticates with `private_key_jwt` (RFC 7523);
+    /// such a client has no secret.
+    pub assertion_keys: Option<ClientKeys>,
 }
 
 impl Client {
+    /// A client without credentials (RFC 6749 §2.1): neither a secret nor keys.
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.secret_hash.is_none() && self.assertion_keys.is_none()
+    }
+
+    /// How the client authenticates: `client_secret_basic` stands for both secret methods.
+    pub fn auth_method(&self) -> AuthMethod {
+        if self.assertion_keys.is_some() {
+            AuthMethod::PrivateKeyJwt
+        } else if self.secret_hash.is_some() {
+            AuthMethod::ClientSecretBasic
+        } else {
+            AuthMethod::None
+        }
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -89,6 +106,7 @@ mod tests {
             require_2fa: false,
             resources: Default::default(),
             introspection_signed_response_alg: None,
+            assertion_keys: None,
         }
     }
 

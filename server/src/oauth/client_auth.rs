@@ -1,7 +1,10 @@
 //! Client authentication at the token, introspection and revocation endpoints
 //! (RFC 6749 §2.3.1): HTTP Basic (`client_secret_basic`), credentials in the body
-//! (`client_secret_post`), or a bare `client_id` for public clients (`none`).
+//! (`client_secret_post`), a signed JWT (`private_key_jwt`, RFC 7523 §2.2, checked by
+//! [`client_assertion`](super::client_assertion)), or a bare `client_id` for public clients
+//! (`none`).
 use super::client::Client;
+use super::client_assertion::{ASSERTION_TYPE, Assertion};
 use super::error::OAuthError;
 use super::params::Params;
 use base64::Engine;
@@ -15,6 +18,8 @@ use std::borrow::Borrow;
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OpenID Connect Core §9).
+    PrivateKeyJwt,
     /// A public client identifying itself with `client_id` alone.
     None,
 }
@@ -24,6 +29,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
         }
     }
@@ -34,6 +40,8 @@ impl AuthMethod {
 pub struct ClientCredentials {
     pub client_id: String,
     pub secret: Option<SecretString>,
+    /// The client assertion of `private_key_jwt`, its form checked.
+    pub assertion: Option<Assertion>,
     pub method: AuthMethod,
 }
 
@@ -44,6 +52,15 @@ impl ClientCredentials {
     pub fn extract(authorization: Option<&[u8]>, params: &Params) -> Result<Self, OAuthError> {
         let body_id = params.get("client_id");
         let body_secret = params.get("client_secret");
+        if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some()
+        {
+            if authorization.is_some() || body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not a client_assertion and a secret",
+                ));
+            }
+            return Self::from_assertion(params, body_id);
+        }
         if let Some(header) = authorization {
             let (client_id, secret) = parse_basic(header)?;
             if body_secret.is_some() {
@@ -59,6 +76,7 @@ impl ClientCredentials {
             return Ok(Self {
                 client_id,
                 secret: Some(secret),
+                assertion: None,
                 method: AuthMethod::ClientSecretBasic,
             });
         }
@@ -66,11 +84,13 @@ impl ClientCredentials {
             (Some(id), Some(secret)) => Ok(Self {
                 client_id: id.to_owned(),
                 secret: Some(SecretString::from(secret)),
+                assertion: None,
                 method: AuthMethod::ClientSecretPost,
             }),
             (Some(id), None) => Ok(Self {
                 client_id: id.to_owned(),
                 secret: None,
+                assertion: None,
                 method: AuthMethod::None,
             }),
             (None, _) => Err(OAuthError::invalid_client(
@@ -79,14 +99,55 @@ impl ClientCredentials {
         }
     }
 
-    /// Checks the credentials against the client record looked up by `client_id`.
-    /// Every failure gives the same answer, so the response does not tell which part was wrong.
+    /// `client_assertion_type` and `client_assertion` (RFC 7521 §4.2); the client is the
+    /// assertion's `sub`, which a `client_id` in the body, "if present, … MUST identify".
+    fn from_assertion(params: &Params, body_id: Option<&str>) -> Result<Self, OAuthError> {
+        let (Some(kind), Some(raw)) = (
+            params.get("client_assertion_type"),
+            params.get("client_assertion"),
+        ) else {
+            return Err(OAuthError::invalid_request(
+                "client_assertion and client_assertion_type must be sent together",
+            ));
+        };
+        if kind != ASSERTION_TYPE {
+            return Err(OAuthError::invalid_client(
+                "unsupported client_assertion_type: only \
+                 urn:ietf:params:oauth:client-assertion-type:jwt-bearer is accepted",
+            ));
+        }
+        let assertion = Assertion::parse(raw)?;
+        let Some(subject) = assertion.subject().map(str::to_owned) else {
+            return Err(OAuthError::invalid_client(
+                "the client_assertion has no sub: it must be the client_id",
+            ));
+        };
+        if body_id.is_some_and(|id| id != subject) {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the client_assertion's sub",
+            ));
+        }
+        Ok(Self {
+            client_id: subject,
+            secret: None,
+            assertion: Some(assertion),
+            method: AuthMethod::PrivateKeyJwt,
+        })
+    }
+
+    /// Checks a secret, or the absence of one, against the client record looked up by
+    /// `client_id`: a client registered for one method cannot use another. Every failure
+    /// gives the same answer, so the response does not tell which part was wrong. An
+    /// assertion is checked elsewhere (it needs the client's keys and the store) and never
+    /// passes here.
     pub fn authenticate<C: Borrow<Client>>(&self, client: Option<C>) -> Result<C, OAuthError> {
         let authenticated = client.filter(|client| {
             let client: &Client = client.borrow();
-            match (&self.secret, client.is_public()) {
-                (None, true) => true,
-                (Some(secret), false) => client.verify_secret(secret.expose_secret()),
+            match (self.method, &self.secret) {
+                (AuthMethod::None, None) => client.is_public(),
+                (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost, Some(secret)) => {
+                    client.verify_secret(secret.expose_secret())
+                }
                 _ => false,
             }
         });
@@ -222,6 +283,80 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InvalidClient, "{header:?}");
             assert!(err.basic_challenge());
         }
+    }
+
+    /// An assertion of valid form (its signature is not checked here).
+    fn assertion_form(extra: &str) -> Params {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"iss":"svc","sub":"svc"}"#);
+        let body = format!(
+            "client_assertion_type={}&client_assertion={header}.{payload}.c2ln{extra}",
+            percent_encoding::utf8_percent_encode(
+                ASSERTION_TYPE,
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        Params::parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_assertion_names_its_client_by_sub() {
+        let creds = ClientCredentials::extract(None, &assertion_form("")).unwrap();
+        assert_eq!(creds.method, AuthMethod::PrivateKeyJwt);
+        assert_eq!(creds.client_id, "svc");
+        assert!(creds.secret.is_none() && creds.assertion.is_some());
+        let same = ClientCredentials::extract(None, &assertion_form("&client_id=svc"));
+        assert_eq!(same.unwrap().client_id, "svc");
+    }
+
+    #[test]
+    fn an_assertion_with_another_method_or_another_client_id_is_invalid_request() {
+        for (header, extra) in [
+            (Some(basic("svc", "b")), ""),
+            (None, "&client_secret=b"),
+            (None, "&client_id=other"),
+        ] {
+            let err =
+                ClientCredentials::extract(header.as_deref(), &assertion_form(extra)).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest, "{extra}");
+        }
+    }
+
+    #[test]
+    fn an_incomplete_or_unknown_assertion_type_is_refused() {
+        let missing_type = Params::parse(b"client_assertion=a.b.c").unwrap();
+        let err = ClientCredentials::extract(None, &missing_type).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        let missing_assertion = Params::parse(b"client_assertion_type=x&client_id=a").unwrap();
+        let err = ClientCredentials::extract(None, &missing_assertion).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        let saml = Params::parse(
+            b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Asaml2-bearer&client_assertion=a.b.c",
+        )
+        .unwrap();
+        let err = ClientCredentials::extract(None, &saml).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn assertion_credentials_never_pass_the_secret_check() {
+        let creds = ClientCredentials::extract(None, &assertion_form("")).unwrap();
+        let public = Client {
+            id: "svc".into(),
+            name: "svc".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![],
+            scopes: Default::default(),
+            can_introspect: false,
+            skip_consent: false,
+            require_2fa: false,
+            assertion_keys: None,
+            resources: Default::default(),
+            introspection_signed_response_alg: None,
+        };
+        assert!(creds.authenticate(Some(&public)).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 pub mod authorize;
 pub mod client;
+pub mod client_assertion;
 pub mod client_auth;
+pub mod client_jwks;
 pub mod error;
 pub mod grant_type;
 pub mod grants;

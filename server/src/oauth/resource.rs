@@ -283,6 +283,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            assertion_keys: None,
             resources: ResourceAccess {
                 allowed: vec![
                     AllowedResource {

@@ -2,7 +2,10 @@
 //! their retention, in bounded batches, so that no single statement holds locks for long.
 use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
-use entity::{access_token, audit_event, authorization_code, grant, one_time_code, refresh_token};
+use entity::{
+    access_token, audit_event, authorization_code, grant, one_time_code, refresh_token,
+    used_client_assertion,
+};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::time::Duration;
@@ -18,6 +21,7 @@ pub struct CleanupReport {
     pub authorization_codes: u64,
     pub one_time_codes: u64,
     pub audit_events: u64,
+    pub used_client_assertions: u64,
 }
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -92,6 +96,14 @@ impl Store {
             batch,
         )
         .await?;
+        // A client assertion past its expiry is refused for that; its `jti` need not be kept.
+        let used_client_assertions = purge_batches::<used_client_assertion::Entity, _>(
+            self,
+            used_client_assertion::Column::JtiHash,
+            Condition::all().add(used_client_assertion::Column::ExpiresAt.lte(now)),
+            batch,
+        )
+        .await?;
         let audit_events = match settings.audit_retention_days {
             0 => 0,
             days => {
@@ -112,6 +124,7 @@ impl Store {
             authorization_codes,
             one_time_codes,
             audit_events,
+            used_client_assertions,
         })
     }
 }

@@ -4,6 +4,7 @@ use super::resources::allow_link;
 use super::{Store, StoreError};
 use crate::keys::SigningAlg;
 use crate::oauth::client::{Client, is_valid_client_id};
+use crate::oauth::client_jwks::{ClientJwks, ClientKeys};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
 use crate::oauth::scope::ScopeSet;
@@ -11,7 +12,8 @@ use crate::oauth::token::TokenHash;
 use entity::client;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,7 @@ impl Store {
     ) -> Result<Client, StoreError> {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (jwks, jwks_uri) = key_columns(new.assertion_keys.as_ref());
         let row = client::ActiveModel {
             id: Set(new.id.clone()),
             name: Set(new.name.clone()),
@@ -47,6 +50,8 @@ impl Store {
             introspection_signed_response_alg: Set(new
                 .introspection_signed_response_alg
                 .map(|alg| alg.as_str().to_owned())),
+            jwks: Set(jwks),
+            jwks_uri: Set(jwks_uri),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -130,6 +135,39 @@ impl Store {
             .await?;
         Ok(result.rows_affected > 0)
     }
+
+    /// Replaces the keys of a `private_key_jwt` client. `false` if the client is unknown or
+    /// authenticates otherwise (a secret or public client is not turned into another kind).
+    pub async fn set_client_keys(
+        &self,
+        id: &str,
+        keys: &ClientKeys,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (jwks, jwks_uri) = key_columns(Some(keys));
+        let result = client::Entity::update_many()
+            .col_expr(client::Column::Jwks, Expr::value(jwks))
+            .col_expr(client::Column::JwksUri, Expr::value(jwks_uri))
+            .col_expr(client::Column::UpdatedAt, Expr::value(now))
+            .filter(client::Column::Id.eq(id))
+            .filter(
+                Condition::any()
+                    .add(client::Column::Jwks.is_not_null())
+                    .add(client::Column::JwksUri.is_not_null()),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+}
+
+/// The `jwks` and `jwks_uri` columns of a client's keys.
+fn key_columns(keys: Option<&ClientKeys>) -> (Option<String>, Option<String>) {
+    match keys {
+        None => (None, None),
+        Some(ClientKeys::Inline(jwks)) => (Some(jwks.to_json().to_string()), None),
+        Some(ClientKeys::Uri(uri)) => (None, Some(uri.clone())),
+    }
 }
 
 impl Store {
@@ -180,6 +218,14 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         .map(str::parse)
         .transpose()
         .map_err(|_| corrupt("introspection_signed_response_alg"))?;
+    let assertion_keys = match (&row.jwks, &row.jwks_uri) {
+        (None, None) => None,
+        (Some(jwks), None) => Some(ClientKeys::Inline(
+            ClientJwks::parse_registered(jwks.as_bytes()).map_err(|_| corrupt("jwks"))?,
+        )),
+        (None, Some(uri)) => Some(ClientKeys::Uri(uri.clone())),
+        (Some(_), Some(_)) => return Err(corrupt("both jwks and jwks_uri")),
+    };
     Ok(Client {
         id: row.id,
         name: row.name,
@@ -190,6 +236,7 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         can_introspect: row.can_introspect,
         skip_consent: row.skip_consent,
         require_2fa: row.require_2fa,
+        assertion_keys,
         resources: ResourceAccess {
             default: row.default_resource,
             ..ResourceAccess::default()
@@ -276,6 +323,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            assertion_keys: None,
             resources: ResourceAccess::default(),
             introspection_signed_response_alg: None,
         }

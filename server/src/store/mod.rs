@@ -2,6 +2,7 @@
 //!
 //! Single-use and rotation rules live here and are enforced atomically (a conditional UPDATE
 //! whose affected-row count decides), so two concurrent requests can never both win.
+mod assertions;
 mod audit;
 mod cleanup;
 mod clients;
@@ -16,6 +17,7 @@ mod resources;
 mod tokens;
 mod users;
 
+pub use assertions::AssertionUse;
 pub use audit::{AuditEntry, AuditKind, AuditRecord};
 pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::ClientCache;

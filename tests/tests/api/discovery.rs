@@ -32,11 +32,11 @@ db_test! {
         assert_eq!(body["authorization_response_iss_parameter_supported"], true);
         assert_eq!(
             body["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
         );
         assert_eq!(
             body["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
     }
 }

@@ -57,6 +57,7 @@ mod lockout;
 mod operations;
 mod outage;
 mod pages;
+mod private_key_jwt;
 mod proxy_limits;
 mod redirect_uris;
 mod refresh;

@@ -114,12 +114,12 @@ db_test! {
             .post_form("/revoke", None, &[("token", "at_unknown"), ("client_id", &public.id)])
             .await;
 
-        let every = serde_json::json!(["client_secret_basic", "client_secret_post", "none"]);
+        let every = serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
         assert_eq!(metadata["token_endpoint_auth_methods_supported"], every);
         assert_eq!(metadata["revocation_endpoint_auth_methods_supported"], every);
         assert_eq!(
             metadata["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
         assert_eq!(revoked.status(), StatusCode::OK, "a public client revokes with `none`");
     }

@@ -5,6 +5,7 @@
 //! (`/.well-known/oauth-authorization-server/tenant`).
 use crate::http::AppState;
 use crate::oauth::client_auth::AuthMethod;
+use crate::oauth::client_jwks::AssertionAlg;
 use crate::oauth::grant_type::GrantType;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -20,12 +21,19 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let issuer = &state.settings.server.issuer;
     // What `oauth::client_auth` accepts at each endpoint: a public client (`none`) may ask
     // for tokens and revoke its own, but never introspect.
-    let secret_methods = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+    let confidential_methods = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
     let every_method = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
         AuthMethod::None,
     ];
+    // What a private_key_jwt client assertion may be signed with.
+    let assertion_algs = AssertionAlg::names();
     let names = |methods: &[AuthMethod]| methods.iter().map(|m| m.as_str()).collect::<Vec<_>>();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
@@ -43,7 +51,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "authorization_response_iss_parameter_supported": true,
             "scopes_supported": state.settings.scopes.descriptions.keys().collect::<Vec<_>>(),
             "token_endpoint_auth_methods_supported": names(&every_method),
-            "introspection_endpoint_auth_methods_supported": names(&secret_methods),
+            "introspection_endpoint_auth_methods_supported": names(&confidential_methods),
             "revocation_endpoint_auth_methods_supported": names(&every_method),
             // RFC 9701 §7: what signed introspection answers can be signed with right now.
             "introspection_signing_alg_values_supported": state
@@ -52,6 +60,9 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
                 .into_iter()
                 .map(|alg| alg.as_str())
                 .collect::<Vec<_>>(),
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             // RFC 8707: `resource` is accepted at /authorize and /token, and tokens are bound
             // to the resources they name; not yet registered metadata, as node-oidc-provider
             // and others publish it.

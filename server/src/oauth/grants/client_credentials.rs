@@ -37,6 +37,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            assertion_keys: None,
             resources: Default::default(),
             introspection_signed_response_alg: None,
         }
