@@ -25,6 +25,11 @@ pub struct Model {
     pub require_2fa: bool,
     /// The resource (RFC 8707) a token is for when the client asks for none.
     pub default_resource: Option<String>,
+    /// The JWS algorithm of its ID tokens (`RS256`, `ES256`, `EdDSA`); `None`: the server's
+    /// default.
+    pub id_token_signed_response_alg: Option<String>,
+    /// JSON array of the URIs RP-initiated logout may return to, matched exactly.
+    pub post_logout_redirect_uris: String,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

@@ -18,7 +18,8 @@ pub use sender::{Captured, CapturingSender};
 use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use umbra::auth::password::Passwords;
-use umbra::oauth::client::Client;
+use umbra::keys::SigningAlg;
+use umbra::oauth::client::{Client, OpenIdRegistration};
 use umbra::oauth::grant_type::GrantType;
 use umbra::oauth::scope::ScopeSet;
 use umbra::oauth::token::{Token, TokenKind};
@@ -161,6 +162,14 @@ impl TestApp {
                     skip_consent: spec.skip_consent,
                     require_2fa: spec.require_2fa,
                     resources: Default::default(),
+                    openid: OpenIdRegistration {
+                        id_token_alg: spec.id_token_alg,
+                        post_logout_redirect_uris: spec
+                            .post_logout_redirect_uris
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    },
                 },
                 umbra::clock::now(),
             )
@@ -440,6 +449,9 @@ pub struct ClientSpec<'a> {
     pub introspect: bool,
     pub skip_consent: bool,
     pub require_2fa: bool,
+    /// OpenID Connect: the algorithm of its ID tokens (`None`: the server's default).
+    pub id_token_alg: Option<SigningAlg>,
+    pub post_logout_redirect_uris: &'a [&'a str],
 }
 
 impl Default for ClientSpec<'_> {
@@ -452,6 +464,8 @@ impl Default for ClientSpec<'_> {
             introspect: false,
             skip_consent: false,
             require_2fa: false,
+            id_token_alg: None,
+            post_logout_redirect_uris: &[],
         }
     }
 }

@@ -2,7 +2,8 @@
 //! 8707) a client may ask tokens for: `allow-resource | deny-resource | default-resource`.
 use super::{output, parse_scopes, resource};
 use crate::clock;
-use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
+use crate::keys::SigningAlg;
+use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, OpenIdRegistration, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::redirect_uri;
 use crate::oauth::resource::{AllowedResource, ResourceAccess};
@@ -104,6 +105,14 @@ pub struct CreateArgs {
     /// The resource used when the client names none; one of its --resource.
     #[arg(long = "default-resource", value_name = "URI")]
     default_resource: Option<String>,
+    /// OpenID Connect: the algorithm of its ID tokens (RS256, ES256 or EdDSA); one with an
+    /// active signing key. Default: keys.default_algorithm.
+    #[arg(long = "id-token-alg", value_name = "ALG")]
+    id_token_alg: Option<SigningAlg>,
+    /// OpenID Connect RP-initiated logout: a URI the browser may be sent back to after
+    /// signing out (repeatable). The same rules as --redirect-uri.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
 }
 
 /// A resource a client may ask tokens for, with the scopes it may ask there now.
@@ -147,6 +156,9 @@ struct ClientView<'a> {
     default_resource: Option<&'a str>,
     /// The resources whose tokens it may introspect.
     introspects_for: &'a [String],
+    /// The algorithm of its ID tokens; `None`: the server's default.
+    id_token_alg: Option<&'static str>,
+    post_logout_redirect_uris: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
 }
@@ -171,6 +183,8 @@ impl<'a> ClientView<'a> {
                 .collect(),
             default_resource: client.resources.default.as_deref(),
             introspects_for: &client.resources.introspects_for,
+            id_token_alg: client.openid.id_token_alg.map(SigningAlg::as_str),
+            post_logout_redirect_uris: &client.openid.post_logout_redirect_uris,
             client_secret: secret.map(Token::expose),
         }
     }
@@ -230,6 +244,14 @@ impl<'a> ClientView<'a> {
                 self.default_resource.unwrap_or_default().to_owned(),
             ),
             ("introspects_for", self.introspects_for.join(" ")),
+            (
+                "id_token_alg",
+                self.id_token_alg.unwrap_or("(default)").to_owned(),
+            ),
+            (
+                "post_logout_redirect_uris",
+                self.post_logout_redirect_uris.join(" "),
+            ),
         ];
         if let Some(secret) = self.client_secret {
             rows.push((
@@ -250,6 +272,9 @@ impl ClientCommand {
                 // Before anything is written, so that a typo registers nothing.
                 for identifier in &resources {
                     resource::find(store, identifier).await?;
+                }
+                if let Some(alg) = new.openid.id_token_alg {
+                    require_signing_key(store, alg).await?;
                 }
                 let client = store
                     .create_client_with_resources(new, &resources, clock::now())
@@ -337,6 +362,19 @@ impl ClientCommand {
         }
         Ok(())
     }
+}
+
+/// Refuses an ID token algorithm that no active key signs: every ID token of the client
+/// would fail.
+async fn require_signing_key(store: &Store, alg: SigningAlg) -> anyhow::Result<()> {
+    let keys = crate::keys::list(store, clock::now()).await?;
+    if !keys
+        .iter()
+        .any(|k| k.alg == alg.as_str() && k.state == "active")
+    {
+        bail!("no active {alg} signing key: create one first with `umbra keys rotate --alg {alg}`");
+    }
+    Ok(())
 }
 
 /// The client with id `client_id`, or the error that says there is none.
@@ -491,6 +529,10 @@ impl CreateArgs {
             redirect_uri::validate(uri, self.allow_insecure_redirect)
                 .map_err(|why| anyhow::anyhow!("redirect URI {uri:?} {why}"))?;
         }
+        for uri in &self.post_logout_redirect_uris {
+            redirect_uri::validate(uri, self.allow_insecure_redirect)
+                .map_err(|why| anyhow::anyhow!("post-logout redirect URI {uri:?} {why}"))?;
+        }
         let mut grant_types = self.grant_types;
         if grant_types.is_empty() {
             grant_types = if self.redirect_uris.is_empty() {
@@ -533,6 +575,10 @@ impl CreateArgs {
             resources: ResourceAccess {
                 default: self.default_resource,
                 ..ResourceAccess::default()
+            },
+            openid: OpenIdRegistration {
+                id_token_alg: self.id_token_alg,
+                post_logout_redirect_uris: self.post_logout_redirect_uris,
             },
         };
         Ok((new, secret))
@@ -619,6 +665,29 @@ mod tests {
         assert_eq!(client.redirect_uris, ["http://app.test:8080/cb"]);
         assert!(create(&[dev[0], dev[1], "javascript:alert(1)"]).is_err());
         assert!(create(&[dev[0], dev[1], "http://app.test/cb#x"]).is_err());
+    }
+
+    #[test]
+    fn openid_registration_takes_an_algorithm_and_checked_logout_uris() {
+        let client = create(&[
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--id-token-alg",
+            "ES256",
+            "--post-logout-redirect-uri",
+            "https://app.example/bye",
+        ])
+        .unwrap();
+        assert_eq!(client.openid.id_token_alg, Some(SigningAlg::Es256));
+        assert_eq!(
+            client.openid.post_logout_redirect_uris,
+            ["https://app.example/bye"]
+        );
+        assert!(create(&["--id-token-alg", "HS256"]).is_err());
+        let err = create(&["--post-logout-redirect-uri", "javascript:alert(1)"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("post-logout redirect URI"), "{err}");
     }
 
     #[test]

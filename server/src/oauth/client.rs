@@ -4,6 +4,7 @@ use super::redirect_uri;
 use super::resource::ResourceAccess;
 use super::scope::ScopeSet;
 use super::token::{self, TokenHash, TokenKind};
+use crate::keys::SigningAlg;
 
 /// A client record: who it is, how it authenticates and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,19 @@ pub struct Client {
     pub require_2fa: bool,
     /// The resources (RFC 8707) it may ask tokens for or introspect for.
     pub resources: ResourceAccess,
+    /// What it registered as an OpenID Connect relying party.
+    pub openid: OpenIdRegistration,
+}
+
+/// What a relying party registers for OpenID Connect (OpenID Connect Registration 1.0 §2,
+/// RP-Initiated Logout 1.0 §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenIdRegistration {
+    /// `id_token_signed_response_alg`; `None`: the server's default (`keys.default_algorithm`,
+    /// RS256 unless configured otherwise).
+    pub id_token_alg: Option<SigningAlg>,
+    /// `post_logout_redirect_uris`: where RP-initiated logout may send the browser back.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {
@@ -37,6 +51,15 @@ impl Client {
     /// Whether a redirect URI named in a request is one of the registered ones.
     pub fn accepts_redirect_uri(&self, requested: &str) -> bool {
         self.redirect_uris
+            .iter()
+            .any(|registered| redirect_uri::matches(registered, requested))
+    }
+
+    /// Whether a `post_logout_redirect_uri` is one of the registered ones, compared as
+    /// redirect URIs are.
+    pub fn accepts_post_logout_redirect_uri(&self, requested: &str) -> bool {
+        self.openid
+            .post_logout_redirect_uris
             .iter()
             .any(|registered| redirect_uri::matches(registered, requested))
     }
@@ -83,6 +106,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            openid: Default::default(),
             resources: Default::default(),
         }
     }

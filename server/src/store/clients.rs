@@ -2,7 +2,7 @@
 //! the database on the introspection hot path.
 use super::resources::allow_link;
 use super::{Store, StoreError};
-use crate::oauth::client::{Client, is_valid_client_id};
+use crate::oauth::client::{Client, OpenIdRegistration, is_valid_client_id};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
 use crate::oauth::scope::ScopeSet;
@@ -32,6 +32,9 @@ impl Store {
     ) -> Result<Client, StoreError> {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let post_logout_redirect_uris =
+            serde_json::to_string(&new.openid.post_logout_redirect_uris)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = client::ActiveModel {
             id: Set(new.id.clone()),
             name: Set(new.name.clone()),
@@ -43,6 +46,11 @@ impl Store {
             skip_consent: Set(new.skip_consent),
             require_2fa: Set(new.require_2fa),
             default_resource: Set(new.resources.default.clone()),
+            id_token_signed_response_alg: Set(new
+                .openid
+                .id_token_alg
+                .map(|alg| alg.as_str().to_owned())),
+            post_logout_redirect_uris: Set(post_logout_redirect_uris),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -148,6 +156,16 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         .collect::<Result<Vec<GrantType>, _>>()
         .map_err(|_| corrupt("grant_types"))?;
     let scopes = ScopeSet::parse(&row.scopes).map_err(|_| corrupt("scopes"))?;
+    let openid = OpenIdRegistration {
+        id_token_alg: row
+            .id_token_signed_response_alg
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("id_token_signed_response_alg"))?,
+        post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
+            .map_err(|_| corrupt("post_logout_redirect_uris"))?,
+    };
     Ok(Client {
         id: row.id,
         name: row.name,
@@ -162,6 +180,7 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
             default: row.default_resource,
             ..ResourceAccess::default()
         },
+        openid,
     })
 }
 
@@ -243,6 +262,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            openid: Default::default(),
             resources: ResourceAccess::default(),
         }
     }

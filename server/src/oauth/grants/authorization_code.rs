@@ -94,6 +94,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            openid: Default::default(),
             resources: Default::default(),
         }
     }

@@ -161,6 +161,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            openid: Default::default(),
             resources: ResourceAccess {
                 allowed: vec![AllowedResource {
                     identifier: BILLING.into(),
