@@ -268,6 +268,24 @@ impl TestApp {
         (enrolment.secret, enabled.recovery_codes.unwrap_or_default())
     }
 
+    /// Creates a signing key of `alg` that signs at once, as `umbra keys rotate --alg ALG
+    /// --now` does; returns its kid. The running app signs with it once it re-reads its keys
+    /// (`keys.refresh_secs`, or at once when it had no key of `alg`).
+    pub async fn rotate_key(&self, alg: SigningAlg) -> String {
+        let (sealer, policy) = umbra::startup::key_parts(&self.settings).unwrap();
+        umbra::keys::rotate(
+            &self.store,
+            &sealer,
+            &policy,
+            alg,
+            true,
+            umbra::clock::now(),
+        )
+        .await
+        .unwrap()
+        .kid
+    }
+
     /// Runs the front channel for `scope` and exchanges the code: the access token.
     pub async fn user_access_token(
         &self,
@@ -468,6 +486,28 @@ impl Default for ClientSpec<'_> {
             post_logout_redirect_uris: &[],
         }
     }
+}
+
+/// The HTTP seam of the `oauth2` and `openidconnect` crates, served by reqwest (redirects are
+/// the caller's `http` client's business).
+pub async fn oauth2_http(
+    http: reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok(builder
+        .body(response.bytes().await?.to_vec())
+        .expect("a response"))
 }
 
 /// Reads an OAuth error body and checks its code.

@@ -53,6 +53,7 @@ mod interop;
 mod introspection;
 mod large_tokens;
 mod lockout;
+mod openid;
 mod operations;
 mod outage;
 mod pages;
