@@ -723,6 +723,19 @@ db_test! {
         let response = browser.http.post(app.url("/end-session/confirm")).form(&form(&token, "sign_out")).send().await.unwrap();
         assert_eq!(location(&response), format!("{LOGOUT_URI}?state=s"));
         assert!(!signed_in(&browser, &client).await);
+
+        // A bare request: the page's own form, as rendered, signs out to Umbra's page.
+        let page = end_session(&other, &[]).await.text().await.unwrap();
+        let fields: Vec<(&str, String)> = ["csrf_token", "client_id", "post_logout_redirect_uri", "state"]
+            .into_iter()
+            .map(|name| (name, hidden_field(&page, name).unwrap_or_else(|| panic!("{name}: {page}"))))
+            .chain([("decision", "sign_out".to_owned())])
+            .collect();
+        assert_eq!(fields[1].1, "", "no client named, none sent back");
+        let response = other.http.post(app.url("/end-session/confirm")).form(&fields).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.text().await.unwrap().contains("You are signed out"));
+        assert!(!signed_in(&other, &client).await);
     }
 }
 

@@ -106,9 +106,10 @@ async fn end_session(
             csrf_token => session.csrf_token()?,
             username => user.username,
             client_name => request.client.as_ref().map(|c| c.name.clone()),
-            client_id => request.client.as_ref().map(|c| c.id.clone()),
-            post_logout_redirect_uri => request.uri.clone(),
-            state => request.state.clone(),
+            // Empty fields for what the request did not name: the form sends them back.
+            client_id => request.client.as_ref().map(|c| c.id.clone()).unwrap_or_default(),
+            post_logout_redirect_uri => request.uri.clone().unwrap_or_default(),
+            state => request.state.clone().unwrap_or_default(),
             destination => request.uri.as_deref().map(destination),
         },
     ))
