@@ -793,3 +793,71 @@ db_test_with! {
         assert!(!signed_in(&browser, &client).await);
     }
 }
+
+db_test! {
+    async fn email_verified_follows_a_confirmed_e_mail_factor_at_the_same_address(app: TestApp) {
+        let ada = app.create_user("ada", PASSWORD).await;
+        let unvouched = ProfileChange {
+            email: Some(Some("Ada@Example.com".into())),
+            ..ProfileChange::default()
+        };
+        app.store.update_user_profile(ada.id, &unvouched, umbra::clock::now()).await.unwrap();
+        let client = oidc_app(&app, ClientSpec { skip_consent: true, ..ClientSpec::default() }).await;
+        let tokens = code_flow(&app, &app.browser(), &client, "&scope=openid+email").await;
+        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+        let claims = |response: reqwest::Response| async move {
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<serde_json::Value>().await.unwrap()
+        };
+        assert_eq!(claims(userinfo(&app, Some(&bearer)).await).await["email_verified"], false);
+
+        // The person proves they receive mail there: an e-mail factor confirmed at the address.
+        let factors = umbra::startup::second_factor(
+            &app.settings,
+            app.store.clone(),
+            std::sync::Arc::new(app.sender.clone()),
+        )
+        .unwrap();
+        let now = umbra::clock::now();
+        factors.start_sent_factor(&ada, umbra::auth::factor::FactorKind::Email, "ada@example.com", now).await.unwrap();
+        let code = app.sender.last_code_to("ada@example.com");
+        factors
+            .confirm(&ada, umbra::auth::factor::FactorKind::Email, &code, &Default::default(), now)
+            .await
+            .unwrap();
+
+        let body = claims(userinfo(&app, Some(&bearer)).await).await;
+        assert_eq!(body["email"], "Ada@Example.com");
+        assert_eq!(body["email_verified"], true);
+        // Another profile address is not proved by that factor.
+        let moved = ProfileChange {
+            email: Some(Some("ada@elsewhere.example".into())),
+            ..ProfileChange::default()
+        };
+        app.store.update_user_profile(ada.id, &moved, umbra::clock::now()).await.unwrap();
+        assert_eq!(claims(userinfo(&app, Some(&bearer)).await).await["email_verified"], false);
+    }
+}
+
+db_test! {
+    async fn concurrent_refreshes_in_the_retry_window_all_repeat_the_same_sign_in(app: TestApp) {
+        ada(&app).await;
+        let client = oidc_app(&app, ClientSpec { skip_consent: true, ..ClientSpec::default() }).await;
+        let tokens = code_flow(&app, &app.browser(), &client, "&scope=openid&nonce=n1").await;
+        let first = payload(tokens["id_token"].as_str().unwrap());
+        let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+        let attempts = (0..12).map(|_| app.refresh(&client, refresh_token, None));
+        let responses = futures_util::future::join_all(attempts).await;
+
+        for response in responses {
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: serde_json::Value = response.json().await.unwrap();
+            let claims = payload(body["id_token"].as_str().unwrap());
+            for kept in ["sub", "auth_time", "sid", "nonce", "amr", "acr"] {
+                assert_eq!(claims[kept], first[kept], "{kept}");
+            }
+            assert_eq!(claims["at_hash"], sha256_at_hash(body["access_token"].as_str().unwrap()));
+        }
+    }
+}
