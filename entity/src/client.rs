@@ -31,6 +31,11 @@ pub struct Model {
     pub jwks: Option<String>,
     /// Where the public keys of a `private_key_jwt` client are fetched from.
     pub jwks_uri: Option<String>,
+    /// The JWS algorithm of its ID tokens (`RS256`, `ES256`, `EdDSA`); `None`: the server's
+    /// default.
+    pub id_token_signed_response_alg: Option<String>,
+    /// JSON array of the URIs RP-initiated logout may return to, matched exactly.
+    pub post_logout_redirect_uris: String,
     pub created_at: i64,
     pub updated_at: i64,
     #[sea_orm(has_many)]

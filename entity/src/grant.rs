@@ -21,6 +21,17 @@ pub struct Model {
     pub revoked_at: Option<i64>,
     /// Space-separated resource identifiers the grant covers (RFC 8707); empty for none.
     pub audience: String,
+    /// When the person signed in for this grant (OpenID Connect `auth_time`); `None` for
+    /// client_credentials grants and grants from before OpenID Connect.
+    pub auth_time: Option<i64>,
+    /// Space-separated authentication methods of that sign-in (RFC 8176 `amr` values).
+    pub amr: Option<String>,
+    /// The authentication context class of that sign-in (`acr`).
+    pub acr: Option<String>,
+    /// The browser session that signed in (`sid`).
+    pub sid: Option<String>,
+    /// The `nonce` of the authentication request, repeated in every ID token of the grant.
+    pub nonce: Option<String>,
     #[sea_orm(belongs_to, from = "client_id", to = "id", on_delete = "Cascade")]
     pub client: BelongsTo<super::client::Entity>,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]

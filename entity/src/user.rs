@@ -14,6 +14,8 @@ pub struct Model {
     pub username_normalized: String,
     /// argon2id PHC string.
     pub password_hash: String,
+    /// The profile e-mail address (OpenID Connect `email`), set by an operator. Not where
+    /// e-mailed one-time codes go: a second factor keeps its own address.
     pub email: Option<String>,
     pub phone: Option<String>,
     pub disabled: bool,
@@ -22,6 +24,10 @@ pub struct Model {
     /// Moves when what proves the user changes (password, disabled, factors removed, "sign
     /// out everywhere"); a browser session signed in under another value is signed out.
     pub security_stamp: i64,
+    /// The display name (OpenID Connect `name`).
+    pub name: Option<String>,
+    /// An operator vouched that `email` belongs to the user (`email_verified`).
+    pub email_verified: bool,
     #[sea_orm(has_many)]
     pub grants: HasMany<super::grant::Entity>,
     #[sea_orm(has_many)]

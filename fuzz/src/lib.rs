@@ -197,6 +197,10 @@ impl ClientInput {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            resources: Default::default(),
+            assertion_keys: None,
+            introspection_signed_response_alg: None,
+            openid: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod m20261125_000002_create_second_factor_tables;
 mod m20261130_000002_add_user_security_stamp;
 mod m20261130_000003_add_resources_and_audiences;
 mod m20261201_000001_create_signing_keys;
+mod m20261201_000002_openid_connect;
 mod m20261201_000003_client_keys;
 mod m20261201_000004_signed_introspection;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_add_user_security_stamp::Migration),
             Box::new(m20261130_000003_add_resources_and_audiences::Migration),
             Box::new(m20261201_000001_create_signing_keys::Migration),
+            Box::new(m20261201_000002_openid_connect::Migration),
             Box::new(m20261201_000003_client_keys::Migration),
             Box::new(m20261201_000004_signed_introspection::Migration),
         ]

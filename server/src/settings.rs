@@ -146,6 +146,9 @@ pub struct TokenSettings {
     /// a second tab) and get a sibling pair instead of revoking the grant, as long as nothing
     /// issued from it has been used yet. 0 turns the window off.
     pub refresh_reuse_grace_secs: i64,
+    /// Lifetime of OpenID Connect ID tokens; `keys.publish_retired_secs` must be longer, so
+    /// that a retired key stays published while what it signed is alive.
+    pub id_token_ttl_secs: i64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -518,6 +521,15 @@ impl Settings {
                  clock_skew_secs between 0 and 300, jwks_timeout_secs between 1 and 60",
             );
         }
+        if t.id_token_ttl_secs <= 0 || t.id_token_ttl_secs > 86_400 {
+            return invalid("tokens.id_token_ttl_secs must be between 1 and 86400");
+        }
+        if self.keys.publish_retired_secs <= t.id_token_ttl_secs {
+            return invalid(
+                "keys.publish_retired_secs must be longer than tokens.id_token_ttl_secs: a \
+                 retired key stays published until the ID tokens it signed have expired",
+            );
+        }
         if production && !self.introspection.require_audience {
             self.warnings.push(
                 "introspection.require_audience is false: tokens that name no resource are \
@@ -876,6 +888,24 @@ mod tests {
             message.contains("server.issuer must be set in production"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn retired_keys_must_stay_published_longer_than_id_tokens_live() {
+        let refused = with_environment(&[
+            ("UMBRA__TOKENS__ID_TOKEN_TTL_SECS", "7200"),
+            ("UMBRA__KEYS__PUBLISH_RETIRED_SECS", "7200"),
+        ]);
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("keys.publish_retired_secs"), "{message}");
+        assert!(
+            with_environment(&[
+                ("UMBRA__TOKENS__ID_TOKEN_TTL_SECS", "7200"),
+                ("UMBRA__KEYS__PUBLISH_RETIRED_SECS", "7201"),
+            ])
+            .is_ok()
+        );
+        assert!(with_environment(&[("UMBRA__TOKENS__ID_TOKEN_TTL_SECS", "0")]).is_err());
     }
 
     fn names(variables: &[&str]) -> Vec<(String, String)> {

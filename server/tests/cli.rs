@@ -1390,3 +1390,99 @@ fn private_key_jwt_clients_register_keys_replace_them_and_refuse_private_ones() 
         );
     }
 }
+
+#[test]
+fn users_get_a_name_and_an_e_mail_address_that_an_operator_may_vouch_for() {
+    for scratch in Scratch::on_each_database() {
+        let created = json(&run_with_stdin(
+            &scratch,
+            &[
+                "user",
+                "create",
+                "ada",
+                "--password-stdin",
+                "--name",
+                "Ada Lovelace",
+                "--email",
+                "ada@example.com",
+                "--json",
+            ],
+            "correct horse battery\n",
+        ));
+        assert_eq!(created["name"], "Ada Lovelace");
+        assert_eq!(created["email"], "ada@example.com");
+        assert_eq!(created["email_verified"], false);
+
+        let vouched = json(&scratch.run(&["user", "update", "ada", "--email-verified", "--json"]));
+        assert_eq!(vouched["email_verified"], true);
+        assert_eq!(vouched["email"], "ada@example.com");
+        // A new address is not the one vouched for.
+        let moved = json(&scratch.run(&[
+            "user",
+            "update",
+            "ada",
+            "--email",
+            "ada@lovelace.example",
+            "--json",
+        ]));
+        assert_eq!(moved["email"], "ada@lovelace.example");
+        assert_eq!(moved["email_verified"], false);
+        let cleared = json(&scratch.run(&[
+            "user",
+            "update",
+            "ada",
+            "--clear-name",
+            "--clear-email",
+            "--json",
+        ]));
+        assert_eq!(cleared["name"], serde_json::Value::Null);
+        assert_eq!(cleared["email"], serde_json::Value::Null);
+
+        assert_one_line_error(
+            &scratch.run(&["user", "update", "ada", "--email", "not-an-address"]),
+            "e-mail address",
+        );
+        assert_one_line_error(
+            &scratch.run(&["user", "update", "ada"]),
+            "nothing to change",
+        );
+        assert_one_line_error(
+            &scratch.run(&["user", "update", "ada", "--email-verified"]),
+            "no e-mail address",
+        );
+        assert_one_line_error(
+            &scratch.run(&["user", "update", "nobody", "--name", "X"]),
+            "no user",
+        );
+    }
+}
+
+#[test]
+fn an_id_token_algorithm_needs_an_active_key_and_logout_uris_are_checked() {
+    for scratch in Scratch::on_each_database() {
+        let base = ["--redirect-uri", "https://app.example/cb"];
+        let mut es256 = base.to_vec();
+        es256.extend(["--id-token-alg", "ES256"]);
+        let refused = scratch.run(&[&["client", "create", "App"][..], &es256].concat());
+        assert_one_line_error(&refused, "umbra keys rotate --alg ES256");
+
+        json(&scratch.run(&["keys", "rotate", "--alg", "ES256", "--now", "--json"]));
+        let mut options = es256.clone();
+        options.extend(["--post-logout-redirect-uri", "https://app.example/bye"]);
+        let client = create_client(&scratch, "rp", &options);
+        assert_eq!(client["id_token_alg"], "ES256");
+        assert_eq!(
+            client["post_logout_redirect_uris"],
+            serde_json::json!(["https://app.example/bye"])
+        );
+        let shown = json(&scratch.run(&["client", "show", "rp", "--json"]));
+        assert_eq!(shown["id_token_alg"], "ES256");
+
+        let mut bad = base.to_vec();
+        bad.extend(["--post-logout-redirect-uri", "http://app.example/bye"]);
+        assert_one_line_error(
+            &scratch.run(&[&["client", "create", "App"][..], &bad].concat()),
+            "post-logout redirect URI",
+        );
+    }
+}

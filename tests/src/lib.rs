@@ -19,7 +19,7 @@ use reqwest::{Response, StatusCode};
 use std::sync::Arc;
 use umbra::auth::password::Passwords;
 use umbra::keys::SigningAlg;
-use umbra::oauth::client::Client;
+use umbra::oauth::client::{Client, OpenIdRegistration};
 use umbra::oauth::grant_type::GrantType;
 use umbra::oauth::scope::ScopeSet;
 use umbra::oauth::token::{Token, TokenKind};
@@ -193,6 +193,14 @@ impl TestApp {
                     assertion_keys: None,
                     resources: Default::default(),
                     introspection_signed_response_alg: spec.introspection_signed_response_alg,
+                    openid: OpenIdRegistration {
+                        id_token_alg: spec.id_token_alg,
+                        post_logout_redirect_uris: spec
+                            .post_logout_redirect_uris
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    },
                 },
                 umbra::clock::now(),
             )
@@ -289,6 +297,24 @@ impl TestApp {
             .await
             .unwrap();
         (enrolment.secret, enabled.recovery_codes.unwrap_or_default())
+    }
+
+    /// Creates a signing key of `alg` that signs at once, as `umbra keys rotate --alg ALG
+    /// --now` does; returns its kid. The running app signs with it once it re-reads its keys
+    /// (`keys.refresh_secs`, or at once when it had no key of `alg`).
+    pub async fn rotate_key(&self, alg: SigningAlg) -> String {
+        let (sealer, policy) = umbra::startup::key_parts(&self.settings).unwrap();
+        umbra::keys::rotate(
+            &self.store,
+            &sealer,
+            &policy,
+            alg,
+            true,
+            umbra::clock::now(),
+        )
+        .await
+        .unwrap()
+        .kid
     }
 
     /// Runs the front channel for `scope` and exchanges the code: the access token.
@@ -474,6 +500,9 @@ pub struct ClientSpec<'a> {
     pub require_2fa: bool,
     /// Signed introspection answers (RFC 9701) in this algorithm.
     pub introspection_signed_response_alg: Option<SigningAlg>,
+    /// OpenID Connect: the algorithm of its ID tokens (`None`: the server's default).
+    pub id_token_alg: Option<SigningAlg>,
+    pub post_logout_redirect_uris: &'a [&'a str],
 }
 
 impl Default for ClientSpec<'_> {
@@ -487,8 +516,32 @@ impl Default for ClientSpec<'_> {
             skip_consent: false,
             require_2fa: false,
             introspection_signed_response_alg: None,
+            id_token_alg: None,
+            post_logout_redirect_uris: &[],
         }
     }
+}
+
+/// The HTTP seam of the `oauth2` and `openidconnect` crates, served by reqwest (redirects are
+/// the caller's `http` client's business).
+pub async fn oauth2_http(
+    http: reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok(builder
+        .body(response.bytes().await?.to_vec())
+        .expect("a response"))
 }
 
 /// Reads an OAuth error body and checks its code.

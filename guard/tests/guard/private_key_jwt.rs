@@ -56,6 +56,7 @@ async fn key_resource_server(umbra: &Umbra, alg: SigningAlg) -> (String, Asserti
                 assertion_keys: Some(ClientKeys::Inline(jwks)),
                 resources: Default::default(),
                 introspection_signed_response_alg: None,
+                openid: Default::default(),
             },
             umbra::clock::now(),
         )

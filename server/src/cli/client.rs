@@ -4,7 +4,7 @@
 use super::{output, parse_scopes, resource};
 use crate::clock;
 use crate::keys::{self, SigningAlg};
-use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, is_valid_client_id};
+use crate::oauth::client::{Client, MAX_CLIENT_ID_LEN, OpenIdRegistration, is_valid_client_id};
 use crate::oauth::client_auth::AuthMethod;
 use crate::oauth::client_jwks::{ClientJwks, ClientKeys, MAX_JWKS_BYTES, validate_jwks_uri};
 use crate::oauth::grant_type::GrantType;
@@ -146,6 +146,14 @@ pub struct CreateArgs {
     /// it, the client gets RFC 7662 JSON only.
     #[arg(long = "introspection-signed-alg", value_name = "ALG")]
     introspection_signed_alg: Option<SigningAlg>,
+    /// OpenID Connect: the algorithm of its ID tokens (RS256, ES256 or EdDSA); one with an
+    /// active signing key. Default: keys.default_algorithm.
+    #[arg(long = "id-token-alg", value_name = "ALG")]
+    id_token_alg: Option<SigningAlg>,
+    /// OpenID Connect RP-initiated logout: a URI the browser may be sent back to after
+    /// signing out (repeatable). The same rules as --redirect-uri.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
 }
 
 /// `--auth-method` (RFC 7591 `token_endpoint_auth_method` names).
@@ -262,6 +270,9 @@ struct ClientView<'a> {
     introspects_for: &'a [String],
     /// The algorithm of its signed introspection answers (RFC 9701); `null`: JSON only.
     introspection_signed_response_alg: Option<&'static str>,
+    /// The algorithm of its ID tokens; `None`: the server's default.
+    id_token_alg: Option<&'static str>,
+    post_logout_redirect_uris: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
 }
@@ -298,6 +309,8 @@ impl<'a> ClientView<'a> {
             introspection_signed_response_alg: client
                 .introspection_signed_response_alg
                 .map(SigningAlg::as_str),
+            id_token_alg: client.openid.id_token_alg.map(SigningAlg::as_str),
+            post_logout_redirect_uris: &client.openid.post_logout_redirect_uris,
             client_secret: secret.map(Token::expose),
         }
     }
@@ -364,6 +377,14 @@ impl<'a> ClientView<'a> {
                     .unwrap_or_default()
                     .to_owned(),
             ),
+            (
+                "id_token_alg",
+                self.id_token_alg.unwrap_or("(default)").to_owned(),
+            ),
+            (
+                "post_logout_redirect_uris",
+                self.post_logout_redirect_uris.join(" "),
+            ),
         ];
         if let Some(jwks) = &self.jwks {
             rows.push(("jwks", describe_jwks(jwks)));
@@ -409,6 +430,9 @@ impl ClientCommand {
                 // Before anything is written, so that a typo registers nothing.
                 for identifier in &resources {
                     resource::find(store, identifier).await?;
+                }
+                if let Some(alg) = new.openid.id_token_alg {
+                    require_signing_key(store, alg).await?;
                 }
                 let client = store
                     .create_client_with_resources(new, &resources, clock::now())
@@ -510,6 +534,19 @@ impl ClientCommand {
         }
         Ok(())
     }
+}
+
+/// Refuses an ID token algorithm that no active key signs: every ID token of the client
+/// would fail.
+async fn require_signing_key(store: &Store, alg: SigningAlg) -> anyhow::Result<()> {
+    let keys = crate::keys::list(store, clock::now()).await?;
+    if !keys
+        .iter()
+        .any(|k| k.alg == alg.as_str() && k.state == "active")
+    {
+        bail!("no active {alg} signing key: create one first with `umbra keys rotate --alg {alg}`");
+    }
+    Ok(())
 }
 
 /// The client with id `client_id`, or the error that says there is none.
@@ -747,6 +784,10 @@ impl CreateArgs {
             redirect_uri::validate(uri, self.allow_insecure_redirect)
                 .map_err(|why| anyhow::anyhow!("redirect URI {uri:?} {why}"))?;
         }
+        for uri in &self.post_logout_redirect_uris {
+            redirect_uri::validate(uri, self.allow_insecure_redirect)
+                .map_err(|why| anyhow::anyhow!("post-logout redirect URI {uri:?} {why}"))?;
+        }
         let method = match (self.auth_method, self.public) {
             (Some(AuthMethodArg::None), _) | (None, true) => AuthMethodArg::None,
             (Some(_), true) => bail!("--public is --auth-method none"),
@@ -808,6 +849,10 @@ impl CreateArgs {
                 ..ResourceAccess::default()
             },
             introspection_signed_response_alg: self.introspection_signed_alg,
+            openid: OpenIdRegistration {
+                id_token_alg: self.id_token_alg,
+                post_logout_redirect_uris: self.post_logout_redirect_uris,
+            },
         };
         Ok((new, secret))
     }
@@ -1018,6 +1063,29 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("cannot introspect"), "{err}");
+    }
+
+    #[test]
+    fn openid_registration_takes_an_algorithm_and_checked_logout_uris() {
+        let client = create(&[
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--id-token-alg",
+            "ES256",
+            "--post-logout-redirect-uri",
+            "https://app.example/bye",
+        ])
+        .unwrap();
+        assert_eq!(client.openid.id_token_alg, Some(SigningAlg::Es256));
+        assert_eq!(
+            client.openid.post_logout_redirect_uris,
+            ["https://app.example/bye"]
+        );
+        assert!(create(&["--id-token-alg", "HS256"]).is_err());
+        let err = create(&["--post-logout-redirect-uri", "javascript:alert(1)"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("post-logout redirect URI"), "{err}");
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! `umbra user create | list | show | disable | enable | set-password | delete | 2fa | totp`.
+//! `umbra user create | update | list | show | disable | enable | set-password | delete | 2fa |
+//! totp`.
 //!
 //! Passwords never come from the command line (it shows in `ps` and shell history): they are
 //! read from standard input with `--password-stdin`, or prompted for without echo.
 use super::output;
 use super::two_factor::{TotpCommand, TwoFactorCommand};
+use crate::auth::factor::{FactorKind, validate_destination};
 use crate::auth::password::Passwords;
 use crate::auth::{MAX_PASSWORD_LEN, validate_username};
 use crate::clock;
 use crate::settings::Settings;
-use crate::store::{Store, User};
+use crate::store::{ProfileChange, Store, User};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +25,23 @@ pub enum UserCommand {
         /// Read the password from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Change a user's profile (what OpenID Connect's `profile` and `email` scopes release).
+    Update {
+        username: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Remove the display name.
+        #[arg(long, conflicts_with = "name")]
+        clear_name: bool,
+        /// Remove the e-mail address.
+        #[arg(long, conflicts_with_all = ["email", "email_verified"])]
+        clear_email: bool,
+        /// The e-mail address is no longer vouched for.
+        #[arg(long, conflicts_with = "email_verified")]
+        email_unverified: bool,
     },
     /// List users.
     List,
@@ -51,10 +70,63 @@ pub enum UserCommand {
     Totp(TotpCommand),
 }
 
+/// The profile a user shows to applications (OpenID Connect `name`, `email`).
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    /// The display name (OpenID Connect `name`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The profile e-mail address (OpenID Connect `email`); unverified unless
+    /// --email-verified. Not where e-mailed sign-in codes go: that is the e-mail factor's own
+    /// address.
+    #[arg(long, value_name = "ADDRESS")]
+    email: Option<String>,
+    /// You vouch that the address is the user's (OpenID Connect `email_verified`).
+    #[arg(long)]
+    email_verified: bool,
+}
+
+/// Longest display name accepted.
+const MAX_NAME_LEN: usize = 200;
+
+impl ProfileArgs {
+    /// The change these options ask for, checked.
+    fn change(self) -> anyhow::Result<ProfileChange> {
+        let name = match self.name {
+            Some(name) => {
+                let name = name.trim();
+                if name.is_empty()
+                    || name.chars().count() > MAX_NAME_LEN
+                    || name.chars().any(char::is_control)
+                {
+                    bail!("a name is 1 to {MAX_NAME_LEN} characters without control characters");
+                }
+                Some(Some(name.to_owned()))
+            }
+            None => None,
+        };
+        let email = match self.email {
+            Some(email) => Some(Some(
+                validate_destination(FactorKind::Email, &email)
+                    .map_err(|why| anyhow::anyhow!("e-mail address {email:?}: {why}"))?,
+            )),
+            None => None,
+        };
+        Ok(ProfileChange {
+            name,
+            email,
+            email_verified: self.email_verified.then_some(true),
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct UserView<'a> {
     id: String,
     username: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    email_verified: bool,
     disabled: bool,
     created_at: i64,
 }
@@ -64,15 +136,25 @@ impl<'a> UserView<'a> {
         Self {
             id: user.id.to_string(),
             username: &user.username,
+            name: user.name.as_deref(),
+            email: user.email.as_deref(),
+            email_verified: user.email_verified,
             disabled: user.disabled,
             created_at: user.created_at,
         }
     }
 
     fn text(&self) -> String {
+        let email = match self.email {
+            Some(email) if self.email_verified => format!("{email} (verified)"),
+            Some(email) => format!("{email} (unverified)"),
+            None => String::new(),
+        };
         output::fields(&[
             ("id", self.id.clone()),
             ("username", self.username.to_owned()),
+            ("name", self.name.unwrap_or_default().to_owned()),
+            ("email", email),
             ("disabled", self.disabled.to_string()),
         ])
     }
@@ -84,11 +166,59 @@ impl UserCommand {
             Self::Create {
                 username,
                 password_stdin,
+                profile,
             } => {
                 validate_username(&username).map_err(anyhow::Error::msg)?;
+                let change = profile.change()?;
+                if change.email.is_none() && change.email_verified.is_some() {
+                    bail!("--email-verified needs --email");
+                }
                 let password = read_password(password_stdin, settings)?;
                 let hash = hash(settings, password).await?;
-                let user = store.create_user(&username, hash, clock::now()).await?;
+                let mut user = store.create_user(&username, hash, clock::now()).await?;
+                if change != ProfileChange::default() {
+                    store
+                        .update_user_profile(user.id, &change, clock::now())
+                        .await?;
+                    user = find(store, &user.username).await?;
+                }
+                let view = UserView::of(&user);
+                output::print(json, &view, &view.text());
+            }
+            Self::Update {
+                username,
+                profile,
+                clear_name,
+                clear_email,
+                email_unverified,
+            } => {
+                let user = find(store, &username).await?;
+                let mut change = profile.change()?;
+                if clear_name {
+                    change.name = Some(None);
+                }
+                if clear_email {
+                    change.email = Some(None);
+                }
+                if email_unverified {
+                    change.email_verified = Some(false);
+                }
+                if user.email.is_none()
+                    && change.email.is_none()
+                    && change.email_verified == Some(true)
+                {
+                    bail!("{username} has no e-mail address to vouch for: give --email");
+                }
+                if change == ProfileChange::default() {
+                    bail!(
+                        "nothing to change: give --name, --email, --email-verified, \
+                         --email-unverified, --clear-name or --clear-email"
+                    );
+                }
+                store
+                    .update_user_profile(user.id, &change, clock::now())
+                    .await?;
+                let user = find(store, &username).await?;
                 let view = UserView::of(&user);
                 output::print(json, &view, &view.text());
             }

@@ -280,9 +280,10 @@ pub enum ApiError {
     /// "The access token provided is expired, revoked, malformed, or invalid" (§3.1).
     #[error("invalid token")]
     InvalidToken,
-    /// "The request requires higher privileges than provided by the access token" (§3.1).
+    /// "The request requires higher privileges than provided by the access token" (§3.1):
+    /// a user's token with this scope is needed.
     #[error("insufficient scope")]
-    InsufficientScope,
+    InsufficientScope(&'static str),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("invalid code: {0}")]
@@ -337,9 +338,9 @@ impl ApiError {
                 "invalid_token",
                 "the access token is expired, revoked, malformed or invalid".into(),
             ),
-            Self::InsufficientScope => (
+            Self::InsufficientScope(scope) => (
                 "insufficient_scope",
-                "a user's access token with the account scope is required".into(),
+                format!("a user's access token with the {scope} scope is required"),
             ),
             Self::InvalidRequest(message) => ("invalid_request", message.clone()),
             Self::InvalidCode(message) => ("invalid_code", message.clone()),
@@ -362,7 +363,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCode(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -389,8 +390,8 @@ impl ResponseError for ApiError {
             Self::InvalidToken | Self::InvalidRequest(_) => Some(format!(
                 "{realm}, error=\"{code}\", error_description=\"{quoted}\""
             )),
-            Self::InsufficientScope => Some(format!(
-                "{realm}, error=\"{code}\", error_description=\"{quoted}\", scope=\"account\""
+            Self::InsufficientScope(scope) => Some(format!(
+                "{realm}, error=\"{code}\", error_description=\"{quoted}\", scope=\"{scope}\""
             )),
             _ => None,
         };

@@ -6,6 +6,7 @@
 //! [`api`] the JSON APIs; the plumbing they share (errors, forms, sessions, templates, metrics,
 //! OpenAPI, health) sits beside them.
 pub mod api;
+pub mod bearer;
 pub mod client_address;
 pub mod error;
 pub mod form;
@@ -21,7 +22,7 @@ pub mod step_up;
 pub mod templates;
 
 use oauth::{authorize, introspect, metadata, revoke, token};
-use pages::{account, consent, login, second_step, two_factor};
+use pages::{account, consent, end_session, login, second_step, two_factor};
 
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
@@ -61,6 +62,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             metadata::metadata,
         ))
         .service(get("/jwks.json", oauth::jwks::jwks))
+        .service(get(
+            "/.well-known/openid-configuration",
+            metadata::openid_configuration,
+        ))
+        .service(
+            web::resource("/userinfo")
+                .route(web::get().to(oauth::userinfo::userinfo))
+                .route(web::post().to(oauth::userinfo::userinfo_post))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
         .service(get("/", home))
         // RFC 8414 §3.1: the issuer's path, if any, follows the well-known segment.
         .service(get(
@@ -86,6 +97,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post("/login/2fa/send", second_step::send))
         .service(get("/login/continue", authorize::resume_page))
         .service(post("/logout", login::logout))
+        .service(
+            web::resource("/end-session")
+                .route(web::get().to(end_session::end_session_get))
+                .route(web::post().to(end_session::end_session_post))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
+        )
+        .service(post("/end-session/confirm", end_session::confirm))
         .service(
             web::resource("/consent")
                 .route(web::get().to(consent::consent_page))

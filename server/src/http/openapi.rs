@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the JSON and form endpoints, generated from the handlers'
 //! annotations and served at `GET /openapi.json`. The HTML pages are not part of it.
 use super::health;
-use super::oauth::{introspect, metadata, revoke, token};
+use super::oauth::{introspect, metadata, revoke, token, userinfo};
 use super::schemas::{ErrorResponse, Health, TokenActionRequest, TokenRequest};
 use crate::oauth::grants::TokenResponse;
 use crate::oauth::introspection::{ActiveToken, Introspection};
@@ -13,13 +13,16 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Umbra",
-        description = "OAuth 2.0 authorization server with opaque tokens: token issuance (RFC 6749), introspection (RFC 7662), revocation (RFC 7009) and metadata (RFC 8414)."
+        description = "OAuth 2.0 authorization server with opaque tokens: token issuance (RFC 6749), introspection (RFC 7662), revocation (RFC 7009) and metadata (RFC 8414); OpenID Connect UserInfo and discovery."
     ),
     paths(
         token::token,
         introspect::introspect,
         revoke::revoke,
         metadata::metadata,
+        metadata::openid_configuration,
+        userinfo::userinfo,
+        userinfo::userinfo_post,
         crate::http::oauth::jwks::jwks,
         health::live,
         health::ready,
@@ -47,6 +50,10 @@ impl Modify for ClientAuthentication {
             components.add_security_scheme(
                 "client_secret_basic",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+            );
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
     }

@@ -6,6 +6,7 @@
 //! but the second step. The session id is renewed at each transition.
 use super::AppState;
 use super::error::PageError;
+use crate::auth::factor::{FactorKind, Proof};
 use crate::clock;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::token::random_urlsafe;
@@ -26,6 +27,11 @@ const PENDING: &str = "authorizations";
 const LEGACY_PENDING: &str = "authorization";
 /// Set with `user_id` when the sign-in passed a second factor.
 const SECOND_FACTOR: &str = "mfa";
+/// How the second factor was proved (`totp`, `email`, `sms`, `recovery_code`), for `amr`.
+const SECOND_FACTOR_METHOD: &str = "mfa_method";
+/// A random id of this sign-in (OpenID Connect `sid`): kept across session id renewals, new
+/// at each sign-in.
+const SID: &str = "sid";
 const SECOND_STEP_USER: &str = "second_step_user";
 const SECOND_STEP_AT: &str = "second_step_at";
 /// The user's security stamp when this session signed in (or began the second step).
@@ -66,6 +72,8 @@ impl UserSession {
             USER_ID,
             AUTH_TIME,
             SECOND_FACTOR,
+            SECOND_FACTOR_METHOD,
+            SID,
             SECOND_STEP_USER,
             SECOND_STEP_AT,
             STAMP,
@@ -75,14 +83,24 @@ impl UserSession {
     }
 
     /// Marks the user signed in under a new session id, keeping the request in progress.
-    /// `second_factor`: the sign-in passed a second factor.
+    /// `second_factor`: how the sign-in proved a second factor, if it did.
     /// The user's security stamp is remembered: when it moves, the sign-in ends.
-    pub fn sign_in(&self, user: &User, now: i64, second_factor: bool) -> Result<(), SessionError> {
+    pub fn sign_in(
+        &self,
+        user: &User,
+        now: i64,
+        second_factor: Option<Proof>,
+    ) -> Result<(), SessionError> {
         self.forget_user();
         self.0.renew();
         self.0.insert(USER_ID, user.id)?;
         self.0.insert(AUTH_TIME, now)?;
-        self.0.insert(SECOND_FACTOR, second_factor)?;
+        self.0.insert(SECOND_FACTOR, second_factor.is_some())?;
+        if let Some(proof) = second_factor {
+            self.0.insert(SECOND_FACTOR_METHOD, proof.as_str())?;
+        }
+        let sid = random_urlsafe(SID_BYTES).map_err(|e| SessionError(e.to_string()))?;
+        self.0.insert(SID, sid)?;
         self.0.insert(STAMP, user.security_stamp)?;
         // A new CSRF token too: the old one was shown to an anonymous page.
         self.0.remove(CSRF);
@@ -135,11 +153,34 @@ impl UserSession {
             .unwrap_or(false)
     }
 
-    /// Records that the signed-in user just proved a factor (at enrolment), under a new id.
-    pub fn mark_second_factor_passed(&self) -> Result<(), SessionError> {
+    /// Records that the signed-in user just proved a factor of `kind` (at enrolment), under
+    /// a new id.
+    pub fn mark_second_factor_passed(&self, kind: FactorKind) -> Result<(), SessionError> {
         self.0.renew();
         self.0.insert(SECOND_FACTOR, true)?;
+        self.0
+            .insert(SECOND_FACTOR_METHOD, Proof::Factor(kind).as_str())?;
         Ok(())
+    }
+
+    /// When and how the signed-in user signed in, for the ID tokens of what they approve.
+    /// `None` when nobody is signed in.
+    pub fn sign_in_facts(&self) -> Option<SignInFacts> {
+        let auth_time = self.0.get::<i64>(AUTH_TIME).ok().flatten()?;
+        let second_factor = self.second_factor_passed().then(|| {
+            self.0
+                .get::<String>(SECOND_FACTOR_METHOD)
+                .ok()
+                .flatten()
+                .and_then(|method| Proof::parse(&method))
+                // A sign-in from before the method was recorded: a one-time code of some kind.
+                .unwrap_or(Proof::RecoveryCode)
+        });
+        Some(SignInFacts {
+            auth_time,
+            second_factor,
+            sid: self.0.get::<String>(SID).ok().flatten(),
+        })
     }
 
     /// Forgets everything.
@@ -265,6 +306,19 @@ impl UserSession {
             .unwrap_or_default()
     }
 }
+
+/// When and how the person of a session signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInFacts {
+    pub auth_time: i64,
+    /// How the second factor was proved, if it was.
+    pub second_factor: Option<Proof>,
+    /// The id of the sign-in (OpenID Connect `sid`); `None` for one from before sids.
+    pub sid: Option<String>,
+}
+
+/// Random bytes of a `sid`.
+const SID_BYTES: usize = 16;
 
 /// An authorization request in progress and the id that binds the pages shown for it (the
 /// consent form) to it: a decision names the request the person saw, so a request started

@@ -6,7 +6,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("home.html", include_str!("../../templates/home.html")),
     ("error.html", include_str!("../../templates/error.html")),
@@ -16,6 +16,10 @@ const TEMPLATES: [(&str, &str); 11] = [
     (
         "signed_out.html",
         include_str!("../../templates/signed_out.html"),
+    ),
+    (
+        "end_session.html",
+        include_str!("../../templates/end_session.html"),
     ),
     (
         "second_step.html",
@@ -127,6 +131,7 @@ mod tests {
             addable => vec!["email"], has_factor => true, recovery_codes_left => 9, required => true,
             qr_code => "data:image/svg+xml;base64,AA==", secret_groups => vec!["JBSW", "Y3DP"], otpauth_uri => "otpauth://totp/x",
             kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], resume => true,
+            client_id => "app", post_logout_redirect_uri => "https://app.example/bye", state => "s\"1",
         };
         for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
             let response = templates().page(StatusCode::OK, name, &context);

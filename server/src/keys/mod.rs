@@ -39,9 +39,15 @@ pub enum KeyError {
     LastActiveKey { kid: String, alg: SigningAlg },
     #[error("signing failed: {0}")]
     Sign(String),
+    /// A JWS presented as Umbra's own that is not (see [`KeyRing::verify`]).
+    #[error("not a token signed by this server: {0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Longest JWS [`KeyRing::verify`] looks at; Umbra's own ID tokens are far shorter.
+const MAX_VERIFIED_LEN: usize = 8 * 1024;
 
 /// The rules of the key life cycle, from `[keys]`.
 #[derive(Debug, Clone, Copy)]
@@ -275,6 +281,34 @@ impl KeyRing {
         header.kid = Some(key.summary.kid.clone());
         header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, signer).map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    /// Checks that `token` is a compact JWS signed by one of Umbra's keys published at `now`
+    /// (pending, active or retired: an ID token outlives its key's signing days) and returns
+    /// its claims. The header's `alg` must be the key's own, so `none`, HMAC or another
+    /// algorithm never passes. Nothing else is checked: expiry, issuer and audience are the
+    /// caller's rules (an expired ID token is still a good `id_token_hint`).
+    pub fn verify(&self, token: &str, now: i64) -> Result<serde_json::Value, KeyError> {
+        let invalid = |why: &str| KeyError::Invalid(why.to_owned());
+        if token.len() > MAX_VERIFIED_LEN {
+            return Err(invalid("too long"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        let kid = header.kid.ok_or_else(|| invalid("no kid"))?;
+        let snapshot = self.snapshot();
+        let key = snapshot
+            .iter()
+            .find(|k| k.summary.kid == kid && k.published_at(now))
+            .ok_or_else(|| invalid("unknown kid"))?;
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&key.jwk)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        let mut validation = jsonwebtoken::Validation::new(key.alg.jws());
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| invalid("bad signature"))
     }
 
     /// Creates a key of `alg`, published now and signing after the pre-publication time (at

@@ -7,10 +7,12 @@
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grant_type::GrantType;
+use super::oidc;
 use super::params::Params;
 use super::pkce;
 use super::resource::{self, Audience};
 use super::scope::ScopeSet;
+use crate::auth::MAX_USERNAME_LEN;
 use serde::{Deserialize, Serialize};
 
 /// Longest `state` Umbra carries; the whole request travels in the session cookie.
@@ -34,6 +36,16 @@ pub struct AuthorizationRequest {
     /// The S256 PKCE challenge.
     pub code_challenge: Option<String>,
     pub prompt: Prompt,
+    /// OpenID Connect `nonce`, kept for the ID token (only when `openid` is requested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// OpenID Connect `max_age`: a sign-in older than this many seconds is done again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    /// OpenID Connect `login_hint`: the username the sign-in form starts with. Only a hint:
+    /// nothing else trusts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -47,11 +59,15 @@ impl AuthorizationRequest {
 }
 
 /// The `prompt` parameter (OpenID Connect Core §3.1.2.1), which OAuth clients use too.
+///
+/// `select_account` ("prompt the End-User to select a user account") shows the sign-in form,
+/// where the person may sign in with another account: a session holds one account at a time,
+/// so `account_selection_required` never arises.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
     /// Fail rather than show any page.
     pub none: bool,
-    /// Ask for credentials again even if the user is signed in.
+    /// Ask for credentials again even if the user is signed in (`login`, `select_account`).
     pub login: bool,
     /// Ask for consent again even if it was given before.
     pub consent: bool,
@@ -176,6 +192,34 @@ pub fn validate(
     let code_challenge =
         pkce_challenge(params, client.is_public() || require_pkce_for_all).map_err(fail)?;
     let prompt = parse_prompt(params.get("prompt")).map_err(fail)?;
+    let openid = target.scope.contains(oidc::OPENID);
+    let nonce = match params.get("nonce") {
+        Some(nonce) if nonce.len() > oidc::MAX_NONCE_LEN => {
+            return Err(fail(OAuthError::invalid_request(format!(
+                "nonce is longer than {} characters",
+                oidc::MAX_NONCE_LEN
+            ))));
+        }
+        Some(nonce) if openid => Some(nonce.to_owned()),
+        _ => None,
+    };
+    let max_age =
+        match params.get("max_age") {
+            None => None,
+            Some(raw) => Some(raw.parse::<i64>().ok().filter(|age| *age >= 0).ok_or_else(
+                || {
+                    fail(OAuthError::invalid_request(
+                        "max_age must be a number of seconds",
+                    ))
+                },
+            )?),
+        };
+    // A hint longer than any username names nobody; it is dropped rather than refused.
+    let login_hint = params
+        .get("login_hint")
+        .map(str::trim)
+        .filter(|hint| !hint.is_empty() && hint.chars().count() <= MAX_USERNAME_LEN)
+        .map(str::to_owned);
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
@@ -185,6 +229,9 @@ pub fn validate(
         state,
         code_challenge,
         prompt,
+        nonce,
+        max_age,
+        login_hint,
     })
 }
 
@@ -221,7 +268,7 @@ fn parse_prompt(raw: Option<&str>) -> Result<Prompt, OAuthError> {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
-            "select_account" => {}
+            "select_account" => prompt.login = true,
             _ => return Err(OAuthError::invalid_request("unsupported prompt value")),
         }
     }
@@ -253,6 +300,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             assertion_keys: None,
+            openid: Default::default(),
             resources: Default::default(),
             introspection_signed_response_alg: None,
         }

@@ -32,6 +32,19 @@ pub struct Client {
     /// The public keys of a client that authenticates with `private_key_jwt` (RFC 7523);
     /// such a client has no secret.
     pub assertion_keys: Option<ClientKeys>,
+    /// What it registered as an OpenID Connect relying party.
+    pub openid: OpenIdRegistration,
+}
+
+/// What a relying party registers for OpenID Connect (OpenID Connect Registration 1.0 §2,
+/// RP-Initiated Logout 1.0 §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenIdRegistration {
+    /// `id_token_signed_response_alg`; `None`: the server's default (`keys.default_algorithm`,
+    /// RS256 unless configured otherwise).
+    pub id_token_alg: Option<SigningAlg>,
+    /// `post_logout_redirect_uris`: where RP-initiated logout may send the browser back.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {
@@ -58,6 +71,15 @@ impl Client {
     /// Whether a redirect URI named in a request is one of the registered ones.
     pub fn accepts_redirect_uri(&self, requested: &str) -> bool {
         self.redirect_uris
+            .iter()
+            .any(|registered| redirect_uri::matches(registered, requested))
+    }
+
+    /// Whether a `post_logout_redirect_uri` is one of the registered ones, compared as
+    /// redirect URIs are.
+    pub fn accepts_post_logout_redirect_uri(&self, requested: &str) -> bool {
+        self.openid
+            .post_logout_redirect_uris
             .iter()
             .any(|registered| redirect_uri::matches(registered, requested))
     }
@@ -104,6 +126,7 @@ mod tests {
             can_introspect: false,
             skip_consent: false,
             require_2fa: false,
+            openid: Default::default(),
             resources: Default::default(),
             introspection_signed_response_alg: None,
             assertion_keys: None,

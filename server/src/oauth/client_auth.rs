@@ -355,6 +355,7 @@ mod tests {
             assertion_keys: None,
             resources: Default::default(),
             introspection_signed_response_alg: None,
+            openid: Default::default(),
         };
         assert!(creds.authenticate(Some(&public)).is_err());
     }

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     LoginRequired,
     /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but consent is needed.
     ConsentRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but the user must do something
+    /// other than sign in or consent (here: enrol a second factor the client requires).
+    InteractionRequired,
     /// "The authorization server encountered an unexpected condition that prevented it from
     /// fulfilling the request."
     ServerError,
@@ -65,6 +68,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -232,7 +236,7 @@ mod tests {
         );
     }
 
-    const ALL_CODES: [ErrorCode; 13] = [
+    const ALL_CODES: [ErrorCode; 14] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
         ErrorCode::InvalidGrant,
@@ -244,6 +248,7 @@ mod tests {
         ErrorCode::UnsupportedTokenType,
         ErrorCode::LoginRequired,
         ErrorCode::ConsentRequired,
+        ErrorCode::InteractionRequired,
         ErrorCode::ServerError,
         ErrorCode::TemporarilyUnavailable,
     ];

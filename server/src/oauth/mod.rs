@@ -12,6 +12,8 @@ pub mod error;
 pub mod grant_type;
 pub mod grants;
 pub mod introspection;
+pub mod logout;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;

@@ -5,9 +5,14 @@
 //! token's audience, and the scopes are checked against what the client may ask at them.
 //! Later requests on the same grant (code redemption, refresh, RFC 8707 §2.2) may narrow the
 //! audience and the scope, never widen them.
+//!
+//! The OpenID Connect scopes (`openid`, `profile`, `email`) are about the user, not about an
+//! API: a client allowed them (its own scopes) may ask for them by name beside the scopes of
+//! any resource, and they stay when a token is narrowed to some of the grant's resources.
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError};
 use super::grants::requested_scope;
+use super::oidc;
 use super::params::Params;
 use super::scope::ScopeSet;
 use serde::{Deserialize, Serialize};
@@ -189,7 +194,11 @@ pub fn resolve(
         });
     }
     let audience = Audience::new(identifiers);
-    let allowed = access.scopes_at(&audience).ok_or_else(not_allowed)?;
+    let mut allowed = access.scopes_at(&audience).ok_or_else(not_allowed)?;
+    // Asked for by name only: a request that names no scope gets the resources' scopes.
+    if scope.is_some() {
+        allowed.extend(&oidc::oidc_scopes(&client.scopes));
+    }
     Ok(Target {
         scope: requested_scope(scope, &allowed)?,
         audience,
@@ -215,10 +224,11 @@ pub fn narrow(client: &Client, granted: &Target, params: &Params) -> Result<Targ
             "a resource was not part of the original grant; a token can be narrowed, never widened",
         ));
     }
-    let allowed = client
+    let mut allowed = client
         .resources
         .scopes_at(&audience)
         .ok_or_else(not_allowed)?;
+    allowed.extend(&oidc::oidc_scopes(&client.scopes));
     Ok(Target {
         audience,
         scope: scope.intersection(&allowed),
@@ -284,6 +294,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             assertion_keys: None,
+            openid: Default::default(),
             resources: ResourceAccess {
                 allowed: vec![
                     AllowedResource {
@@ -423,6 +434,46 @@ mod tests {
             )),
             ErrorCode::InvalidScope
         );
+    }
+
+    #[test]
+    fn oidc_scopes_the_client_is_allowed_pass_beside_a_resources_scopes() {
+        let mut c = client(None);
+        c.scopes = ScopeSet::parse("openid profile read").unwrap();
+        let target = resolve(&c, &[ORDERS], Some("openid profile orders:read")).unwrap();
+        assert_eq!(target.scope.to_string(), "openid profile orders:read");
+        assert_eq!(target.audience.to_string(), ORDERS);
+        // Not the client's other scopes, nor OIDC scopes it is not allowed.
+        assert_eq!(
+            code(resolve(&c, &[ORDERS], Some("openid read"))),
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            code(resolve(&c, &[ORDERS], Some("openid email"))),
+            ErrorCode::InvalidScope
+        );
+        // Named only: without a scope parameter, the resource's scopes as before.
+        assert_eq!(
+            resolve(&c, &[ORDERS], None).unwrap().scope.to_string(),
+            "orders:read orders:write"
+        );
+        // The resource checks stay: an unallowed resource is still invalid_target.
+        assert_eq!(
+            code(resolve(&c, &["https://other.example"], Some("openid"))),
+            ErrorCode::InvalidTarget
+        );
+        // Narrowing to one resource keeps them.
+        let granted = Target {
+            audience: Audience::new([ORDERS.to_owned(), BILLING.to_owned()]),
+            scope: ScopeSet::parse("openid orders:read billing:read").unwrap(),
+        };
+        let narrowed = narrow(
+            &c,
+            &granted,
+            &Params::parse(b"resource=https://billing.example").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(narrowed.scope.to_string(), "openid billing:read");
     }
 
     #[test]

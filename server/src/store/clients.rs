@@ -3,7 +3,7 @@
 use super::resources::allow_link;
 use super::{Store, StoreError};
 use crate::keys::SigningAlg;
-use crate::oauth::client::{Client, is_valid_client_id};
+use crate::oauth::client::{Client, OpenIdRegistration, is_valid_client_id};
 use crate::oauth::client_jwks::{ClientJwks, ClientKeys};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
@@ -36,6 +36,9 @@ impl Store {
         let redirect_uris = serde_json::to_string(&new.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (jwks, jwks_uri) = key_columns(new.assertion_keys.as_ref());
+        let post_logout_redirect_uris =
+            serde_json::to_string(&new.openid.post_logout_redirect_uris)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = client::ActiveModel {
             id: Set(new.id.clone()),
             name: Set(new.name.clone()),
@@ -52,6 +55,11 @@ impl Store {
                 .map(|alg| alg.as_str().to_owned())),
             jwks: Set(jwks),
             jwks_uri: Set(jwks_uri),
+            id_token_signed_response_alg: Set(new
+                .openid
+                .id_token_alg
+                .map(|alg| alg.as_str().to_owned())),
+            post_logout_redirect_uris: Set(post_logout_redirect_uris),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -226,6 +234,16 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         (None, Some(uri)) => Some(ClientKeys::Uri(uri.clone())),
         (Some(_), Some(_)) => return Err(corrupt("both jwks and jwks_uri")),
     };
+    let openid = OpenIdRegistration {
+        id_token_alg: row
+            .id_token_signed_response_alg
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("id_token_signed_response_alg"))?,
+        post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
+            .map_err(|_| corrupt("post_logout_redirect_uris"))?,
+    };
     Ok(Client {
         id: row.id,
         name: row.name,
@@ -242,6 +260,7 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
             ..ResourceAccess::default()
         },
         introspection_signed_response_alg,
+        openid,
     })
 }
 
@@ -324,6 +343,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             assertion_keys: None,
+            openid: Default::default(),
             resources: ResourceAccess::default(),
             introspection_signed_response_alg: None,
         }

@@ -1,6 +1,7 @@
 //! Issuing authorization codes, each in a new grant (the family its tokens will belong to).
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
+use crate::oauth::oidc::Authentication;
 use crate::oauth::resource::Audience;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
@@ -19,6 +20,8 @@ pub struct NewAuthorizationCode {
     /// The resources the grant covers (RFC 8707).
     pub audience: Audience,
     pub code_challenge: Option<String>,
+    /// The sign-in behind the grant, for its ID tokens (OpenID Connect).
+    pub authentication: Authentication,
     pub issued_at: i64,
     pub expires_at: i64,
 }
@@ -41,6 +44,13 @@ impl Store {
             created_at: Set(code.issued_at),
             expires_at: Set(code.expires_at),
             revoked_at: Set(None),
+            auth_time: Set(code.authentication.auth_time),
+            amr: Set(
+                (!code.authentication.amr.is_empty()).then(|| code.authentication.amr.join(" "))
+            ),
+            acr: Set(code.authentication.acr.clone()),
+            sid: Set(code.authentication.sid.clone()),
+            nonce: Set(code.authentication.nonce.clone()),
         })
         .exec_without_returning(&txn)
         .await?;

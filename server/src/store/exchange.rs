@@ -22,6 +22,7 @@
 use super::{Store, StoreError};
 use crate::oauth::grants::authorization_code::StoredCode;
 use crate::oauth::grants::refresh_token::StoredRefresh;
+use crate::oauth::oidc::Authentication;
 use crate::oauth::resource::{Audience, Target};
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
@@ -50,6 +51,8 @@ pub enum Exchange<E> {
     Issued {
         target: Target,
         user_id: Option<Uuid>,
+        /// The sign-in behind the grant, for an ID token.
+        authentication: Authentication,
     },
     /// The caller's check refused it.
     Refused(E),
@@ -121,6 +124,7 @@ impl Store {
         Ok(Exchange::Issued {
             target,
             user_id: family.user_id,
+            authentication: authentication(&family),
         })
     }
 
@@ -171,6 +175,7 @@ impl Store {
         Ok(Exchange::Issued {
             target,
             user_id: family.user_id,
+            authentication: authentication(&family),
         })
     }
 
@@ -289,6 +294,24 @@ fn parent_of(key: &[u8]) -> SelectStatement {
         .from(refresh_token::Entity)
         .and_where(refresh_token::Column::Hash.eq(key.to_vec()))
         .to_owned()
+}
+
+/// What the grant's ID tokens say about its sign-in.
+fn authentication(family: &grant::Model) -> Authentication {
+    Authentication {
+        auth_time: family.auth_time,
+        amr: family
+            .amr
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        acr: family.acr.clone(),
+        sid: family.sid.clone(),
+        nonce: family.nonce.clone(),
+    }
 }
 
 /// What a grant covers.

@@ -29,7 +29,7 @@ pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use keys::NewSigningKey;
 pub use resources::{Resource, ResourceChange};
 pub use tokens::NewAccessToken;
-pub use users::{User, normalize_username};
+pub use users::{ProfileChange, User, normalize_username};
 
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 

@@ -91,6 +91,8 @@ impl Store {
             created_at: Set(token.issued_at),
             expires_at: Set(token.expires_at),
             revoked_at: Set(None),
+            // No sign-in: the OpenID Connect columns stay NULL.
+            ..Default::default()
         };
         let txn = self.db.begin().await?;
         grant::Entity::insert(grant_row)

@@ -24,6 +24,25 @@ pub struct User {
     pub created_at: i64,
     /// See the module documentation; sessions remember it at sign-in.
     pub security_stamp: i64,
+    /// The display name (OpenID Connect `name`).
+    pub name: Option<String>,
+    /// The profile e-mail address (OpenID Connect `email`): set by an operator, shown to the
+    /// applications the user lets see it. Not where e-mailed one-time codes go; an e-mail
+    /// second factor keeps its own address.
+    pub email: Option<String>,
+    /// An operator vouched that `email` is the user's.
+    pub email_verified: bool,
+}
+
+/// A change of a user's profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// `Some(None)` removes the name.
+    pub name: Option<Option<String>>,
+    /// `Some(None)` removes the address. A new address is unverified unless
+    /// `email_verified` says otherwise.
+    pub email: Option<Option<String>>,
+    pub email_verified: Option<bool>,
 }
 
 impl std::fmt::Debug for User {
@@ -61,6 +80,8 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
             security_stamp: Set(0),
+            name: Set(None),
+            email_verified: Set(false),
         };
         match user::Entity::insert(row)
             .exec_without_returning(&self.db)
@@ -73,6 +94,9 @@ impl Store {
                 disabled: false,
                 created_at: now,
                 security_stamp: 0,
+                name: None,
+                email: None,
+                email_verified: false,
             }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 StoreError::Conflict(format!("the username {username:?} is taken")),
@@ -198,6 +222,37 @@ impl Store {
         Ok(stamp)
     }
 
+    /// Applies `change` to the profile of user `id`; `false` if unknown. A new e-mail address
+    /// is unverified unless the change says it is verified.
+    pub async fn update_user_profile(
+        &self,
+        id: Uuid,
+        change: &ProfileChange,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut update =
+            user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now));
+        if let Some(name) = &change.name {
+            update = update.col_expr(user::Column::Name, Expr::value(name.clone()));
+        }
+        if let Some(email) = &change.email {
+            update = update.col_expr(user::Column::Email, Expr::value(email.clone()));
+        }
+        let verified = match (&change.email, change.email_verified) {
+            (_, Some(verified)) => Some(verified),
+            (Some(_), None) => Some(false),
+            (None, None) => None,
+        };
+        if let Some(verified) = verified {
+            update = update.col_expr(user::Column::EmailVerified, Expr::value(verified));
+        }
+        let result = update
+            .filter(user::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
     /// Deletes a user with their grants, tokens and consents. `false` if unknown.
     pub async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
         let result = user::Entity::delete_by_id(id).exec(&self.db).await?;
@@ -218,5 +273,8 @@ fn to_user(row: user::Model) -> User {
         disabled: row.disabled,
         created_at: row.created_at,
         security_stamp: row.security_stamp,
+        name: row.name,
+        email: row.email,
+        email_verified: row.email_verified,
     }
 }

@@ -5,28 +5,7 @@ use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl,
     Scope, TokenResponse, TokenUrl,
 };
-use umbra_tests::{REDIRECT_URI, TestApp, location, query_param};
-
-/// `oauth2`'s HTTP seam, served by reqwest.
-async fn send(
-    http: reqwest::Client,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
-    let response = http
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
-    let mut builder = http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        builder = builder.header(name, value);
-    }
-    Ok(builder
-        .body(response.bytes().await?.to_vec())
-        .expect("a response"))
-}
+use umbra_tests::{REDIRECT_URI, TestApp, location, oauth2_http as send, query_param};
 
 fn urls(app: &TestApp) -> (AuthUrl, TokenUrl) {
     (

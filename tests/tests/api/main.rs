@@ -54,6 +54,7 @@ mod introspection;
 mod keys;
 mod large_tokens;
 mod lockout;
+mod openid;
 mod operations;
 mod outage;
 mod pages;

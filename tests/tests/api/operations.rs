@@ -53,8 +53,11 @@ db_test! {
 }
 
 /// The JSON and form endpoints the app serves; the OpenAPI document must describe each.
-const API_ROUTES: [(&str, &str); 7] = [
+const API_ROUTES: [(&str, &str); 10] = [
     ("post", "/token"),
+    ("get", "/userinfo"),
+    ("post", "/userinfo"),
+    ("get", "/.well-known/openid-configuration"),
     ("post", "/introspect"),
     ("post", "/revoke"),
     ("get", "/.well-known/oauth-authorization-server"),

@@ -87,6 +87,7 @@ async fn register(app: &TestApp, keys: ClientKeys) -> String {
                 assertion_keys: Some(keys),
                 resources: Default::default(),
                 introspection_signed_response_alg: None,
+                openid: Default::default(),
             },
             umbra::clock::now(),
         )

@@ -7,11 +7,10 @@
 use crate::auth::factor::{FactorKind, mask_destination};
 use crate::clock;
 use crate::http::AppState;
+use crate::http::bearer::{bearer, user_token};
 use crate::http::error::ApiError;
 use crate::http::step_up::{prove_presence, step_up_due};
-use crate::oauth::introspection::{Caller, Introspection, RecordKind};
-use crate::oauth::scope::ScopeSet;
-use crate::oauth::token::{self, TokenKind};
+use crate::oauth::introspection::Caller;
 use crate::second_factor::{Actor, Enabled, FactorError};
 use crate::store::User;
 use actix_web::dev::Payload;
@@ -20,7 +19,6 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::future::LocalBoxFuture;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use uuid::Uuid;
 
 /// The scope an access token needs to use this API.
 pub const ACCOUNT_SCOPE: &str = "account";
@@ -55,36 +53,8 @@ impl FromRequest for AccountCaller {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
             let presented = bearer(authorization.as_deref())?;
-            let parsed = token::parse(presented)
-                .filter(|p| p.kind == TokenKind::AccessToken)
-                .ok_or(ApiError::InvalidToken)?;
-            let record = state
-                .store
-                .token_record(&parsed.hash, RecordKind::Access)
-                .await?;
-            let answer = Introspection::of(
-                record,
-                clock::now(),
-                &state.settings.server.issuer,
-                &ACCOUNT_API,
-                parsed.hash.public_id(),
-            );
-            let details = answer.details.ok_or(ApiError::InvalidToken)?;
-            // Only a user's own token: a client token has no username, and its `sub` is a
-            // client id, which could be spelled like a user id.
-            if details.username.is_none() {
-                return Err(ApiError::InsufficientScope);
-            }
-            let user_id = Uuid::parse_str(&details.sub).map_err(|_| ApiError::InvalidToken)?;
-            if !ScopeSet::from_stored(&details.scope).contains(ACCOUNT_SCOPE) {
-                return Err(ApiError::InsufficientScope);
-            }
-            let user = state
-                .store
-                .find_user(user_id)
-                .await?
-                .filter(|u| !u.disabled)
-                .ok_or(ApiError::InvalidToken)?;
+            let (user, details) =
+                user_token(&state, presented, &ACCOUNT_API, ACCOUNT_SCOPE).await?;
             Ok(Self {
                 user,
                 actor: Actor {
@@ -201,19 +171,6 @@ macro_rules! carries_proof {
 }
 
 carries_proof!(StartBody, ConfirmBody);
-
-/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110
-/// §11.1). No header at all is `MissingToken`: RFC 6750 §3.1 says to send no error code then.
-fn bearer(authorization: Option<&str>) -> Result<&str, ApiError> {
-    let value = authorization.ok_or(ApiError::MissingToken)?;
-    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidRequest(
-        "the Authorization header must be `Bearer <token>`".into(),
-    ))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::MissingToken);
-    }
-    Ok(token.trim())
-}
 
 fn kind_of(path: &str) -> Result<FactorKind, ApiError> {
     FactorKind::parse(path).ok_or(ApiError::NotFound)

@@ -7,6 +7,7 @@ use crate::http::redirect;
 use crate::http::session::{PendingError, PendingRequest, UserSession, signed_in_user};
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeError, ErrorRedirect};
 use crate::oauth::client::Client;
+use crate::oauth::oidc::{self, Authentication};
 use crate::oauth::params::Params;
 use crate::oauth::token::{Token, TokenKind};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -74,14 +75,23 @@ pub async fn proceed(
     pending: PendingRequest,
 ) -> Result<HttpResponse, PageError> {
     let request = &pending.request;
-    let user = match signed_in_user(state, session).await? {
-        Some(user) if !request.prompt.login => user,
-        _ if request.prompt.none => {
+    let signed_in = signed_in_user(state, session).await?;
+    let fresh_enough = session.sign_in_facts().is_some_and(|facts| {
+        !oidc::sign_in_too_old(request.max_age, facts.auth_time, clock::now())
+    });
+    let user = match signed_in {
+        Some(user) if !request.prompt.login && fresh_enough => user,
+        signed_in if request.prompt.none => {
             session.remove_pending(&pending.id);
+            let why = if signed_in.is_some() {
+                "the sign-in is older than max_age allows"
+            } else {
+                "the user is not signed in"
+            };
             return Ok(refuse(
                 state,
                 request,
-                OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in"),
+                OAuthError::new(ErrorCode::LoginRequired, why),
             ));
         }
         _ => return Ok(redirect("/login")),
@@ -90,11 +100,16 @@ pub async fn proceed(
     let gate = second_factor_gate(state, session, &user, &client).await?;
     if gate != Gate::Pass && request.prompt.none {
         session.remove_pending(&pending.id);
-        return Ok(refuse(
-            state,
-            request,
-            OAuthError::new(ErrorCode::LoginRequired, "a second factor is required"),
-        ));
+        // The second step is part of signing in; enrolling a factor is another kind of
+        // interaction (OpenID Connect Core §3.1.2.6).
+        let error = match gate {
+            Gate::Enrol => OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "the user must enrol a second factor first",
+            ),
+            _ => OAuthError::new(ErrorCode::LoginRequired, "a second factor is required"),
+        };
+        return Ok(refuse(state, request, error));
     }
     if let Some(detour) = gate.detour(session, &user)? {
         return Ok(detour);
@@ -140,6 +155,9 @@ pub async fn issue_code(
     if let Some(detour) = gate.detour(session, user)? {
         return Ok(detour);
     }
+    let Some(facts) = session.sign_in_facts() else {
+        return Ok(redirect("/login"));
+    };
     let code = Token::generate(TokenKind::AuthorizationCode).map_err(PageError::internal)?;
     let now = clock::now();
     let stored = state
@@ -154,6 +172,12 @@ pub async fn issue_code(
             scope: request.scope_set(),
             audience: request.audience(),
             code_challenge: request.code_challenge.clone(),
+            authentication: Authentication::of_sign_in(
+                facts.auth_time,
+                facts.second_factor,
+                facts.sid,
+                request.nonce.clone(),
+            ),
             issued_at: now,
             expires_at: now + state.settings.tokens.authorization_code_ttl_secs,
         })
@@ -253,11 +277,13 @@ async fn second_factor_gate(
 pub const ENROLMENT_REQUIRED: &str = "/account?second_factor=required";
 
 /// After a fresh sign-in: back into the newest authorization request in progress (its
-/// `prompt=login` now satisfied), or to the account.
+/// `prompt=login` and `max_age` now satisfied), or to the account.
 pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpResponse, PageError> {
     match session.latest_pending() {
         Some(mut pending) => {
             pending.request.prompt.login = false;
+            // Or `max_age=0` would send the person back to the sign-in form forever.
+            pending.request.max_age = None;
             session.update_pending(&pending)?;
             proceed(state, session, pending).await
         }

@@ -9,6 +9,7 @@ use crate::oauth::grants::{
     TokenResponse, authorization_code, client_credentials, refresh_token, token_exchange,
 };
 use crate::oauth::introspection::RecordKind;
+use crate::oauth::oidc::{self, Authentication, IdTokenClaims, IdTokenFor};
 use crate::oauth::params::Params;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::{self, Token, TokenKind};
@@ -290,8 +291,29 @@ impl FreshTokens {
         invalid: &'static str,
     ) -> Result<TokenResponse, OAuthError> {
         match outcome.map_err(|err| client_gone(state, client, err))? {
-            Exchange::Issued { target, .. } => {
-                Ok(self.response(state.settings.tokens.access_token_ttl_secs, &target.scope))
+            Exchange::Issued {
+                target,
+                user_id,
+                authentication,
+            } => {
+                let id_token = match user_id {
+                    Some(user_id) if target.scope.contains(oidc::OPENID) => Some(
+                        id_token(
+                            state,
+                            client,
+                            &user_id.to_string(),
+                            &authentication,
+                            self.access.expose(),
+                            self.plan.issued_at,
+                        )
+                        .await?,
+                    ),
+                    _ => None,
+                };
+                let mut response =
+                    self.response(state.settings.tokens.access_token_ttl_secs, &target.scope);
+                response.id_token = id_token;
+                Ok(response)
             }
             Exchange::Refused(error) => Err(error),
             Exchange::Replayed => {
@@ -313,8 +335,43 @@ impl FreshTokens {
             refresh_token: self.refresh.map(Token::into_string),
             issued_token_type: None,
             scope: scope.to_string(),
+            id_token: None,
         }
     }
+}
+
+/// The ID token (OpenID Connect Core §2) of a response that carries `access_token`, signed with
+/// the client's registered algorithm or the server's default. At a refresh it repeats the
+/// grant's `auth_time`, `amr`, `acr`, `sid` and `nonce` (§12.2).
+async fn id_token(
+    state: &AppState,
+    client: &Client,
+    user_id: &str,
+    authentication: &Authentication,
+    access_token: &str,
+    now: i64,
+) -> Result<String, OAuthError> {
+    let alg = client
+        .openid
+        .id_token_alg
+        .unwrap_or_else(|| state.keys.default_alg());
+    let claims = IdTokenClaims::new(
+        &IdTokenFor {
+            issuer: &state.settings.server.issuer,
+            user_id,
+            client_id: &client.id,
+            access_token,
+            alg,
+            now,
+            ttl_secs: state.settings.tokens.id_token_ttl_secs,
+        },
+        authentication,
+    );
+    state
+        .keys
+        .sign(alg, "JWT", &claims, now)
+        .await
+        .map_err(OAuthError::server_error)
 }
 
 fn unsupported(grant_type: &str) -> OAuthError {

@@ -166,7 +166,7 @@ fn in_progress(
 /// Where the answer sends the person, as they can check it: the host (and port, if not the
 /// default) of the redirect URI, or the scheme of a native app's private-use URI
 /// (RFC 8252 §7.1). IDNs stay in their ASCII form, which a look-alike cannot imitate.
-fn destination(redirect_uri: &str) -> String {
+pub(crate) fn destination(redirect_uri: &str) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(url) => match url.host_str().filter(|host| !host.is_empty()) {
             Some(host) => match url.port() {

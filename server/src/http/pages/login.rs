@@ -91,7 +91,7 @@ pub async fn login(
         session.begin_second_step(&user, now)?;
         return Ok(redirect("/login/2fa"));
     }
-    session.sign_in(&user, now, false)?;
+    session.sign_in(&user, now, None)?;
     state
         .factors
         .audit_sign_in(
@@ -160,6 +160,13 @@ async fn render(
         return Ok(redirect("/login/2fa"));
     }
     let client_name = pending_client_name(state, session).await?;
+    // The application's `login_hint` (OpenID Connect) fills an empty form; what the person
+    // typed wins.
+    let hint = session.pending().and_then(|request| request.login_hint);
+    let username = match (username, &hint) {
+        ("", Some(hint)) => hint.as_str(),
+        (typed, _) => typed,
+    };
     Ok(templates().page(
         status,
         "login.html",

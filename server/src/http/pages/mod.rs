@@ -2,6 +2,7 @@
 //! its second-factor enrolment. HTML forms with CSRF tokens; errors render as pages.
 pub mod account;
 pub mod consent;
+pub mod end_session;
 pub mod login;
 pub mod second_step;
 pub mod two_factor;

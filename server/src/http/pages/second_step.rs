@@ -83,7 +83,7 @@ pub async fn submit(
     {
         Ok(()) => {
             let user = &waiting.user;
-            session.sign_in(user, now, true)?;
+            session.sign_in(user, now, Some(method))?;
             state
                 .factors
                 .audit_sign_in(

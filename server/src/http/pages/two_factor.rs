@@ -136,7 +136,7 @@ pub async fn confirm(
     {
         Ok(Enabled { recovery_codes }) => {
             // Proving the new factor is as good as a second step for this session.
-            session.mark_second_factor_passed()?;
+            session.mark_second_factor_passed(kind)?;
             match recovery_codes {
                 Some(codes) => Ok(recovery_page(&session, codes)?),
                 None => Ok(after_change(&session)),

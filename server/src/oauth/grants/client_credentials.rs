@@ -38,6 +38,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             assertion_keys: None,
+            openid: Default::default(),
             resources: Default::default(),
             introspection_signed_response_alg: None,
         }

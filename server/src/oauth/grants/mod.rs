@@ -45,6 +45,9 @@ pub struct TokenResponse {
     /// read as a scope list).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// The OpenID Connect ID token, when the grant's scope has `openid` (Core §3.1.3.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -85,6 +88,7 @@ mod tests {
             refresh_token: None,
             issued_token_type: None,
             scope: scope.into(),
+            id_token: None,
         };
         let json = serde_json::to_value(response("")).unwrap();
         assert!(json.get("scope").is_none(), "{json}");

@@ -162,6 +162,7 @@ mod tests {
             skip_consent: false,
             require_2fa: false,
             assertion_keys: None,
+            openid: Default::default(),
             resources: ResourceAccess {
                 allowed: vec![AllowedResource {
                     identifier: BILLING.into(),
