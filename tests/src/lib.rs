@@ -299,24 +299,6 @@ impl TestApp {
         (enrolment.secret, enabled.recovery_codes.unwrap_or_default())
     }
 
-    /// Creates a signing key of `alg` that signs at once, as `umbra keys rotate --alg ALG
-    /// --now` does; returns its kid. The running app signs with it once it re-reads its keys
-    /// (`keys.refresh_secs`, or at once when it had no key of `alg`).
-    pub async fn rotate_key(&self, alg: SigningAlg) -> String {
-        let (sealer, policy) = umbra::startup::key_parts(&self.settings).unwrap();
-        umbra::keys::rotate(
-            &self.store,
-            &sealer,
-            &policy,
-            alg,
-            true,
-            umbra::clock::now(),
-        )
-        .await
-        .unwrap()
-        .kid
-    }
-
     /// Runs the front channel for `scope` and exchanges the code: the access token.
     pub async fn user_access_token(
         &self,

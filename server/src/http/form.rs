@@ -81,14 +81,20 @@ impl FromRequest for OAuthRequest {
     }
 }
 
-fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), OAuthError> {
+/// Whether the request's content type is `application/x-www-form-urlencoded` (parameters such
+/// as `; charset=UTF-8` aside, case-insensitive).
+pub fn is_form_urlencoded(req: &HttpRequest) -> bool {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), OAuthError> {
+    if !is_form_urlencoded(req) {
         return Err(OAuthError::invalid_request(
             "the request body must be application/x-www-form-urlencoded",
         ));

@@ -75,6 +75,20 @@ pub struct KeySummary {
     pub expires_at: Option<i64>,
 }
 
+impl KeySummary {
+    fn of(row: entity::signing_key::Model, now: i64) -> Self {
+        Self {
+            state: state(row.activates_at, row.retired_at, now),
+            kid: row.kid,
+            alg: row.alg,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+            retired_at: row.retired_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
 /// A stored key as an instance holds it.
 struct LoadedKey {
     summary: KeySummary,
@@ -161,16 +175,22 @@ impl KeyRing {
     /// Re-reads the keys from the database; rotates the default algorithm's key when
     /// automatic rotation is on and it is due.
     pub async fn refresh(&self, now: i64) -> Result<(), KeyError> {
+        self.reload(now).await?;
+        if self.rotation_due(now) {
+            tracing::info!(alg = %self.policy.default_alg, "rotating the signing key by age");
+            self.rotate(self.policy.default_alg, false, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the keys held with those the database has.
+    async fn reload(&self, now: i64) -> Result<(), KeyError> {
         let rows = self.store.live_signing_keys(now).await?;
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
             keys.push(self.loaded(row, now)?);
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-        if self.rotation_due(now) {
-            tracing::info!(alg = %self.policy.default_alg, "rotating the signing key by age");
-            self.rotate(self.policy.default_alg, false, now).await?;
-        }
         Ok(())
     }
 
@@ -195,19 +215,12 @@ impl KeyRing {
             .map_err(|e: UnknownAlg| KeyError::Corrupt(e.to_string()))?;
         let jwk: Jwk = serde_json::from_str(&row.public_jwk)
             .map_err(|_| KeyError::Corrupt(format!("the public JWK of {} is not JSON", row.kid)))?;
-        let summary = KeySummary {
-            state: state(row.activates_at, row.retired_at, now),
-            kid: row.kid,
-            alg: row.alg,
-            created_at: row.created_at,
-            activates_at: row.activates_at,
-            retired_at: row.retired_at,
-            expires_at: row.expires_at,
-        };
+        let private_key = row.private_key.clone();
+        let summary = KeySummary::of(row, now);
         let signer = if summary.retired_at.is_none_or(|retired| now < retired) {
             let pkcs8 = self
                 .sealer
-                .open(&row.private_key, summary.kid.as_bytes())
+                .open(&private_key, summary.kid.as_bytes())
                 .map_err(|_| KeyError::Decrypt)?;
             Some(material::encoding_key(alg, &pkcs8)?)
         } else {
@@ -329,12 +342,7 @@ impl KeyRing {
             now,
         )
         .await?;
-        let rows = self.store.live_signing_keys(now).await?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in rows {
-            keys.push(self.loaded(row, now)?);
-        }
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        self.reload(now).await?;
         Ok(summary)
     }
 }
@@ -401,15 +409,7 @@ pub async fn list(store: &Store, now: i64) -> Result<Vec<KeySummary>, KeyError> 
         .live_signing_keys(now)
         .await?
         .into_iter()
-        .map(|row| KeySummary {
-            state: state(row.activates_at, row.retired_at, now),
-            kid: row.kid,
-            alg: row.alg,
-            created_at: row.created_at,
-            activates_at: row.activates_at,
-            retired_at: row.retired_at,
-            expires_at: row.expires_at,
-        })
+        .map(|row| KeySummary::of(row, now))
         .collect())
 }
 

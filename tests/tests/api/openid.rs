@@ -545,8 +545,8 @@ db_test_with! {
     |settings| settings.keys.refresh_secs = 1,
     async fn an_id_token_is_signed_with_the_algorithm_its_client_registered(app: TestApp) {
         ada(&app).await;
-        app.rotate_key(SigningAlg::Es256).await;
-        app.rotate_key(SigningAlg::EdDsa).await;
+        app.rotate_signing_key(SigningAlg::Es256).await;
+        app.rotate_signing_key(SigningAlg::EdDsa).await;
         // The running app lists them once it has re-read its keys.
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let discovered = app.get_json("/.well-known/openid-configuration").await;
@@ -583,7 +583,7 @@ db_test_with! {
         let (before, before_nonce) = rp_sign_in(&app, &rp, &browser, &[]).await;
         let old_kid = header(&before.id_token().unwrap().to_string())["kid"].clone();
 
-        let new_kid = app.rotate_key(SigningAlg::Rs256).await;
+        let new_kid = app.rotate_signing_key(SigningAlg::Rs256).await;
         let mut after = None;
         for _ in 0..40 {
             let signed = rp_sign_in(&app, &rp, &browser, &[]).await;

@@ -78,13 +78,7 @@ fn header_token(req: &HttpRequest) -> Option<String> {
 
 /// The `access_token` of a form body (RFC 6750 §2.2), if the body is a form.
 fn body_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if body.is_empty() || !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if body.is_empty() || !crate::http::form::is_form_urlencoded(req) {
         return Ok(None);
     }
     let params =

@@ -13,7 +13,7 @@ use crate::oauth::client::Client;
 use crate::oauth::logout::{self, LogoutError};
 use crate::oauth::oidc::{self, Hint};
 use crate::oauth::params::Params;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -38,13 +38,7 @@ pub async fn end_session_post(
     session: UserSession,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !body.is_empty() && !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if !body.is_empty() && !crate::http::form::is_form_urlencoded(&req) {
         return Err(PageError::bad_request(
             "The sign-out request must be a form (application/x-www-form-urlencoded).",
         ));
