@@ -30,6 +30,10 @@
 #                        Postgres and wrk used BUSY_OTHER=0.25 cores or more (the "other" column;
 #                        it is ~0.05 on a quiet machine)
 #   OUT_DIR=bench/out/<timestamp>  where logs, tokens and summary.md go
+#   TARGET=umbra         umbra, or ceiling: the same scenarios against the measuring stick of
+#                        ../shared/bench-ceiling (a bare actix-web + SeaORM service), built into
+#                        CEILING_DIR=/tmp/bench-ceiling and run with the same workers, pool and
+#                        database URL; compare the two in one session and report the ratio
 set -Eeuo pipefail
 export LC_ALL=C
 trap 'printf "\033[1;31m[bench] FAIL:\033[0m line %s: %s exited %s\n" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
@@ -48,6 +52,8 @@ UMBRA_POOL_MIN=${UMBRA_POOL_MIN:-1}
 VERIFY_BODIES=${VERIFY_BODIES:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 UMBRA_BIN=${UMBRA_BIN:-$REPO/target/release/umbra}
+TARGET=${TARGET:-umbra}
+CEILING_DIR=${CEILING_DIR:-/tmp/bench-ceiling}
 DB_NAME=${DB_NAME:-umbra_bench}
 KEEP_DB=${KEEP_DB:-0}
 PG_SSLMODE=${PG_SSLMODE:-}
@@ -91,7 +97,16 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [[ ${#missing[@]} -eq 0 ]] || install_pkgs "${missing[@]}"
 
 # ---------------------------------------------------------------- (b) build
-if [[ $SKIP_BUILD != 1 ]]; then
+[[ $TARGET =~ ^(umbra|ceiling)$ ]] || die "TARGET must be umbra or ceiling"
+if [[ $TARGET == ceiling ]]; then
+    # Built outside the workspace, as its README says; the server measured is then this one.
+    if [[ $SKIP_BUILD != 1 ]]; then
+        log "building the ceiling (cargo build --release in $CEILING_DIR)"
+        rm -rf "$CEILING_DIR" && cp -r "$REPO/../shared/bench-ceiling" "$CEILING_DIR"
+        (cd "$CEILING_DIR" && cargo build --release)
+    fi
+    UMBRA_BIN=$CEILING_DIR/target/release/ceiling
+elif [[ $SKIP_BUILD != 1 ]]; then
     log "building release binary (cargo build --release -p umbra-server)"
     (cd "$REPO" && cargo build --release -p umbra-server)
 fi
@@ -161,16 +176,21 @@ export UMBRA__LOG__LEVEL=warn
 export UMBRA__CLEANUP__INTERVAL_SECS=0
 cd "$OUT_DIR"
 
-"$UMBRA_BIN" migrate --json >/dev/null
 json_field() { # json_field NAME < json   (flat string fields only)
     tr -d '\n' | grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" | head -n1 | sed 's/.*:[[:space:]]*"\(.*\)"/\1/'
 }
-svc_json=$("$UMBRA_BIN" client create bench-service --scope read --scope write --json)
-rs_json=$("$UMBRA_BIN" client create bench-resource-server --introspect --json)
-SVC_ID=$(json_field client_id <<<"$svc_json")
-SVC_SECRET=$(json_field client_secret <<<"$svc_json")
-RS_ID=$(json_field client_id <<<"$rs_json")
-RS_SECRET=$(json_field client_secret <<<"$rs_json")
+if [[ $TARGET == ceiling ]]; then
+    # The ceiling knows two clients from its environment and creates its table on start.
+    SVC_ID=bench-client SVC_SECRET=bench-secret RS_ID=bench-rs RS_SECRET=bench-rs-secret
+else
+    "$UMBRA_BIN" migrate --json >/dev/null
+    svc_json=$("$UMBRA_BIN" client create bench-service --scope read --scope write --json)
+    rs_json=$("$UMBRA_BIN" client create bench-resource-server --introspect --json)
+    SVC_ID=$(json_field client_id <<<"$svc_json")
+    SVC_SECRET=$(json_field client_secret <<<"$svc_json")
+    RS_ID=$(json_field client_id <<<"$rs_json")
+    RS_SECRET=$(json_field client_secret <<<"$rs_json")
+fi
 [[ -n $SVC_ID && -n $SVC_SECRET && -n $RS_ID && -n $RS_SECRET ]] || die "could not read client credentials"
 # client_secret_basic: base64(urlencode(id) ":" urlencode(secret)); the ids and secrets Umbra
 # generates are made of unreserved characters, so no encoding is needed.
@@ -191,17 +211,30 @@ export UMBRA__SERVER__PORT=$PORT
 export UMBRA__SERVER__ISSUER="http://127.0.0.1:$PORT"
 URL="http://127.0.0.1:$PORT"
 
-log "starting umbra on $URL (workers=$UMBRA_WORKERS pool=$UMBRA_POOL min=$UMBRA_POOL_MIN sslmode=${PG_SSLMODE:-default} socket=${PG_SOCKET:-none} synchronous_commit=${PG_SYNC_COMMIT:-default})"
-"$UMBRA_BIN" serve >"$OUT_DIR/server.log" 2>&1 &
+log "starting $TARGET on $URL (workers=$UMBRA_WORKERS pool=$UMBRA_POOL min=$UMBRA_POOL_MIN sslmode=${PG_SSLMODE:-default} socket=${PG_SOCKET:-none} synchronous_commit=${PG_SYNC_COMMIT:-default})"
+if [[ $TARGET == ceiling ]]; then
+    workers=$UMBRA_WORKERS
+    ((workers > 0)) || workers=$(nproc)
+    DATABASE_URL=$DATABASE_URL BIND="127.0.0.1:$PORT" DB_POOL=$UMBRA_POOL WORKERS=$workers \
+        CLIENT_ID=$SVC_ID CLIENT_SECRET=$SVC_SECRET RS_CLIENT_ID=$RS_ID RS_CLIENT_SECRET=$RS_SECRET \
+        SCOPE="read write" TOKEN_TTL=3600 "$UMBRA_BIN" >"$OUT_DIR/server.log" 2>&1 &
+else
+    "$UMBRA_BIN" serve >"$OUT_DIR/server.log" 2>&1 &
+fi
 SERVER_PID=$!
+# The ceiling has no health endpoint: it is ready when it refuses an unauthenticated /token.
+READY_PATH=/health/ready READY_CODE=200 READY_ARGS=()
+if [[ $TARGET == ceiling ]]; then
+    READY_PATH=/token READY_CODE=401 READY_ARGS=(-d grant_type=client_credentials)
+fi
 ready=0
 for _ in $(seq 1 300); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT_DIR/server.log" >&2; die "umbra exited during startup"; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$URL/health/ready" || true)
-    if [[ $code == 200 ]]; then ready=1; break; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT_DIR/server.log" >&2; die "$TARGET exited during startup"; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${READY_ARGS[@]}" "$URL$READY_PATH" || true)
+    if [[ $code == "$READY_CODE" ]]; then ready=1; break; fi
     sleep 0.1
 done
-[[ $ready == 1 ]] || die "GET /health/ready did not answer 200 within 30 s"
+[[ $ready == 1 ]] || die "$URL$READY_PATH did not answer $READY_CODE within 30 s"
 
 # ---------------------------------------------------------------- (h) RSS sampler
 # Writes "<phase> <VmRSS kB>" every 0.2 s; the phase is read from $PHASE_FILE.
@@ -244,12 +277,12 @@ set_phase issue
 wrk -t1 -c8 -d60s -s "$BENCH_DIR/issue_tokens.lua" "$URL" >"$OUT_DIR/issue.log" 2>&1 &
 WRK_PID=$!
 while kill -0 "$WRK_PID" 2>/dev/null; do
-    have=$(grep -c '^at_' "$TOKENS_FILE" || true)
+    have=$(grep -c . "$TOKENS_FILE" || true)
     if ((have >= TOKENS)); then kill -INT "$WRK_PID" 2>/dev/null || true; break; fi
     sleep 0.1
 done
 wait "$WRK_PID" || { cat "$OUT_DIR/issue.log" >&2; die "token issuance failed"; }
-have=$(grep -c '^at_' "$TOKENS_FILE" || true)
+have=$(grep -c . "$TOKENS_FILE" || true)
 ((have >= TOKENS)) || { cat "$OUT_DIR/issue.log" >&2; die "only $have of $TOKENS tokens were issued"; }
 head -n "$TOKENS" "$TOKENS_FILE" >"$TOKENS_FILE.tmp" && mv "$TOKENS_FILE.tmp" "$TOKENS_FILE"
 log "issued $TOKENS tokens"
@@ -260,7 +293,7 @@ for token in $(shuf -n 5 "$TOKENS_FILE"); do
     [[ $body == *'"active":true'* ]] || die "introspection of an issued token said: $body"
 done
 body=$(curl -s --max-time 5 -u "$SVC_ID:$SVC_SECRET" -d grant_type=client_credentials "$URL/token")
-[[ $body == *'"access_token":"at_'* ]] || die "POST /token said: $body"
+[[ $body == *'"access_token":"'* ]] || die "POST /token said: $body"
 
 # ---------------------------------------------------------------- (f, g) load
 BUSY_NOTES=()
@@ -366,11 +399,11 @@ GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git -C "$REPO" diff-index --quiet HEAD -- server 2>/dev/null; then GIT_REV="$GIT_REV+dirty(server/)"; fi
 
 {
-    echo "Umbra benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ), HEAD $GIT_REV, binary built $(date -u -r "$UMBRA_BIN" +%Y-%m-%dT%H:%M:%SZ)"
+    echo "$TARGET benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ), HEAD $GIT_REV, binary $UMBRA_BIN built $(date -u -r "$UMBRA_BIN" +%Y-%m-%dT%H:%M:%SZ)"
     echo "config: workers=$UMBRA_WORKERS pool=$UMBRA_POOL pool_min=$UMBRA_POOL_MIN sslmode=${PG_SSLMODE:-default} socket=${PG_SOCKET:-none} synchronous_commit=${PG_SYNC_COMMIT:-default} wrk_threads=$WRK_THREADS duration=$DURATION warmup=$WARMUP tokens=$TOKENS verify_bodies=$VERIFY_BODIES"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Postgres $PG_VERSION"
     echo
-    echo "| scenario | conns | req/s | p50 ms | p99 ms | non-2xx | sock err | peak RSS MiB | CPU cores: umbra / postgres / wrk / other |"
+    echo "| scenario | conns | req/s | p50 ms | p99 ms | non-2xx | sock err | peak RSS MiB | CPU cores: server / postgres / wrk / other |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     for r in "${RESULTS[@]}"; do
         read -r name conns rps p50 p99 non2xx sockerr bad peak cpu pgcpu wrkcpu other <<<"$r"

@@ -10,5 +10,5 @@ wrk.headers["Authorization"] = "Basic " .. assert(os.getenv("TOKEN_AUTH"), "TOKE
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 
 common.install_verifier(function(status, body)
-   return status == 200 and body:find('"access_token":"at_', 1, true) ~= nil
+   return status == 200 and body:find('"access_token":"', 1, true) ~= nil
 end)
