@@ -240,11 +240,7 @@ impl KeyRing {
 
     /// The kid of the key that signs `alg` at `now`: the latest activated one.
     fn active(&self, alg: SigningAlg, now: i64) -> Option<String> {
-        self.snapshot()
-            .iter()
-            .filter(|k| k.alg == alg && k.signer.is_some() && k.signs_at(now))
-            .max_by_key(|k| k.summary.activates_at)
-            .map(|k| k.summary.kid.clone())
+        signing_key(&self.snapshot(), alg, now).map(|(k, _)| k.summary.kid.clone())
     }
 
     /// The JWKS (RFC 7517 §5): every published key.
@@ -284,12 +280,7 @@ impl KeyRing {
             self.refresh(now).await?;
         }
         let snapshot = self.snapshot();
-        let key = snapshot
-            .iter()
-            .filter(|k| k.alg == alg && k.signs_at(now))
-            .max_by_key(|k| k.summary.activates_at)
-            .ok_or(KeyError::NoActiveKey(alg))?;
-        let signer = key.signer.as_ref().ok_or(KeyError::NoActiveKey(alg))?;
+        let (key, signer) = signing_key(&snapshot, alg, now).ok_or(KeyError::NoActiveKey(alg))?;
         let mut header = Header::new(alg.jws());
         header.kid = Some(key.summary.kid.clone());
         header.typ = Some(typ.to_owned());
@@ -345,6 +336,18 @@ impl KeyRing {
         self.reload(now).await?;
         Ok(summary)
     }
+}
+
+/// The key that signs `alg` at `now` (the latest activated one that may sign), with its signer.
+fn signing_key(
+    keys: &[LoadedKey],
+    alg: SigningAlg,
+    now: i64,
+) -> Option<(&LoadedKey, &EncodingKey)> {
+    keys.iter()
+        .filter(|k| k.alg == alg && k.signs_at(now))
+        .filter_map(|k| Some((k, k.signer.as_ref()?)))
+        .max_by_key(|(k, _)| k.summary.activates_at)
 }
 
 /// `pending`, `active` or `retired` at `now`.
