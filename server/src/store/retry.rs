@@ -32,6 +32,10 @@ const MAX_BACKOFF: Duration = Duration::from_millis(64);
 pub struct Retries(IntCounterVec);
 
 impl Retries {
+    #[allow(
+        clippy::expect_used,
+        reason = "a literal name, help and label that prometheus accepts, as every start shows"
+    )]
     pub(super) fn new() -> Self {
         let counter = IntCounterVec::new(
             Opts::new(
