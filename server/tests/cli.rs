@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{PostgresDatabase, free_port, test_database_server};
+
 /// A scratch directory used as the working directory, removed afterwards; its database is the
 /// default SQLite file in it, or a fresh Postgres database dropped afterwards.
 struct Scratch {
@@ -64,64 +67,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.dir).ok();
     }
-}
-
-/// A database of its own on the Postgres server `TEST_DATABASE_URL` names, dropped afterwards.
-struct PostgresDatabase {
-    url: url::Url,
-    server: url::Url,
-    name: String,
-}
-
-impl PostgresDatabase {
-    /// `None` (the test runs on SQLite only) when `TEST_DATABASE_URL` is unset outside CI.
-    fn create() -> Option<Self> {
-        let Some(server) = test_database_server() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TEST_DATABASE_URL must be set in CI"
-            );
-            return None;
-        };
-        let name = format!("umbra_cli_{}", uuid::Uuid::new_v4().simple());
-        let mut url = server.clone();
-        url.set_path(&name);
-        on_postgres_server(&server, &format!("CREATE DATABASE \"{name}\""));
-        Some(Self { url, server, name })
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        on_postgres_server(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// The Postgres server of `TEST_DATABASE_URL`, reached through its `postgres` database (the
-/// one the variable names need not exist).
-fn test_database_server() -> Option<url::Url> {
-    let raw = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    let mut server = url::Url::parse(&raw).unwrap();
-    server.set_path("postgres");
-    Some(server)
-}
-
-fn on_postgres_server(server: &url::Url, statement: &str) {
-    use sea_orm::ConnectionTrait;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let db = sea_orm::Database::connect(server.as_str()).await.unwrap();
-        db.execute_unprepared(statement).await.unwrap();
-        db.close().await.ok();
-    });
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -642,14 +587,6 @@ fn a_missing_postgres_database_is_named_with_the_command_that_creates_it() {
     assert!(stderr.contains("createdb"), "stderr: {stderr}");
     assert!(!stderr.contains("database: database"), "stderr: {stderr}");
     assert!(!stderr.contains(" line "), "stderr: {stderr}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
