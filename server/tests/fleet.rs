@@ -20,6 +20,8 @@ mod common;
 use common::{PostgresDatabase, free_port};
 
 const INSTANCES: usize = 3;
+/// `database.max_connections` of each instance behind PgBouncer.
+const POOLED_CONNECTIONS: usize = 8;
 const REDIRECT_URI: &str = "http://127.0.0.1/callback";
 /// Long enough for HAProxy to see two failed checks 200 ms apart and take the instance out.
 const DRAIN_SECS: u64 = 2;
@@ -377,26 +379,43 @@ fn start_haproxy(dir: &Path, port: u16, instances: &[Instance]) -> Running {
     Running(process)
 }
 
-/// PgBouncer in transaction pooling mode in front of the database's server; returns it and
-/// the URL the servers use through it.
+/// PgBouncer (Debian's 1.18) in session pooling mode in front of the database's server, with
+/// room for every instance's pool (`POOLED_CONNECTIONS` each); returns it and the URL the
+/// servers use through it.
+///
+/// Not transaction pooling: SeaORM 2 runs every statement as a named prepared statement of
+/// sqlx 0.9 (`sqlx_s_1`, `sqlx_s_2`… per client connection; with `statement-cache-capacity=0`
+/// they are still named, only never closed), and PgBouncer 1.18 passes them to whichever server
+/// connection runs the next transaction: the instances fail at once with `prepared statement
+/// "sqlx_s_1" already exists`. PgBouncer 1.21+ (`max_prepared_statements`) tracks them.
 fn start_pgbouncer(dir: &Path, database: &url::Url) -> (Running, String) {
     let port = free_port();
     let user = database.username();
     let config = format!(
         "[databases]\n* = host={} port={}\n\n\
          [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-         auth_type = trust\nauth_file = {}\npool_mode = transaction\n\
-         max_client_conn = 500\ndefault_pool_size = 10\n\
+         auth_type = trust\nauth_file = {}\npool_mode = session\n\
+         max_client_conn = 500\ndefault_pool_size = {}\n\
          ignore_startup_parameters = extra_float_digits\n",
         database.host_str().unwrap(),
         database.port().unwrap_or(5432),
         dir.join("userlist.txt").display(),
+        INSTANCES * POOLED_CONNECTIONS,
     );
     std::fs::write(dir.join("userlist.txt"), format!("\"{user}\" \"\"\n")).unwrap();
     let path = dir.join("pgbouncer.ini");
     std::fs::write(&path, config).unwrap();
     let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
-    let process = Command::new("pgbouncer")
+    let mut command = Command::new("pgbouncer");
+    // It refuses to run as root (CI containers run as root): it then drops to `nobody`.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if root {
+        command.args(["-u", "nobody"]);
+    }
+    let process = command
         .arg(&path)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -409,9 +428,6 @@ fn start_pgbouncer(dir: &Path, database: &url::Url) -> (Running, String) {
     }
     let mut url = database.clone();
     url.set_port(Some(port)).unwrap();
-    // PgBouncer 1.18 hands each transaction to any server connection: prepared statements
-    // must not outlive the statement (see the README, "Running many instances").
-    url.set_query(Some("statement-cache-capacity=0"));
     (Running(process), url.to_string())
 }
 
@@ -928,11 +944,15 @@ fn a_rolling_restart_under_load_fails_no_request() {
 }
 
 #[test]
-fn three_instances_work_through_pgbouncer_in_transaction_pooling() {
+fn three_instances_work_through_pgbouncer_in_session_pooling() {
     if !fleet_enabled() {
         return;
     }
-    let fleet = Fleet::start(Pooling::PgBouncer, &[]);
+    let pool = POOLED_CONNECTIONS.to_string();
+    let fleet = Fleet::start(
+        Pooling::PgBouncer,
+        &[("UMBRA__DATABASE__MAX_CONNECTIONS", pool.as_str())],
+    );
     fleet.create_user("alice", "correct horse battery");
     let app = fleet.web_app();
     let api = fleet.introspector();
@@ -954,9 +974,10 @@ fn three_instances_work_through_pgbouncer_in_transaction_pooling() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (sent, failed) = load.finish().await;
         println!(
-            "fleet (h) PgBouncer 1.18, transaction pooling, 10 server connections: {codes} code \
+            "fleet (h) PgBouncer 1.18, session pooling, {} server connections: {codes} code \
              flows with refresh, and {sent} issuances/introspections from 16 clients through \
-             HAProxy, {failed} failed"
+             HAProxy, {failed} failed",
+            INSTANCES * POOLED_CONNECTIONS
         );
         assert_eq!(failed, 0);
     });
