@@ -321,6 +321,61 @@ fn sigterm_stops_accepting_finishes_the_request_in_flight_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
 }
 
+#[test]
+fn sigterm_with_a_drain_answers_not_ready_keeps_serving_then_exits_zero() {
+    let scratch = Scratch::new();
+    let port = free_port();
+    let mut server = scratch
+        .umbra(&[])
+        .env("UMBRA__SERVER__PORT", port.to_string())
+        .env("UMBRA__SERVER__SHUTDOWN_DRAIN_SECS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let readiness = get(port, "/health/ready");
+    let liveness = get(port, "/health/live");
+    let metadata = get(port, "/.well-known/oauth-authorization-server");
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "the server did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let drained_for = signalled.elapsed();
+
+    assert!(readiness.starts_with("HTTP/1.1 503"), "{readiness}");
+    assert!(readiness.contains("draining"), "{readiness}");
+    assert!(liveness.starts_with("HTTP/1.1 200"), "{liveness}");
+    assert!(
+        metadata.starts_with("HTTP/1.1 200"),
+        "requests are still served while draining: {metadata}"
+    );
+    assert!(drained_for >= Duration::from_secs(2), "{drained_for:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens afterwards"
+    );
+}
+
 /// Runs `umbra` with `stdin` as standard input.
 fn run_with_stdin(scratch: &Scratch, args: &[&str], stdin: &str) -> Output {
     let mut child = scratch

@@ -1011,3 +1011,17 @@ fn three_instances_work_through_pgbouncer_in_session_pooling() {
         assert_eq!(failed, 0);
     });
 }
+
+#[test]
+fn the_compose_haproxy_configuration_is_valid() {
+    if !fleet_enabled() {
+        return;
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy.cfg");
+    let checked = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+}
