@@ -316,7 +316,7 @@ impl Fleet {
                     .filter_map(|line| line.strip_prefix("umbra_cleanup_passes_total"))
                     .filter(|rest| rest.starts_with([' ', '{']))
                     .filter_map(|rest| rest.rsplit(' ').next()?.trim().parse::<f64>().ok())
-                    .sum()
+                    .fold(0.0, |total, n| total + n)
             })
             .collect()
     }
