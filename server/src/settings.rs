@@ -68,6 +68,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// How long, after SIGTERM/SIGINT, the server keeps serving while `/health/ready` answers
+    /// 503, so that a load balancer stops sending it requests before it stops accepting them.
+    pub shutdown_drain_secs: u64,
     /// The reverse proxies whose forwarding header is believed (empty: none, the TCP peer is
     /// the client).
     pub trusted_proxies: TrustedProxies,

@@ -4,7 +4,7 @@ use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
 use crate::auth::secret_box::SecretBox;
 use crate::http::metrics::{self, Metrics};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Readiness};
 use crate::keys::{KeyPolicy, KeyRing};
 use crate::second_factor::SecondFactor;
 use crate::sender::{self, CodeSender};
@@ -57,6 +57,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     server: Server,
     metrics_server: Option<Server>,
+    readiness: Readiness,
     stop_background: watch::Sender<bool>,
     cleanup: Option<JoinHandle<()>>,
     key_refresh: JoinHandle<()>,
@@ -104,7 +105,8 @@ impl Application {
         let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop.clone());
         let key_refresh = keys.spawn_refresh(Duration::from_secs(settings.keys.refresh_secs), stop);
         let effective = state.settings.clone();
-        let server = serve(listener, state.clone())?;
+        let readiness = Readiness::default();
+        let server = serve(listener, state.clone(), readiness.clone())?;
         let (metrics_server, metrics_port) = match metrics_listener {
             Some((listener, port)) => (Some(serve_metrics(listener, state)?), Some(port)),
             None => (None, None),
@@ -115,6 +117,7 @@ impl Application {
             metrics_port,
             server,
             metrics_server,
+            readiness,
             stop_background,
             cleanup,
             key_refresh,
@@ -136,9 +139,27 @@ impl Application {
         self.metrics_port
     }
 
-    /// Serves until SIGTERM or SIGINT: then stops accepting, lets requests in flight finish
-    /// (up to `server.shutdown_timeout_secs`), stops the background tasks and returns.
+    /// Serves until SIGTERM or SIGINT: then answers 503 on `/health/ready` while still serving
+    /// for `server.shutdown_drain_secs`, stops accepting, lets requests in flight finish (up to
+    /// `server.shutdown_timeout_secs`), stops the background tasks and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handles = std::iter::once(self.server.handle())
+            .chain(self.metrics_server.as_ref().map(Server::handle))
+            .collect::<Vec<_>>();
+        let drain = Duration::from_secs(self.settings.server.shutdown_drain_secs);
+        let readiness = self.readiness;
+        // The servers ignore signals (see `serve`): stopping is decided here, after the drain.
+        let on_signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            readiness.start_draining();
+            if !drain.is_zero() {
+                tracing::info!(seconds = drain.as_secs(), "draining before shutdown");
+                tokio::time::sleep(drain).await;
+            }
+            for handle in handles {
+                handle.stop(true).await;
+            }
+        });
         let metrics = async {
             match self.metrics_server {
                 Some(server) => server.await,
@@ -146,6 +167,7 @@ impl Application {
             }
         };
         let (served, metrics_served) = tokio::join!(self.server, metrics);
+        on_signal.abort();
         self.stop_background.send_replace(true);
         if let Some(cleanup) = self.cleanup {
             cleanup.await.ok();
@@ -153,6 +175,25 @@ impl Application {
         self.key_refresh.await.ok();
         tracing::info!("umbra stopped");
         served.and(metrics_served)
+    }
+}
+
+/// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
@@ -229,7 +270,12 @@ async fn load_keys(settings: &Settings, store: Store) -> Result<KeyRing, Startup
         .map_err(|e| StartupError::Keys(e.to_string()))
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    readiness: Readiness,
+) -> Result<Server, StartupError> {
+    let readiness = web::Data::new(readiness);
     let settings = state.settings.clone();
     let session_key = session_key(&settings);
     let secure_cookies = settings.server.issuer.starts_with("https://");
@@ -249,9 +295,11 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .wrap(from_fn(metrics::record))
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
+            .app_data(readiness.clone())
             .configure(http::routes)
     });
     let server = server
+        .disable_signals()
         .workers(worker_count(settings.server.workers))
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .listen(listener)
@@ -276,6 +324,7 @@ fn serve_metrics(
             .app_data(state.clone())
             .route("/metrics", web::get().to(metrics::metrics))
     })
+    .disable_signals()
     .workers(1)
     .shutdown_timeout(shutdown_timeout)
     .listen(listener)

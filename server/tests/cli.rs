@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{PostgresDatabase, free_port, test_database_server};
+
 /// A scratch directory used as the working directory, removed afterwards; its database is the
 /// default SQLite file in it, or a fresh Postgres database dropped afterwards.
 struct Scratch {
@@ -64,64 +67,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.dir).ok();
     }
-}
-
-/// A database of its own on the Postgres server `TEST_DATABASE_URL` names, dropped afterwards.
-struct PostgresDatabase {
-    url: url::Url,
-    server: url::Url,
-    name: String,
-}
-
-impl PostgresDatabase {
-    /// `None` (the test runs on SQLite only) when `TEST_DATABASE_URL` is unset outside CI.
-    fn create() -> Option<Self> {
-        let Some(server) = test_database_server() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TEST_DATABASE_URL must be set in CI"
-            );
-            return None;
-        };
-        let name = format!("umbra_cli_{}", uuid::Uuid::new_v4().simple());
-        let mut url = server.clone();
-        url.set_path(&name);
-        on_postgres_server(&server, &format!("CREATE DATABASE \"{name}\""));
-        Some(Self { url, server, name })
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        on_postgres_server(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// The Postgres server of `TEST_DATABASE_URL`, reached through its `postgres` database (the
-/// one the variable names need not exist).
-fn test_database_server() -> Option<url::Url> {
-    let raw = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    let mut server = url::Url::parse(&raw).unwrap();
-    server.set_path("postgres");
-    Some(server)
-}
-
-fn on_postgres_server(server: &url::Url, statement: &str) {
-    use sea_orm::ConnectionTrait;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let db = sea_orm::Database::connect(server.as_str()).await.unwrap();
-        db.execute_unprepared(statement).await.unwrap();
-        db.close().await.ok();
-    });
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -374,6 +319,61 @@ fn sigterm_stops_accepting_finishes_the_request_in_flight_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_with_a_drain_answers_not_ready_keeps_serving_then_exits_zero() {
+    let scratch = Scratch::new();
+    let port = free_port();
+    let mut server = scratch
+        .umbra(&[])
+        .env("UMBRA__SERVER__PORT", port.to_string())
+        .env("UMBRA__SERVER__SHUTDOWN_DRAIN_SECS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(port) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let readiness = get(port, "/health/ready");
+    let liveness = get(port, "/health/live");
+    let metadata = get(port, "/.well-known/oauth-authorization-server");
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "the server did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let drained_for = signalled.elapsed();
+
+    assert!(readiness.starts_with("HTTP/1.1 503"), "{readiness}");
+    assert!(readiness.contains("draining"), "{readiness}");
+    assert!(liveness.starts_with("HTTP/1.1 200"), "{liveness}");
+    assert!(
+        metadata.starts_with("HTTP/1.1 200"),
+        "requests are still served while draining: {metadata}"
+    );
+    assert!(drained_for >= Duration::from_secs(2), "{drained_for:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens afterwards"
+    );
 }
 
 /// Runs `umbra` with `stdin` as standard input.
@@ -642,14 +642,6 @@ fn a_missing_postgres_database_is_named_with_the_command_that_creates_it() {
     assert!(stderr.contains("createdb"), "stderr: {stderr}");
     assert!(!stderr.contains("database: database"), "stderr: {stderr}");
     assert!(!stderr.contains(" line "), "stderr: {stderr}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

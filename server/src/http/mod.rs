@@ -21,6 +21,7 @@ pub mod session;
 pub mod step_up;
 pub mod templates;
 
+pub use health::Readiness;
 use oauth::{authorize, introspect, metadata, revoke, token};
 use pages::{account, consent, end_session, login, second_step, two_factor};
 

@@ -618,3 +618,99 @@ async fn compose_bootstrap_is_idempotent_and_its_credentials_drive_the_resource_
         .unwrap();
     assert_eq!(listed[0]["text"], "hello");
 }
+
+// ---- docker-compose.scale.yml and deploy/haproxy.cfg -----------------------------------
+
+fn scale() -> Value {
+    serde_yaml_ng::from_str(&read("docker-compose.scale.yml"))
+        .expect("docker-compose.scale.yml is YAML")
+}
+
+/// A `UMBRA__…_SECS` value of a service's environment.
+fn seconds(service: &Value, key: &str) -> u64 {
+    environment(service)[key].parse().unwrap()
+}
+
+/// `inter` x `fall` of deploy/haproxy.cfg: how long HAProxy takes to mark a replica down.
+fn haproxy_time_to_down(config: &str) -> u64 {
+    let line = config
+        .lines()
+        .find(|l| l.trim_start().starts_with("default-server"))
+        .expect("default-server line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| words[words.iter().position(|w| *w == key).unwrap() + 1];
+    let inter: u64 = after("inter").trim_end_matches('s').parse().unwrap();
+    inter * after("fall").parse::<u64>().unwrap()
+}
+
+#[test]
+fn the_scale_override_migrates_once_then_runs_replicas_that_drain_longer_than_haproxy_checks() {
+    let base = compose();
+    let scale = scale();
+    let config = read("deploy/haproxy.cfg");
+    let migrate = service(&scale, "migrate");
+    let umbra = service(&scale, "umbra");
+    let haproxy = service(&scale, "haproxy");
+
+    let migrate_command = format!("{:?}", migrate["command"]);
+    assert!(migrate_command.contains("migrate") && !migrate_command.contains("serve"));
+    assert_eq!(migrate["restart"].as_str(), Some("no"), "a one-shot");
+    assert_eq!(condition(migrate, "postgres"), Some("service_healthy"));
+    assert_eq!(
+        environment(migrate)["DATABASE_URL"],
+        environment(service(&base, "umbra"))["DATABASE_URL"]
+    );
+    let serve_command = format!("{:?}", umbra["command"]);
+    assert!(serve_command.contains("serve") && !serve_command.contains("migrate"));
+    assert_eq!(
+        condition(umbra, "migrate"),
+        Some("service_completed_successfully")
+    );
+    let replicas = umbra["deploy"]["replicas"].as_u64().unwrap();
+    assert_eq!(replicas, 3);
+    assert!(
+        format!("{:?}", umbra["ports"]).contains("reset"),
+        "the replicas publish no port"
+    );
+    assert!(
+        environment(umbra)["UMBRA__SESSION__KEY"].contains(":?"),
+        "replicas must share a session key"
+    );
+
+    // HAProxy checks readiness, and a replica drains for longer than it takes to notice.
+    assert!(config.contains("option httpchk GET /health/ready"));
+    assert!(config.contains(&format!(
+        "server-template umbra {replicas} umbra:8080 check"
+    )));
+    let drain = seconds(umbra, "UMBRA__SERVER__SHUTDOWN_DRAIN_SECS");
+    assert!(drain > haproxy_time_to_down(&config), "drain {drain} s");
+    let grace: u64 = umbra["stop_grace_period"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        drain + seconds(umbra, "UMBRA__SERVER__SHUTDOWN_TIMEOUT_SECS") < grace,
+        "Docker's SIGKILL comes after the drain and the requests in flight"
+    );
+    assert!(
+        format!("{:?}", haproxy["volumes"]).contains("./deploy/haproxy.cfg:"),
+        "HAProxy runs deploy/haproxy.cfg"
+    );
+    assert!(format!("{:?}", haproxy["ports"]).contains("${AUTH_PORT:-8080}:8080"));
+    assert_eq!(condition(haproxy, "umbra"), Some("service_healthy"));
+    assert_eq!(
+        environment(service(&scale, "resource-server"))["UMBRA_URL"],
+        "http://haproxy:8080"
+    );
+
+    let env = env_example();
+    for expression in references(&read("docker-compose.scale.yml")) {
+        let (name, _) = split_reference(&expression);
+        assert!(
+            env.contains_key(name),
+            "{name} is missing from .env.example"
+        );
+    }
+}
