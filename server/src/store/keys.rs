@@ -1,4 +1,5 @@
 //! Signing keys (see `crate::keys`): rows with the public JWK and the sealed private key.
+use super::changes::{self, ChangeKind};
 use super::{Store, StoreError};
 use entity::signing_key;
 use sea_orm::sea_query::Expr;
@@ -76,6 +77,7 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await?;
+        changes::record(&txn, ChangeKind::Key, &new.kid).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -88,7 +90,7 @@ impl Store {
         now: i64,
         publish_retired_secs: i64,
     ) -> Result<(), StoreError> {
-        signing_key::Entity::update_many()
+        let update = signing_key::Entity::update_many()
             .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
             .col_expr(
                 signing_key::Column::ExpiresAt,
@@ -99,20 +101,18 @@ impl Store {
                 Condition::any()
                     .add(signing_key::Column::RetiredAt.is_null())
                     .add(signing_key::Column::RetiredAt.gt(now)),
-            )
-            .exec(&self.db)
-            .await?;
+            );
+        self.write_logged(update, ChangeKind::Key, kid).await?;
         Ok(())
     }
 
     /// Makes a pending key sign from `now`.
     pub async fn activate_signing_key_now(&self, kid: &str, now: i64) -> Result<(), StoreError> {
-        signing_key::Entity::update_many()
+        let update = signing_key::Entity::update_many()
             .col_expr(signing_key::Column::ActivatesAt, Expr::value(now))
             .filter(signing_key::Column::Kid.eq(kid))
-            .filter(signing_key::Column::ActivatesAt.gt(now))
-            .exec(&self.db)
-            .await?;
+            .filter(signing_key::Column::ActivatesAt.gt(now));
+        self.write_logged(update, ChangeKind::Key, kid).await?;
         Ok(())
     }
 
