@@ -267,3 +267,24 @@ fn metric(text: &str, name: &str) -> f64 {
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("{name} missing: {text}"))
 }
+
+db_test! {
+    async fn a_key_rotated_by_the_cli_is_published_by_every_instance_within_a_second(app: TestApp) {
+        let other = app.spawn_sibling().await;
+        // `keys.refresh_secs` is a minute: only the change log can bring it sooner.
+        let rotated_at = Instant::now();
+        let kid = app.rotate_signing_key(umbra::keys::SigningAlg::Es256).await;
+
+        within_a_second(rotated_at, "the new key published by the other instance", || published(&other, &kid)).await;
+        within_a_second(rotated_at, "the new key published by the first instance", || published(&app, &kid)).await;
+    }
+}
+
+async fn published(app: &TestApp, kid: &str) -> bool {
+    let jwks = app.get_json("/jwks.json").await;
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kid"] == kid)
+}
