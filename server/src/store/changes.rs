@@ -155,21 +155,29 @@ impl Store {
     }
 
     /// Runs `write` and, when it touched a row, logs that `subject` of `kind` changed, in one
-    /// transaction. Returns the rows affected.
+    /// transaction, retried as [`Store::retrying`] does under `operation`. Returns the rows
+    /// affected.
     pub(super) async fn write_logged<Q: QueryTrait>(
         &self,
+        operation: &'static str,
         write: Q,
         kind: ChangeKind,
         subject: &str,
     ) -> Result<u64, StoreError> {
-        let txn = self.db.begin().await?;
-        let statement = write.build(txn.get_database_backend());
-        let affected = txn.execute_raw(statement).await?.rows_affected();
-        if affected > 0 {
-            record(&txn, kind, subject).await?;
-        }
-        txn.commit().await?;
-        Ok(affected)
+        let statement = write.build(self.db.get_database_backend());
+        self.retrying(operation, || {
+            let statement = statement.clone();
+            async move {
+                let txn = self.db.begin().await?;
+                let affected = txn.execute_raw(statement).await?.rows_affected();
+                if affected > 0 {
+                    record(&txn, kind, subject).await?;
+                }
+                txn.commit().await?;
+                Ok(affected)
+            }
+        })
+        .await
     }
 
     /// Logs a change outside any other write, for callers whose change is not in the database

@@ -123,7 +123,10 @@ impl Store {
     /// Deletes a client with all its grants, tokens, codes and consents. `false` if unknown.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let delete = client::Entity::delete_by_id(id.to_owned());
-        Ok(self.write_logged(delete, ChangeKind::Client, id).await? > 0)
+        Ok(self
+            .write_logged("delete_client", delete, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 
     /// Replaces the secret hash. `false` if the client is unknown.
@@ -140,7 +143,10 @@ impl Store {
             )
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(id));
-        Ok(self.write_logged(update, ChangeKind::Client, id).await? > 0)
+        Ok(self
+            .write_logged("set_client_secret", update, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 
     /// Replaces the keys of a `private_key_jwt` client. `false` if the client is unknown or
@@ -162,7 +168,10 @@ impl Store {
                     .add(client::Column::Jwks.is_not_null())
                     .add(client::Column::JwksUri.is_not_null()),
             );
-        Ok(self.write_logged(update, ChangeKind::Client, id).await? > 0)
+        Ok(self
+            .write_logged("set_client_keys", update, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 }
 
@@ -191,7 +200,15 @@ impl Store {
             )
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(id));
-        Ok(self.write_logged(update, ChangeKind::Client, id).await? > 0)
+        Ok(self
+            .write_logged(
+                "set_introspection_signed_response_alg",
+                update,
+                ChangeKind::Client,
+                id,
+            )
+            .await?
+            > 0)
     }
 }
 

@@ -207,7 +207,12 @@ impl Store {
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(client_id));
         Ok(self
-            .write_logged(update, ChangeKind::Client, client_id)
+            .write_logged(
+                "set_default_resource",
+                update,
+                ChangeKind::Client,
+                client_id,
+            )
             .await?
             > 0)
     }

@@ -150,7 +150,7 @@ impl Store {
                 .filter(user::Column::Id.eq(id));
             let subject = id.to_string();
             Ok(self
-                .write_logged(update, ChangeKind::User, &subject)
+                .write_logged("set_user_disabled", update, ChangeKind::User, &subject)
                 .await?
                 > 0)
         }
@@ -256,7 +256,7 @@ impl Store {
         let update = update.filter(user::Column::Id.eq(id));
         let subject = id.to_string();
         Ok(self
-            .write_logged(update, ChangeKind::User, &subject)
+            .write_logged("update_user_profile", update, ChangeKind::User, &subject)
             .await?
             > 0)
     }
@@ -266,7 +266,7 @@ impl Store {
         let delete = user::Entity::delete_by_id(id);
         let subject = id.to_string();
         Ok(self
-            .write_logged(delete, ChangeKind::User, &subject)
+            .write_logged("delete_user", delete, ChangeKind::User, &subject)
             .await?
             > 0)
     }

@@ -34,6 +34,40 @@ where
     }
 }
 
+/// Waits until `app` follows the change log (its client cache serves), so that what a test
+/// caches is really cached: before its first poll an instance reads the store every time.
+async fn following(app: &TestApp) {
+    let started = Instant::now();
+    loop {
+        let metrics = app
+            .http
+            .get(format!("{}/metrics", app.metrics_address))
+            .send()
+            .await
+            .unwrap();
+        if metric(
+            &metrics.text().await.unwrap(),
+            "umbra_change_poll_age_seconds",
+        ) < 0.5
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the change log is never read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// This app and a sibling on its database, both following the change log.
+async fn two_instances(app: &TestApp) -> TestApp {
+    let other = app.spawn_sibling().await;
+    following(app).await;
+    following(&other).await;
+    other
+}
+
 async fn client_credentials_status(app: &TestApp, client: &TestClient) -> StatusCode {
     app.post_token(Some(client), &[("grant_type", "client_credentials")])
         .await
@@ -62,7 +96,7 @@ async fn statuses_everywhere(apps: [&TestApp; 2], client: &TestClient) -> Vec<St
 
 db_test! {
     async fn a_secret_rotated_at_one_instance_is_refused_at_the_other_within_a_second(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let client = app.service_client("read").await;
         app.issue_token(&client).await;
         other.issue_token(&client).await; // cached at both
@@ -82,7 +116,7 @@ db_test! {
 
 db_test! {
     async fn a_client_deleted_at_one_instance_cannot_introspect_at_the_other_within_a_second(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let service = app.service_client("read").await;
         let token = app.issue_token(&service).await;
         let resource_server = app.resource_server().await;
@@ -116,7 +150,7 @@ async fn orders_token_status(app: &TestApp, client: &TestClient, scope: &str) ->
 
 db_test! {
     async fn a_scope_taken_from_a_resource_at_one_instance_is_refused_at_the_other_within_a_second(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let resource_server = app.resource_server().await;
         app.create_resource(ORDERS, "orders:read orders:write", &[&resource_server]).await;
         let service = app.register(ClientSpec::default()).await;
@@ -153,7 +187,7 @@ const PASSWORD: &str = "correct horse battery";
 
 db_test! {
     async fn a_user_disabled_at_one_instance_is_refused_at_the_other_on_the_next_request(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let user = app.create_user("ada", PASSWORD).await;
         let web_app = app.web_app(false).await;
         let resource_server = app.resource_server().await;
@@ -178,7 +212,7 @@ db_test! {
         if app.backend == Backend::Sqlite {
             return;
         }
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let (slow, fast) = (app.service_client("read").await, app.service_client("read").await);
         other.issue_token(&slow).await;
         other.issue_token(&fast).await;
@@ -225,7 +259,7 @@ fn hex(bytes: &[u8]) -> String {
 
 db_test! {
     async fn while_the_change_log_cannot_be_read_every_lookup_reads_the_database(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         let client = app.service_client("read").await;
         other.issue_token(&client).await; // cached
 
@@ -270,7 +304,7 @@ fn metric(text: &str, name: &str) -> f64 {
 
 db_test! {
     async fn a_key_rotated_by_the_cli_is_published_by_every_instance_within_a_second(app: TestApp) {
-        let other = app.spawn_sibling().await;
+        let other = two_instances(&app).await;
         // `keys.refresh_secs` is a minute: only the change log can bring it sooner.
         let rotated_at = Instant::now();
         let kid = app.rotate_signing_key(umbra::keys::SigningAlg::Es256).await;

@@ -67,6 +67,7 @@ mod refresh_retry;
 mod revocation;
 mod robustness;
 mod senders;
+mod serializable;
 mod sign_in;
 mod signed_introspection;
 mod standards;
