@@ -11,6 +11,7 @@
 pub mod access_token;
 pub mod audit_event;
 pub mod authorization_code;
+pub mod change_log;
 pub mod client;
 pub mod client_resource;
 pub mod consent;
@@ -30,6 +31,7 @@ pub mod prelude {
     pub use super::access_token::Entity as AccessToken;
     pub use super::audit_event::Entity as AuditEvent;
     pub use super::authorization_code::Entity as AuthorizationCode;
+    pub use super::change_log::Entity as ChangeLog;
     pub use super::client::Entity as Client;
     pub use super::client_resource::Entity as ClientResource;
     pub use super::consent::Entity as Consent;

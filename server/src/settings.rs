@@ -40,6 +40,7 @@ pub struct Settings {
     pub token_exchange: TokenExchangeSettings,
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
+    pub changes: ChangeSettings,
     pub client_assertions: ClientAssertionSettings,
     pub log: LogSettings,
     pub authorize: AuthorizeSettings,
@@ -208,12 +209,32 @@ pub struct CleanupSettings {
     pub revoked_retention_secs: i64,
     /// Audit events older than this many days are deleted; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// Change-log rows (`crate::store::changes`) older than this are deleted; an instance
+    /// whose last successful poll is older than this clears its caches.
+    pub change_retention_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
+    /// Upper bound on how long a client record stays cached; the change log evicts changed
+    /// records much sooner (`changes.*`). 0 disables the cache.
     pub cache_ttl_secs: u64,
+}
+
+/// How each instance follows the change log (`crate::store::changes`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSettings {
+    /// How often the change log is read.
+    pub poll_interval_ms: u64,
+    /// Caches are bypassed (every lookup reads the database) when the last successful poll
+    /// started longer ago than this: the longest a change takes to reach every instance.
+    pub max_staleness_ms: u64,
+    /// How long after its id is drawn a change may still commit and be seen: each poll
+    /// re-reads this much of the log, because ids are drawn in insertion order, not commit
+    /// order.
+    pub lookback_secs: u64,
 }
 
 /// `private_key_jwt` client authentication (RFC 7523).
@@ -522,6 +543,18 @@ impl Settings {
             return invalid(
                 "client_assertions.max_lifetime_secs must be between 1 and 3600, \
                  clock_skew_secs between 0 and 300, jwks_timeout_secs between 1 and 60",
+            );
+        }
+        let c = &self.changes;
+        if c.poll_interval_ms == 0
+            || c.max_staleness_ms < c.poll_interval_ms
+            || !(1..=300).contains(&c.lookback_secs)
+            || self.cleanup.change_retention_secs < 60 * i64::try_from(c.lookback_secs).unwrap_or(0)
+        {
+            return invalid(
+                "changes.poll_interval_ms must be positive and at most changes.max_staleness_ms, \
+                 changes.lookback_secs between 1 and 300, and cleanup.change_retention_secs at \
+                 least 60 times changes.lookback_secs",
             );
         }
         if t.id_token_ttl_secs <= 0 || t.id_token_ttl_secs > 86_400 {

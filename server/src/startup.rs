@@ -61,6 +61,7 @@ pub struct Application {
     stop_background: watch::Sender<bool>,
     cleanup: Option<JoinHandle<()>>,
     key_refresh: JoinHandle<()>,
+    change_poller: JoinHandle<()>,
 }
 
 impl Application {
@@ -102,8 +103,22 @@ impl Application {
             false => None,
         };
         let (stop_background, stop) = watch::channel(false);
-        let cleanup = store::spawn_cleanup(store, settings.cleanup.clone(), stop.clone());
-        let key_refresh = keys.spawn_refresh(Duration::from_secs(settings.keys.refresh_secs), stop);
+        let cleanup = store::spawn_cleanup(store.clone(), settings.cleanup.clone(), stop.clone());
+        let keys_changed = Arc::new(tokio::sync::Notify::new());
+        let change_poller = store::ChangePoller {
+            store,
+            settings: settings.changes.clone(),
+            retention_secs: settings.cleanup.change_retention_secs,
+            clients: state.clients.clone(),
+            keys_changed: keys_changed.clone(),
+            failures: state.metrics.change_poll_failures.clone(),
+        }
+        .spawn(stop.clone());
+        let key_refresh = keys.spawn_refresh(
+            Duration::from_secs(settings.keys.refresh_secs),
+            keys_changed,
+            stop,
+        );
         let effective = state.settings.clone();
         let readiness = Readiness::default();
         let server = serve(listener, state.clone(), readiness.clone())?;
@@ -121,6 +136,7 @@ impl Application {
             stop_background,
             cleanup,
             key_refresh,
+            change_poller,
         })
     }
 
@@ -173,6 +189,7 @@ impl Application {
             cleanup.await.ok();
         }
         self.key_refresh.await.ok();
+        self.change_poller.await.ok();
         tracing::info!("umbra stopped");
         served.and(metrics_served)
     }
@@ -235,7 +252,10 @@ pub(crate) fn app_state(
         factors: second_factor(&settings, store.clone(), sender)?
             .with_failure_counter(metrics.second_factor_failures.clone()),
         store,
-        clients: ClientCache::new(Duration::from_secs(settings.clients.cache_ttl_secs)),
+        clients: ClientCache::new(
+            Duration::from_secs(settings.clients.cache_ttl_secs),
+            Duration::from_millis(settings.changes.max_staleness_ms),
+        ),
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
         limiter: LoginLimiter::new(&settings.login),
         metrics,

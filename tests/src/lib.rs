@@ -76,7 +76,29 @@ impl TestApp {
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
         configure(&mut settings);
-        let sender = CapturingSender::default();
+        Some(Self::start(settings, backend, database, CapturingSender::default()).await)
+    }
+
+    /// A second instance on the same database with the same settings (its own ports, the
+    /// same issuer, as behind a load balancer), sharing this one's captured codes. The
+    /// database stays this app's: it is dropped when this app is.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let database = self.database.alias();
+        Self::start(
+            Settings::clone(&self.settings),
+            self.backend,
+            database,
+            self.sender.clone(),
+        )
+        .await
+    }
+
+    async fn start(
+        settings: Settings,
+        backend: Backend,
+        database: TestDatabase,
+        sender: CapturingSender,
+    ) -> Self {
         let application = Application::build_with(settings.clone(), Arc::new(sender.clone()))
             .await
             .expect("application starts");
@@ -99,7 +121,7 @@ impl TestApp {
             .cookie_store(true)
             .build()
             .expect("http client");
-        Some(Self {
+        Self {
             address,
             metrics_address,
             http,
@@ -108,7 +130,7 @@ impl TestApp {
             backend,
             database,
             sender,
-        })
+        }
     }
 
     /// The JSON body of `GET path`, whatever the status.

@@ -27,11 +27,11 @@ pub enum ClientCommand {
     Show { client_id: String },
     /// Delete a client with all its grants and tokens.
     Delete { client_id: String },
-    /// Issue a new secret; the old one stops working (within clients.cache_ttl_secs on
+    /// Issue a new secret; the old one stops working (within changes.max_staleness_ms on
     /// running servers).
     RotateSecret { client_id: String },
     /// Replace the public keys of a private_key_jwt client; running servers use the new ones
-    /// within clients.cache_ttl_secs.
+    /// within changes.max_staleness_ms.
     #[command(
         group(ArgGroup::new("keys").required(true).args(["jwks", "jwks_uri"])),
         override_usage = "umbra client set-keys <CLIENT_ID> (--jwks <FILE_OR_JSON> | --jwks-uri <URL>)"

@@ -1,15 +1,15 @@
 //! Prometheus metrics, served on their own listener (`metrics.*`) so they never face the
 //! internet with the OAuth endpoints.
 use super::AppState;
-use crate::store::Store;
+use crate::store::{ClientCache, Store};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Instant;
 
@@ -23,6 +23,9 @@ pub struct Metrics {
     pub revocations: IntCounter,
     pub login_failures: IntCounter,
     pub second_factor_failures: IntCounter,
+    /// Change-log polls that failed (`crate::store::ChangePoller`).
+    pub change_poll_failures: IntCounter,
+    change_poll_age: Gauge,
     db_pool: IntGaugeVec,
 }
 
@@ -61,6 +64,15 @@ impl Metrics {
             "second_factor_failures_total",
             "Failed second-factor checks",
         )?;
+        let change_poll_failures = IntCounter::new(
+            "change_poll_failures_total",
+            "Change-log polls that failed (caches are bypassed while they fail)",
+        )?;
+        let change_poll_age = Gauge::new(
+            "change_poll_age_seconds",
+            "Seconds since the last successful change-log poll started (+Inf before the first); \
+             above changes.max_staleness_ms the client cache is bypassed",
+        )?;
         let db_pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
@@ -72,6 +84,8 @@ impl Metrics {
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(login_failures.clone()))?;
         registry.register(Box::new(second_factor_failures.clone()))?;
+        registry.register(Box::new(change_poll_failures.clone()))?;
+        registry.register(Box::new(change_poll_age.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(store.retries().collector()))?;
         Ok(Self {
@@ -83,12 +97,21 @@ impl Metrics {
             revocations,
             login_failures,
             second_factor_failures,
+            change_poll_failures,
+            change_poll_age,
             db_pool,
         })
     }
 
-    /// The text exposition format, with the pool gauges read now.
-    pub fn render(&self, store: &Store) -> Result<String, prometheus::Error> {
+    /// The text exposition format, with the pool and change-log gauges read now.
+    pub fn render(
+        &self,
+        store: &Store,
+        clients: &ClientCache,
+    ) -> Result<String, prometheus::Error> {
+        let poll_age = clients.since_last_poll();
+        self.change_poll_age
+            .set(poll_age.map_or(f64::INFINITY, |age| age.as_secs_f64()));
         let (in_use, idle) = store.pool_usage();
         self.db_pool.with_label_values(&["in_use"]).set(in_use);
         self.db_pool.with_label_values(&["idle"]).set(idle);
@@ -148,7 +171,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// `GET /metrics` on the metrics listener.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match state.metrics.render(&state.store) {
+    match state.metrics.render(&state.store, &state.clients) {
         Ok(body) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(body),

@@ -145,11 +145,13 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// Re-reads the keys every `every` until `stop` changes, deleting keys whose publication
-    /// has ended. A failed pass keeps the keys already loaded.
+    /// Re-reads the keys every `every`, and at once when `changed` is notified (the change log
+    /// saw a rotation elsewhere), until `stop` changes, deleting keys whose publication has
+    /// ended. A failed pass keeps the keys already loaded.
     pub fn spawn_refresh(
         self: Arc<Self>,
         every: std::time::Duration,
+        changed: Arc<tokio::sync::Notify>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -159,6 +161,7 @@ impl KeyRing {
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
+                    _ = changed.notified() => {}
                     _ = stop.changed() => break,
                 }
                 let now = crate::clock::now();

@@ -3,7 +3,7 @@
 use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
 use entity::{
-    access_token, audit_event, authorization_code, grant, one_time_code, refresh_token,
+    access_token, audit_event, authorization_code, change_log, grant, one_time_code, refresh_token,
     used_client_assertion,
 };
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
@@ -22,6 +22,7 @@ pub struct CleanupReport {
     pub one_time_codes: u64,
     pub audit_events: u64,
     pub used_client_assertions: u64,
+    pub changes: u64,
 }
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -29,7 +30,8 @@ const SECONDS_PER_DAY: i64 = 86_400;
 impl Store {
     /// Deletes, batch by batch, everything expired at `now` or revoked before
     /// `now - revoked_retention_secs`, rotated refresh tokens that can no longer reveal a
-    /// replay, and audit events older than `audit_retention_days`. Grants go first; their
+    /// replay, audit events older than `audit_retention_days`, and change-log rows older
+    /// than `change_retention_secs`. Grants go first; their
     /// tokens and codes follow by cascade.
     pub async fn purge(
         &self,
@@ -117,6 +119,14 @@ impl Store {
                 .await?
             }
         };
+        let changes = purge_batches::<change_log::Entity, _>(
+            self,
+            change_log::Column::Id,
+            Condition::all()
+                .add(change_log::Column::At.lt(now.saturating_sub(settings.change_retention_secs))),
+            batch,
+        )
+        .await?;
         Ok(CleanupReport {
             grants,
             access_tokens,
@@ -125,6 +135,7 @@ impl Store {
             one_time_codes,
             audit_events,
             used_client_assertions,
+            changes,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Client records, and the short-lived in-process cache that keeps client authentication off
-//! the database on the introspection hot path.
+//! Client records, and the in-process cache that keeps client authentication off the database
+//! on the introspection hot path, kept current by the change log.
+use super::changes::{self, ChangeKind};
 use super::resources::allow_link;
 use super::{Store, StoreError};
 use crate::keys::SigningAlg;
@@ -15,8 +16,9 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
     TransactionTrait,
 };
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 impl Store {
     /// Registers `new` as given (its id and secret hash drawn by the caller).
@@ -80,6 +82,7 @@ impl Store {
         for identifier in resources {
             allow_link(&txn, &new.id, identifier, None).await?;
         }
+        changes::record(&txn, ChangeKind::Client, &new.id).await?;
         txn.commit().await?;
         self.with_resources(new).await
     }
@@ -119,10 +122,11 @@ impl Store {
 
     /// Deletes a client with all its grants, tokens, codes and consents. `false` if unknown.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let result = client::Entity::delete_by_id(id.to_owned())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+        let delete = client::Entity::delete_by_id(id.to_owned());
+        Ok(self
+            .write_logged("delete_client", delete, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 
     /// Replaces the secret hash. `false` if the client is unknown.
@@ -132,16 +136,17 @@ impl Store {
         secret_hash: TokenHash,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = client::Entity::update_many()
+        let update = client::Entity::update_many()
             .col_expr(
                 client::Column::SecretHash,
                 Expr::value(secret_hash.as_bytes().to_vec()),
             )
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
-            .filter(client::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+            .filter(client::Column::Id.eq(id));
+        Ok(self
+            .write_logged("set_client_secret", update, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 
     /// Replaces the keys of a `private_key_jwt` client. `false` if the client is unknown or
@@ -153,7 +158,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (jwks, jwks_uri) = key_columns(Some(keys));
-        let result = client::Entity::update_many()
+        let update = client::Entity::update_many()
             .col_expr(client::Column::Jwks, Expr::value(jwks))
             .col_expr(client::Column::JwksUri, Expr::value(jwks_uri))
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
@@ -162,10 +167,11 @@ impl Store {
                 Condition::any()
                     .add(client::Column::Jwks.is_not_null())
                     .add(client::Column::JwksUri.is_not_null()),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+            );
+        Ok(self
+            .write_logged("set_client_keys", update, ChangeKind::Client, id)
+            .await?
+            > 0)
     }
 }
 
@@ -187,16 +193,22 @@ impl Store {
         alg: Option<SigningAlg>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = client::Entity::update_many()
+        let update = client::Entity::update_many()
             .col_expr(
                 client::Column::IntrospectionSignedResponseAlg,
                 Expr::value(alg.map(|alg| alg.as_str().to_owned())),
             )
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
-            .filter(client::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+            .filter(client::Column::Id.eq(id));
+        Ok(self
+            .write_logged(
+                "set_introspection_signed_response_alg",
+                update,
+                ChangeKind::Client,
+                id,
+            )
+            .await?
+            > 0)
     }
 }
 
@@ -264,45 +276,109 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
     })
 }
 
-/// Client records kept in memory for a bounded time. Its lifetime is how late a running
-/// instance sees a secret rotation, a rights change or a deletion; unknown ids are not cached,
-/// so a new client works at once.
+/// Client records kept in memory, so that client authentication stays off the database on
+/// the introspection hot path. The change log ([`super::changes`]) evicts a record on every
+/// instance as soon as it changes; the cache serves only while that log has been read within
+/// `changes.max_staleness_ms`, and every lookup reads the store otherwise. Entries also expire
+/// after `clients.cache_ttl_secs` whatever happens. Unknown ids are not cached, so a new client
+/// works at once.
 #[derive(Clone)]
 pub struct ClientCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
     cache: Option<moka::sync::Cache<String, Arc<Client>>>,
+    /// Moved by every eviction: a lookup that read the store while one ran may hold what the
+    /// eviction meant to remove, and must not keep it.
+    evictions: AtomicU64,
+    /// When the last successful change-log poll started; `None` before the first.
+    polled_at: Mutex<Option<Instant>>,
+    max_staleness: Duration,
 }
 
 impl ClientCache {
-    pub fn new(ttl: Duration) -> Self {
+    /// A cache whose entries live at most `ttl` (zero: no cache) and that serves only while the
+    /// change log was polled less than `max_staleness` ago.
+    pub fn new(ttl: Duration, max_staleness: Duration) -> Self {
         let cache = (!ttl.is_zero()).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build()
         });
-        Self { cache }
+        Self {
+            inner: Arc::new(CacheInner {
+                cache,
+                evictions: AtomicU64::new(0),
+                polled_at: Mutex::new(None),
+                max_staleness,
+            }),
+        }
     }
 
     pub async fn get(&self, store: &Store, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(id)) {
+        let Some(cache) = self.serving() else {
+            return Ok(store.find_client(id).await?.map(Arc::new));
+        };
+        if let Some(hit) = cache.get(id) {
             return Ok(Some(hit));
         }
+        let evictions = self.inner.evictions.load(Ordering::SeqCst);
         let Some(client) = store.find_client(id).await? else {
             return Ok(None);
         };
         let client = Arc::new(client);
-        if let Some(cache) = &self.cache {
-            cache.insert(id.to_owned(), client.clone());
+        cache.insert(id.to_owned(), client.clone());
+        // An eviction after this check runs after the insert and removes it itself.
+        if self.inner.evictions.load(Ordering::SeqCst) != evictions {
+            cache.invalidate(id);
         }
         Ok(Some(client))
     }
 
-    /// Forgets `id`, which the store has just reported gone: the next request reads the
-    /// store again instead of serving a deleted client until the entry expires.
+    /// The cache, if it may serve now.
+    fn serving(&self) -> Option<&moka::sync::Cache<String, Arc<Client>>> {
+        let fresh = self
+            .since_last_poll()
+            .is_some_and(|since| since <= self.inner.max_staleness);
+        self.inner.cache.as_ref().filter(|_| fresh)
+    }
+
+    /// Forgets `id`: it changed, or the store has just reported it gone.
     pub fn evict(&self, id: &str) {
-        if let Some(cache) = &self.cache {
+        self.inner.evictions.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.inner.cache {
             cache.invalidate(id);
         }
+    }
+
+    /// Forgets every client (a resource changed, or changes may have been missed).
+    pub fn clear(&self) {
+        self.inner.evictions.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    /// Records that a change-log poll that started at `started` has been applied.
+    pub fn polled(&self, started: Instant) {
+        let mut polled_at = self
+            .inner
+            .polled_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *polled_at = Some(polled_at.map_or(started, |before| before.max(started)));
+    }
+
+    /// How long ago the last successful change-log poll started; `None` before the first.
+    pub fn since_last_poll(&self) -> Option<Duration> {
+        let polled_at = *self
+            .inner
+            .polled_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        polled_at.map(|at| at.elapsed())
     }
 
     /// Whether `id` is still registered, asked of the store (not the cache); evicts it when

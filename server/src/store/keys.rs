@@ -1,4 +1,5 @@
 //! Signing keys (see `crate::keys`): rows with the public JWK and the sealed private key.
+use super::changes::{self, ChangeKind};
 use super::{Store, StoreError};
 use entity::signing_key;
 use sea_orm::sea_query::Expr;
@@ -77,6 +78,7 @@ impl Store {
             })
             .exec_without_returning(&txn)
             .await?;
+            changes::record(&txn, ChangeKind::Key, &new.kid).await?;
             txn.commit().await?;
             Ok(())
         })
@@ -91,38 +93,32 @@ impl Store {
         now: i64,
         publish_retired_secs: i64,
     ) -> Result<(), StoreError> {
-        self.retrying("retire_signing_key", move || async move {
-            signing_key::Entity::update_many()
-                .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
-                .col_expr(
-                    signing_key::Column::ExpiresAt,
-                    Expr::value(now + publish_retired_secs),
-                )
-                .filter(signing_key::Column::Kid.eq(kid))
-                .filter(
-                    Condition::any()
-                        .add(signing_key::Column::RetiredAt.is_null())
-                        .add(signing_key::Column::RetiredAt.gt(now)),
-                )
-                .exec(&self.db)
-                .await?;
-            Ok(())
-        })
-        .await
+        let update = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
+            .col_expr(
+                signing_key::Column::ExpiresAt,
+                Expr::value(now + publish_retired_secs),
+            )
+            .filter(signing_key::Column::Kid.eq(kid))
+            .filter(
+                Condition::any()
+                    .add(signing_key::Column::RetiredAt.is_null())
+                    .add(signing_key::Column::RetiredAt.gt(now)),
+            );
+        self.write_logged("retire_signing_key", update, ChangeKind::Key, kid)
+            .await?;
+        Ok(())
     }
 
     /// Makes a pending key sign from `now`.
     pub async fn activate_signing_key_now(&self, kid: &str, now: i64) -> Result<(), StoreError> {
-        self.retrying("activate_signing_key_now", move || async move {
-            signing_key::Entity::update_many()
-                .col_expr(signing_key::Column::ActivatesAt, Expr::value(now))
-                .filter(signing_key::Column::Kid.eq(kid))
-                .filter(signing_key::Column::ActivatesAt.gt(now))
-                .exec(&self.db)
-                .await?;
-            Ok(())
-        })
-        .await
+        let update = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::ActivatesAt, Expr::value(now))
+            .filter(signing_key::Column::Kid.eq(kid))
+            .filter(signing_key::Column::ActivatesAt.gt(now));
+        self.write_logged("activate_signing_key_now", update, ChangeKind::Key, kid)
+            .await?;
+        Ok(())
     }
 
     /// Deletes keys no longer published; returns how many.

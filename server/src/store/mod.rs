@@ -4,6 +4,7 @@
 //! whose affected-row count decides), so two concurrent requests can never both win.
 mod assertions;
 mod audit;
+mod changes;
 mod cleanup;
 mod clients;
 mod codes;
@@ -20,6 +21,7 @@ mod users;
 
 pub use assertions::AssertionUse;
 pub use audit::{AuditEntry, AuditKind, AuditRecord};
+pub use changes::{Change, ChangeKind, ChangePoller, Follower};
 pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::ClientCache;
 pub use codes::NewAuthorizationCode;

@@ -1,5 +1,6 @@
 //! Resources (RFC 8707) and their links to clients: which clients introspect for a resource,
 //! which may ask tokens for it and with which scopes, and each client's default resource.
+use super::changes::{self, ChangeKind};
 use super::{Store, StoreError};
 use crate::oauth::resource::{AllowedResource, Audience, ResourceAccess};
 use crate::oauth::scope::ScopeSet;
@@ -59,6 +60,7 @@ impl Store {
             Err(err) => return Err(err.into()),
         }
         insert_introspectors(&txn, &new.identifier, &new.introspectors).await?;
+        changes::record(&txn, ChangeKind::Resource, &new.identifier).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -115,6 +117,7 @@ impl Store {
                 .await?;
             insert_introspectors(&txn, identifier, introspectors).await?;
         }
+        changes::record(&txn, ChangeKind::Resource, identifier).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -138,6 +141,9 @@ impl Store {
             .exec(&txn)
             .await?
             .rows_affected;
+        if deleted > 0 {
+            changes::record(&txn, ChangeKind::Resource, identifier).await?;
+        }
         txn.commit().await?;
         Ok(deleted > 0)
     }
@@ -150,7 +156,11 @@ impl Store {
         identifier: &str,
         scopes: Option<&ScopeSet>,
     ) -> Result<(), StoreError> {
-        allow_link(&self.db, client_id, identifier, scopes).await
+        let txn = self.db.begin().await?;
+        allow_link(&txn, client_id, identifier, scopes).await?;
+        changes::record(&txn, ChangeKind::Client, client_id).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// Takes the permission away (and the default, if it was this resource). Tokens already
@@ -176,6 +186,7 @@ impl Store {
             .filter(client::Column::DefaultResource.eq(identifier))
             .exec(&txn)
             .await?;
+        changes::record(&txn, ChangeKind::Client, client_id).await?;
         txn.commit().await?;
         Ok(removed > 0)
     }
@@ -188,16 +199,22 @@ impl Store {
         identifier: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = client::Entity::update_many()
+        let update = client::Entity::update_many()
             .col_expr(
                 client::Column::DefaultResource,
                 Expr::value(identifier.map(str::to_owned)),
             )
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
-            .filter(client::Column::Id.eq(client_id))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+            .filter(client::Column::Id.eq(client_id));
+        Ok(self
+            .write_logged(
+                "set_default_resource",
+                update,
+                ChangeKind::Client,
+                client_id,
+            )
+            .await?
+            > 0)
     }
 
     /// What `client_id` may do with resources. A default that is no longer allowed is

@@ -5,6 +5,7 @@
 //! concurrent moves never lose one) whenever what proves the user changes; sessions signed in
 //! under an older value are signed out. A new password and disabling an account also revoke
 //! every grant of the user in the same transaction, so no token outlives the change.
+use super::changes::{self, ChangeKind};
 use super::{Store, StoreError};
 use entity::{grant, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -144,12 +145,14 @@ impl Store {
         if disabled {
             self.update_and_revoke(id, update, now).await
         } else {
-            let result = update
+            let update = update
                 .col_expr(user::Column::UpdatedAt, Expr::value(now))
-                .filter(user::Column::Id.eq(id))
-                .exec(&self.db)
-                .await?;
-            Ok(result.rows_affected > 0)
+                .filter(user::Column::Id.eq(id));
+            let subject = id.to_string();
+            Ok(self
+                .write_logged("set_user_disabled", update, ChangeKind::User, &subject)
+                .await?
+                > 0)
         }
     }
 
@@ -190,6 +193,7 @@ impl Store {
                 .filter(grant::Column::RevokedAt.is_null())
                 .exec(&txn)
                 .await?;
+            changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
         }
         txn.commit().await?;
         Ok(found)
@@ -218,6 +222,9 @@ impl Store {
                 .await?
                 .map(|row| row.security_stamp)
         };
+        if stamp.is_some() {
+            changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
+        }
         txn.commit().await?;
         Ok(stamp)
     }
@@ -246,17 +253,22 @@ impl Store {
         if let Some(verified) = verified {
             update = update.col_expr(user::Column::EmailVerified, Expr::value(verified));
         }
-        let result = update
-            .filter(user::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+        let update = update.filter(user::Column::Id.eq(id));
+        let subject = id.to_string();
+        Ok(self
+            .write_logged("update_user_profile", update, ChangeKind::User, &subject)
+            .await?
+            > 0)
     }
 
     /// Deletes a user with their grants, tokens and consents. `false` if unknown.
     pub async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
-        let result = user::Entity::delete_by_id(id).exec(&self.db).await?;
-        Ok(result.rows_affected > 0)
+        let delete = user::Entity::delete_by_id(id);
+        let subject = id.to_string();
+        Ok(self
+            .write_logged("delete_user", delete, ChangeKind::User, &subject)
+            .await?
+            > 0)
     }
 }
 

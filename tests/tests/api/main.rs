@@ -42,6 +42,7 @@ mod audiences;
 mod authorize_errors;
 mod bad_input;
 mod bounded;
+mod change_log;
 mod client_credentials;
 mod code_flow;
 mod compose;
