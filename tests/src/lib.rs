@@ -40,7 +40,8 @@ pub struct TestApp {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub backend: Backend,
-    pub database: TestDatabase,
+    /// Shared with the siblings ([`TestApp::spawn_sibling`]); dropped after the last of them.
+    pub database: Arc<TestDatabase>,
     /// Every one-time code the app sent.
     pub sender: CapturingSender,
 }
@@ -76,6 +77,19 @@ impl TestApp {
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
         configure(&mut settings);
+        Some(Self::start(settings, Arc::new(database), backend).await)
+    }
+
+    /// A second instance of the app on this one's database and settings (its issuer too, as
+    /// behind a load balancer), with its own listener, memory and HTTP client.
+    pub async fn spawn_sibling(&self) -> Self {
+        let mut settings = Settings::clone(&self.settings);
+        settings.server.port = 0;
+        settings.metrics.port = 0;
+        Self::start(settings, Arc::clone(&self.database), self.backend).await
+    }
+
+    async fn start(settings: Settings, database: Arc<TestDatabase>, backend: Backend) -> Self {
         let sender = CapturingSender::default();
         let application = Application::build_with(settings.clone(), Arc::new(sender.clone()))
             .await
@@ -99,7 +113,7 @@ impl TestApp {
             .cookie_store(true)
             .build()
             .expect("http client");
-        Some(Self {
+        Self {
             address,
             metrics_address,
             http,
@@ -108,7 +122,7 @@ impl TestApp {
             backend,
             database,
             sender,
-        })
+        }
     }
 
     /// The JSON body of `GET path`, whatever the status.

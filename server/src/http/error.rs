@@ -110,6 +110,7 @@ impl From<crate::auth::limiter::Refused> for PageError {
                 retry_after_secs: wait.as_secs().max(1),
             },
             crate::auth::limiter::Refused::Password(err) => err.into(),
+            crate::auth::limiter::Refused::Store(err) => err.into(),
         }
     }
 }

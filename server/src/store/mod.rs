@@ -14,6 +14,7 @@ mod factors;
 mod keys;
 mod lockouts;
 mod resources;
+mod sign_in_limits;
 mod tokens;
 mod users;
 
@@ -28,6 +29,7 @@ pub use exchange::{Exchange, TokenPlan};
 pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use keys::NewSigningKey;
 pub use resources::{Resource, ResourceChange};
+pub use sign_in_limits::SignInSlot;
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
 
