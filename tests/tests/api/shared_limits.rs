@@ -20,15 +20,17 @@ async fn at_once(
         let token = browser.form_token("/login").await;
         forms.push((browser, token, username(i)));
     }
-    let responses = join_all(forms.iter().map(|(browser, token, username)| {
-        browser.post(
-            "/login",
-            &[
-                ("csrf_token", token.as_str()),
-                ("username", username.as_str()),
-                ("password", password),
-            ],
-        )
+    let responses = join_all(forms.iter().map(|(browser, token, username)| async move {
+        browser
+            .post(
+                "/login",
+                &[
+                    ("csrf_token", token.as_str()),
+                    ("username", username.as_str()),
+                    ("password", password),
+                ],
+            )
+            .await
     }))
     .await;
     responses.iter().map(|response| response.status()).collect()
