@@ -186,7 +186,7 @@ pub(crate) fn app_state(
              development key; set a key before enrolling real users"
         );
     }
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(Metrics::new(&store)?);
     let production = settings.environment == crate::settings::Environment::Production;
     let remote_jwks = crate::remote_jwks::RemoteJwks::new(&settings.client_assertions, production)
         .map_err(|e| StartupError::HttpClient(e.to_string()))?;

@@ -41,6 +41,14 @@ impl TestDatabase {
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await
                     .expect("create the test database");
+                if let Some(level) = isolation_level() {
+                    admin
+                        .execute_unprepared(&format!(
+                            "ALTER DATABASE \"{name}\" SET default_transaction_isolation TO '{level}'"
+                        ))
+                        .await
+                        .expect("set the test database's isolation level");
+                }
                 admin.close().await.ok();
                 Some(Self {
                     url: with_database(&admin_url, &name),
@@ -135,6 +143,25 @@ async fn postgres_admin() -> Option<(String, DatabaseConnection)> {
 }
 
 static SKIPPED_NOTICE: Once = Once::new();
+
+/// The default isolation level of every Postgres test database, from `TEST_PG_ISOLATION`:
+/// `serializable` (CockroachDB's default) or `repeatable read` (YugabyteDB's), so that the
+/// suite can prove Umbra correct where concurrent transactions abort instead of waiting.
+/// Unset: the server's default, READ COMMITTED.
+fn isolation_level() -> Option<&'static str> {
+    let level = std::env::var("TEST_PG_ISOLATION").ok()?;
+    match level
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', '_'], " ")
+        .as_str()
+    {
+        "" | "read committed" => None,
+        "serializable" => Some("serializable"),
+        "repeatable read" => Some("repeatable read"),
+        other => panic!("TEST_PG_ISOLATION={other:?}: expected serializable or repeatable read"),
+    }
+}
 
 /// SQLSTATE 3D000, `invalid_catalog_name`: the database in the URL does not exist.
 fn is_missing_database(err: &DbErr) -> bool {

@@ -64,7 +64,9 @@ impl ResponseError for OAuthError {
 impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => OAuthError::temporarily_unavailable(err),
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                OAuthError::temporarily_unavailable(err)
+            }
             // The protocol endpoints write only on behalf of the authenticated client; a row
             // they refer to that is gone means the client was deleted meanwhile.
             StoreError::Gone(_) => {
@@ -167,7 +169,9 @@ pub(crate) fn capitalize(message: &str) -> String {
 impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                Self::Unavailable(err.to_string())
+            }
             StoreError::Gone(_) => Self::bad_request(
                 "What this page refers to no longer exists: it was deleted meanwhile.",
             ),
@@ -304,7 +308,9 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => Self::Unavailable(err.to_string()),
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                Self::Unavailable(err.to_string())
+            }
             // The API writes only for the token's user: gone means the account was deleted.
             StoreError::Gone(_) => Self::InvalidToken,
             _ => Self::Internal(err.to_string()),

@@ -27,7 +27,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// The metrics of an instance whose storage is `store` (its retry counter is exported too).
+    pub fn new(store: &Store) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("umbra".into()), None)?;
         let http_requests = IntCounterVec::new(
             Opts::new(
@@ -72,6 +73,7 @@ impl Metrics {
         registry.register(Box::new(login_failures.clone()))?;
         registry.register(Box::new(second_factor_failures.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(store.retries().collector()))?;
         Ok(Self {
             registry,
             http_requests,

@@ -30,38 +30,42 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<AssertionUse, StoreError> {
-        let hash = jti_hash(client_id, jti);
-        let row = used_client_assertion::ActiveModel {
-            jti_hash: Set(hash.clone()),
-            client_id: Set(client_id.to_owned()),
-            expires_at: Set(expires_at),
-        };
-        match used_client_assertion::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            Ok(_) => return Ok(AssertionUse::First),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
-            Err(err) => return Err(err.into()),
-        }
-        // A `jti` may be used again once its earlier assertion expired (RFC 7523 §3: used
-        // values are kept "for the length of time for which the JWT would be considered
-        // valid"), and cleanup may not have run yet. Taking over the expired row is one
-        // conditional UPDATE, so concurrent presentations still have a single winner.
-        let taken_over = used_client_assertion::Entity::update_many()
-            .col_expr(
-                used_client_assertion::Column::ExpiresAt,
-                Expr::value(expires_at),
-            )
-            .filter(used_client_assertion::Column::JtiHash.eq(hash))
-            .filter(used_client_assertion::Column::ExpiresAt.lte(now))
-            .exec(&self.db)
-            .await?;
-        Ok(if taken_over.rows_affected == 1 {
-            AssertionUse::First
-        } else {
-            AssertionUse::Replayed
+        self.retrying("use_client_assertion", move || async move {
+            let hash = jti_hash(client_id, jti);
+            let row = used_client_assertion::ActiveModel {
+                jti_hash: Set(hash.clone()),
+                client_id: Set(client_id.to_owned()),
+                expires_at: Set(expires_at),
+            };
+            match used_client_assertion::Entity::insert(row)
+                .exec_without_returning(&self.db)
+                .await
+            {
+                Ok(_) => return Ok(AssertionUse::First),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                }
+                Err(err) => return Err(err.into()),
+            }
+            // A `jti` may be used again once its earlier assertion expired (RFC 7523 §3: used
+            // values are kept "for the length of time for which the JWT would be considered
+            // valid"), and cleanup may not have run yet. Taking over the expired row is one
+            // conditional UPDATE, so concurrent presentations still have a single winner.
+            let taken_over = used_client_assertion::Entity::update_many()
+                .col_expr(
+                    used_client_assertion::Column::ExpiresAt,
+                    Expr::value(expires_at),
+                )
+                .filter(used_client_assertion::Column::JtiHash.eq(hash))
+                .filter(used_client_assertion::Column::ExpiresAt.lte(now))
+                .exec(&self.db)
+                .await?;
+            Ok(if taken_over.rows_affected == 1 {
+                AssertionUse::First
+            } else {
+                AssertionUse::Replayed
+            })
         })
+        .await
     }
 }
 

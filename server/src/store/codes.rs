@@ -33,6 +33,18 @@ impl Store {
         code: &NewAuthorizationCode,
     ) -> Result<Uuid, StoreError> {
         let grant_id = Uuid::new_v4();
+        self.retrying("create_authorization_code", move || async move {
+            self.insert_authorization_code(grant_id, code).await
+        })
+        .await?;
+        Ok(grant_id)
+    }
+
+    async fn insert_authorization_code(
+        &self,
+        grant_id: Uuid,
+        code: &NewAuthorizationCode,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         grant::Entity::insert(grant::ActiveModel {
             id: Set(grant_id),
@@ -69,6 +81,6 @@ impl Store {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok(grant_id)
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use crate::oauth::scope::ScopeSet;
 use entity::{client, consent, grant};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -50,6 +50,11 @@ impl Store {
     }
 
     /// Remembers an approval, adding its scopes and resources to those approved before.
+    ///
+    /// The union is computed here, so the write is conditional on the row still holding what
+    /// was read: of two approvals racing for one (user, client), the second finds the row
+    /// changed and runs again on the first one's result ([`Store::retrying`]), whatever the
+    /// isolation level. Neither approval is lost.
     pub async fn remember_consent(
         &self,
         user_id: Uuid,
@@ -57,34 +62,67 @@ impl Store {
         approved: &Approval,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.retrying("remember_consent", move || {
+            self.merge_consent(user_id, client_id, approved, now)
+        })
+        .await
+    }
+
+    async fn merge_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        approved: &Approval,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let before = consent::Entity::find_by_id((user_id, client_id.to_owned()))
+            .one(&self.db)
+            .await?;
         let mut scope = ScopeSet::default();
         let mut audience = Vec::new();
-        if let Some(before) = self.consent(user_id, client_id).await? {
-            scope = before.scope;
-            audience = before.audience.to_vec();
+        if let Some(before) = &before {
+            scope = ScopeSet::from_stored(&before.scope);
+            audience = Audience::from_stored(&before.audience).to_vec();
         }
         scope.extend(&approved.scope);
         audience.extend(approved.audience.to_vec());
-        let row = consent::ActiveModel {
-            user_id: Set(user_id),
-            client_id: Set(client_id.to_owned()),
-            scope: Set(scope.to_string()),
-            audience: Set(Audience::new(audience).to_string()),
-            created_at: Set(now),
-            updated_at: Set(now),
+        let (scope, audience) = (scope.to_string(), Audience::new(audience).to_string());
+        let written = match before {
+            None => {
+                let row = consent::ActiveModel {
+                    user_id: Set(user_id),
+                    client_id: Set(client_id.to_owned()),
+                    scope: Set(scope),
+                    audience: Set(audience),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                };
+                consent::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::columns([consent::Column::UserId, consent::Column::ClientId])
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
+                    .await?
+            }
+            Some(before) => {
+                consent::Entity::update_many()
+                    .col_expr(consent::Column::Scope, Expr::value(scope))
+                    .col_expr(consent::Column::Audience, Expr::value(audience))
+                    .col_expr(consent::Column::UpdatedAt, Expr::value(now))
+                    .filter(consent::Column::UserId.eq(user_id))
+                    .filter(consent::Column::ClientId.eq(client_id))
+                    .filter(consent::Column::Scope.eq(before.scope))
+                    .filter(consent::Column::Audience.eq(before.audience))
+                    .exec(&self.db)
+                    .await?
+                    .rows_affected
+            }
         };
-        consent::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([consent::Column::UserId, consent::Column::ClientId])
-                    .update_columns([
-                        consent::Column::Scope,
-                        consent::Column::Audience,
-                        consent::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
+        if written == 0 {
+            return Err(StoreError::Contended(DbErr::RecordNotUpdated));
+        }
         Ok(())
     }
 
@@ -109,6 +147,18 @@ impl Store {
     /// Forgets the consent and revokes every grant the user gave the client, so its tokens
     /// stop working at once. `false` if there was no consent.
     pub async fn withdraw_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.retrying("withdraw_consent", move || {
+            self.withdraw_consent_once(user_id, client_id, now)
+        })
+        .await
+    }
+
+    async fn withdraw_consent_once(
         &self,
         user_id: Uuid,
         client_id: &str,

@@ -65,11 +65,27 @@ pub enum Exchange<E> {
 impl Store {
     /// Redeems an authorization code once. `check` sees what the code was bound to and may
     /// refuse; a refused code stays consumed, since it has been shown to a possible attacker.
+    ///
+    /// A race lost under SERIALIZABLE runs the whole redemption again ([`Store::retrying`]),
+    /// so `check` may be called more than once.
     pub async fn redeem_code<E>(
         &self,
         hash: &TokenHash,
         now: i64,
-        check: impl FnOnce(&StoredCode) -> Result<Target, E>,
+        check: impl Fn(&StoredCode) -> Result<Target, E>,
+        plan: &TokenPlan,
+    ) -> Result<Exchange<E>, StoreError> {
+        self.retrying("redeem_code", || {
+            self.redeem_code_once(hash, now, &check, plan)
+        })
+        .await
+    }
+
+    async fn redeem_code_once<E>(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        check: &impl Fn(&StoredCode) -> Result<Target, E>,
         plan: &TokenPlan,
     ) -> Result<Exchange<E>, StoreError> {
         let key = hash.as_bytes().to_vec();
@@ -134,13 +150,27 @@ impl Store {
     /// rightful client. That holds inside the window too: another client presenting a used
     /// token there is refused by `check` and revokes nothing, while after the window the same
     /// presentation is reuse. `grace_secs` is `tokens.refresh_reuse_grace_secs`; 0 closes the
-    /// window.
+    /// window. Like [`Store::redeem_code`], it runs again after a lost race.
     pub async fn rotate_refresh_token<E>(
         &self,
         hash: &TokenHash,
         now: i64,
         grace_secs: i64,
-        check: impl FnOnce(&StoredRefresh) -> Result<Target, E>,
+        check: impl Fn(&StoredRefresh) -> Result<Target, E>,
+        plan: &TokenPlan,
+    ) -> Result<Exchange<E>, StoreError> {
+        self.retrying("rotate_refresh_token", || {
+            self.rotate_refresh_token_once(hash, now, grace_secs, &check, plan)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token_once<E>(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        grace_secs: i64,
+        check: &impl Fn(&StoredRefresh) -> Result<Target, E>,
         plan: &TokenPlan,
     ) -> Result<Exchange<E>, StoreError> {
         let key = hash.as_bytes().to_vec();

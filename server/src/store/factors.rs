@@ -110,49 +110,53 @@ impl Store {
     /// Starts enrolling a factor, replacing an unconfirmed one of the same kind. `Conflict` if
     /// a confirmed factor of that kind exists (remove it first).
     pub async fn start_factor(&self, new: NewFactor, now: i64) -> Result<Factor, StoreError> {
-        let id = Uuid::new_v4();
-        let txn = self.db.begin().await?;
-        user_factor::Entity::delete_many()
-            .filter(user_factor::Column::UserId.eq(new.user_id))
-            .filter(user_factor::Column::Kind.eq(new.kind.as_str()))
-            .filter(user_factor::Column::ConfirmedAt.is_null())
-            .exec(&txn)
-            .await?;
-        let row = user_factor::ActiveModel {
-            id: Set(id),
-            user_id: Set(new.user_id),
-            kind: Set(new.kind.as_str().to_owned()),
-            secret_ciphertext: Set(new.secret_ciphertext.clone()),
-            destination: Set(new.destination.clone()),
-            created_at: Set(now),
-            confirmed_at: Set(None),
-            last_used_step: Set(None),
-        };
-        match user_factor::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                txn.rollback().await?;
-                return Err(StoreError::Conflict(format!(
-                    "a {} factor is already enabled",
-                    new.kind.as_str()
-                )));
+        let new = &new;
+        self.retrying("start_factor", move || async move {
+            let id = Uuid::new_v4();
+            let txn = self.db.begin().await?;
+            user_factor::Entity::delete_many()
+                .filter(user_factor::Column::UserId.eq(new.user_id))
+                .filter(user_factor::Column::Kind.eq(new.kind.as_str()))
+                .filter(user_factor::Column::ConfirmedAt.is_null())
+                .exec(&txn)
+                .await?;
+            let row = user_factor::ActiveModel {
+                id: Set(id),
+                user_id: Set(new.user_id),
+                kind: Set(new.kind.as_str().to_owned()),
+                secret_ciphertext: Set(new.secret_ciphertext.clone()),
+                destination: Set(new.destination.clone()),
+                created_at: Set(now),
+                confirmed_at: Set(None),
+                last_used_step: Set(None),
+            };
+            match user_factor::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    txn.rollback().await?;
+                    return Err(StoreError::Conflict(format!(
+                        "a {} factor is already enabled",
+                        new.kind.as_str()
+                    )));
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
-        }
-        txn.commit().await?;
-        Ok(Factor {
-            id,
-            user_id: new.user_id,
-            kind: new.kind,
-            secret_ciphertext: new.secret_ciphertext,
-            destination: new.destination,
-            created_at: now,
-            confirmed_at: None,
-            last_used_step: None,
+            txn.commit().await?;
+            Ok(Factor {
+                id,
+                user_id: new.user_id,
+                kind: new.kind,
+                secret_ciphertext: new.secret_ciphertext.clone(),
+                destination: new.destination.clone(),
+                created_at: now,
+                confirmed_at: None,
+                last_used_step: None,
+            })
         })
+        .await
     }
 
     /// Confirms an enrolling factor once; a TOTP factor records the step its proof used.
@@ -162,58 +166,70 @@ impl Store {
         step: Option<i64>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = user_factor::Entity::update_many()
-            .col_expr(user_factor::Column::ConfirmedAt, Expr::value(now))
-            .col_expr(user_factor::Column::LastUsedStep, Expr::value(step))
-            .filter(user_factor::Column::Id.eq(factor_id))
-            .filter(user_factor::Column::ConfirmedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        self.retrying("confirm_factor", move || async move {
+            let result = user_factor::Entity::update_many()
+                .col_expr(user_factor::Column::ConfirmedAt, Expr::value(now))
+                .col_expr(user_factor::Column::LastUsedStep, Expr::value(step))
+                .filter(user_factor::Column::Id.eq(factor_id))
+                .filter(user_factor::Column::ConfirmedAt.is_null())
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
     }
 
     /// Accepts TOTP step `step` for a confirmed factor if it is later than the last one used;
     /// of two concurrent requests with the same code, exactly one gets `true`.
     pub async fn use_totp_step(&self, factor_id: Uuid, step: i64) -> Result<bool, StoreError> {
-        let result = user_factor::Entity::update_many()
-            .col_expr(user_factor::Column::LastUsedStep, Expr::value(step))
-            .filter(user_factor::Column::Id.eq(factor_id))
-            .filter(user_factor::Column::ConfirmedAt.is_not_null())
-            .filter(
-                Condition::any()
-                    .add(user_factor::Column::LastUsedStep.is_null())
-                    .add(user_factor::Column::LastUsedStep.lt(step)),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        self.retrying("use_totp_step", move || async move {
+            let result = user_factor::Entity::update_many()
+                .col_expr(user_factor::Column::LastUsedStep, Expr::value(step))
+                .filter(user_factor::Column::Id.eq(factor_id))
+                .filter(user_factor::Column::ConfirmedAt.is_not_null())
+                .filter(
+                    Condition::any()
+                        .add(user_factor::Column::LastUsedStep.is_null())
+                        .add(user_factor::Column::LastUsedStep.lt(step)),
+                )
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
     }
 
     /// Removes a user's factor of `kind`. `false` if there was none.
     pub async fn remove_factor(&self, user_id: Uuid, kind: FactorKind) -> Result<bool, StoreError> {
-        let result = user_factor::Entity::delete_many()
-            .filter(user_factor::Column::UserId.eq(user_id))
-            .filter(user_factor::Column::Kind.eq(kind.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
+        self.retrying("remove_factor", move || async move {
+            let result = user_factor::Entity::delete_many()
+                .filter(user_factor::Column::UserId.eq(user_id))
+                .filter(user_factor::Column::Kind.eq(kind.as_str()))
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected > 0)
+        })
+        .await
     }
 
     /// Removes every factor and recovery code of a user (an operator's reset); returns how
     /// many factors there were.
     pub async fn reset_second_factor(&self, user_id: Uuid) -> Result<u64, StoreError> {
-        let txn = self.db.begin().await?;
-        let removed = user_factor::Entity::delete_many()
-            .filter(user_factor::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        recovery_code::Entity::delete_many()
-            .filter(recovery_code::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(removed)
+        self.retrying("reset_second_factor", move || async move {
+            let txn = self.db.begin().await?;
+            let removed = user_factor::Entity::delete_many()
+                .filter(user_factor::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            recovery_code::Entity::delete_many()
+                .filter(recovery_code::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(removed)
+        })
+        .await
     }
 
     /// Stores the hash of a code just generated for `factor_id`, replacing the previous one,
@@ -226,52 +242,55 @@ impl Store {
         ttl: i64,
         resend_interval: i64,
     ) -> Result<CodeStored, StoreError> {
-        let replaced = one_time_code::Entity::update_many()
-            .col_expr(one_time_code::Column::Hash, Expr::value(hash.to_vec()))
-            .col_expr(one_time_code::Column::SentAt, Expr::value(now))
-            .col_expr(one_time_code::Column::ExpiresAt, Expr::value(now + ttl))
-            .col_expr(one_time_code::Column::Attempts, Expr::value(0))
-            .col_expr(
-                one_time_code::Column::ConsumedAt,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(one_time_code::Column::FactorId.eq(factor_id))
-            // A used code frees the way at once: the throttle is against resending codes
-            // nobody typed, not against the next sign-in.
-            .filter(
-                Condition::any()
-                    .add(one_time_code::Column::SentAt.lte(now - resend_interval))
-                    .add(one_time_code::Column::ConsumedAt.is_not_null()),
-            )
-            .exec(&self.db)
-            .await?;
-        if replaced.rows_affected == 1 {
-            return Ok(CodeStored::Stored);
-        }
-        let row = one_time_code::ActiveModel {
-            factor_id: Set(factor_id),
-            hash: Set(hash.to_vec()),
-            sent_at: Set(now),
-            expires_at: Set(now + ttl),
-            attempts: Set(0),
-            consumed_at: Set(None),
-        };
-        match one_time_code::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            Ok(_) => Ok(CodeStored::Stored),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                let sent_at = one_time_code::Entity::find_by_id(factor_id)
-                    .one(&self.db)
-                    .await?
-                    .map_or(now, |row| row.sent_at);
-                Ok(CodeStored::Throttled {
-                    retry_after_secs: Ord::max(sent_at + resend_interval - now, 1),
-                })
+        self.retrying("store_one_time_code", move || async move {
+            let replaced = one_time_code::Entity::update_many()
+                .col_expr(one_time_code::Column::Hash, Expr::value(hash.to_vec()))
+                .col_expr(one_time_code::Column::SentAt, Expr::value(now))
+                .col_expr(one_time_code::Column::ExpiresAt, Expr::value(now + ttl))
+                .col_expr(one_time_code::Column::Attempts, Expr::value(0))
+                .col_expr(
+                    one_time_code::Column::ConsumedAt,
+                    Expr::value(Option::<i64>::None),
+                )
+                .filter(one_time_code::Column::FactorId.eq(factor_id))
+                // A used code frees the way at once: the throttle is against resending codes
+                // nobody typed, not against the next sign-in.
+                .filter(
+                    Condition::any()
+                        .add(one_time_code::Column::SentAt.lte(now - resend_interval))
+                        .add(one_time_code::Column::ConsumedAt.is_not_null()),
+                )
+                .exec(&self.db)
+                .await?;
+            if replaced.rows_affected == 1 {
+                return Ok(CodeStored::Stored);
             }
-            Err(err) => Err(err.into()),
-        }
+            let row = one_time_code::ActiveModel {
+                factor_id: Set(factor_id),
+                hash: Set(hash.to_vec()),
+                sent_at: Set(now),
+                expires_at: Set(now + ttl),
+                attempts: Set(0),
+                consumed_at: Set(None),
+            };
+            match one_time_code::Entity::insert(row)
+                .exec_without_returning(&self.db)
+                .await
+            {
+                Ok(_) => Ok(CodeStored::Stored),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    let sent_at = one_time_code::Entity::find_by_id(factor_id)
+                        .one(&self.db)
+                        .await?
+                        .map_or(now, |row| row.sent_at);
+                    Ok(CodeStored::Throttled {
+                        retry_after_secs: Ord::max(sent_at + resend_interval - now, 1),
+                    })
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
     }
 
     /// Checks a presented code against the live one of `factor_id`. Every check counts as an
@@ -297,7 +316,15 @@ impl Store {
             .filter(one_time_code::Column::Attempts.lt(max_attempts))
             .into_query();
         count.returning_all();
-        let Some(counted) = self.db.query_one(&count).await? else {
+        // Two statements, each retried on its own: running the count again after the
+        // comparison would count one guess twice.
+        let count = &count;
+        let counted = self
+            .retrying("count_one_time_code_attempt", move || async move {
+                Ok(self.db.query_one(count).await?)
+            })
+            .await?;
+        let Some(counted) = counted else {
             return Ok(CodeCheck::Dead);
         };
         let row = one_time_code::Model::from_query_result(&counted, "")?;
@@ -306,13 +333,18 @@ impl Store {
         }
         // `sent_at` and the hash pin the very code that was compared: a resend in between
         // makes this miss.
-        let consumed = one_time_code::Entity::update_many()
-            .col_expr(one_time_code::Column::ConsumedAt, Expr::value(now))
-            .filter(one_time_code::Column::FactorId.eq(factor_id))
-            .filter(one_time_code::Column::SentAt.eq(row.sent_at))
-            .filter(one_time_code::Column::Hash.eq(row.hash))
-            .filter(one_time_code::Column::ConsumedAt.is_null())
-            .exec(&self.db)
+        let row = &row;
+        let consumed = self
+            .retrying("consume_one_time_code", move || async move {
+                Ok(one_time_code::Entity::update_many()
+                    .col_expr(one_time_code::Column::ConsumedAt, Expr::value(now))
+                    .filter(one_time_code::Column::FactorId.eq(factor_id))
+                    .filter(one_time_code::Column::SentAt.eq(row.sent_at))
+                    .filter(one_time_code::Column::Hash.eq(row.hash.clone()))
+                    .filter(one_time_code::Column::ConsumedAt.is_null())
+                    .exec(&self.db)
+                    .await?)
+            })
             .await?;
         Ok(if consumed.rows_affected == 1 {
             CodeCheck::Accepted
@@ -328,22 +360,25 @@ impl Store {
         hashes: &[[u8; 32]],
         now: i64,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        recovery_code::Entity::delete_many()
-            .filter(recovery_code::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        let rows = hashes.iter().map(|hash| recovery_code::ActiveModel {
-            hash: Set(hash.to_vec()),
-            user_id: Set(user_id),
-            created_at: Set(now),
-            used_at: Set(None),
-        });
-        recovery_code::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        self.retrying("replace_recovery_codes", move || async move {
+            let txn = self.db.begin().await?;
+            recovery_code::Entity::delete_many()
+                .filter(recovery_code::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+            let rows = hashes.iter().map(|hash| recovery_code::ActiveModel {
+                hash: Set(hash.to_vec()),
+                user_id: Set(user_id),
+                created_at: Set(now),
+                used_at: Set(None),
+            });
+            recovery_code::Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Marks a recovery code of `user_id` used; `true` exactly once per code. Found by its
@@ -355,14 +390,17 @@ impl Store {
         hash: [u8; 32],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = recovery_code::Entity::update_many()
-            .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
-            .filter(recovery_code::Column::Hash.eq(hash.to_vec()))
-            .filter(recovery_code::Column::UserId.eq(user_id))
-            .filter(recovery_code::Column::UsedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        self.retrying("use_recovery_code", move || async move {
+            let result = recovery_code::Entity::update_many()
+                .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
+                .filter(recovery_code::Column::Hash.eq(hash.to_vec()))
+                .filter(recovery_code::Column::UserId.eq(user_id))
+                .filter(recovery_code::Column::UsedAt.is_null())
+                .exec(&self.db)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
     }
 
     /// How many unused recovery codes a user has.

@@ -50,34 +50,37 @@ impl Store {
         new: &NewSigningKey,
         publish_retired_secs: i64,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        signing_key::Entity::update_many()
-            .col_expr(
-                signing_key::Column::RetiredAt,
-                Expr::value(new.activates_at),
-            )
-            .col_expr(
-                signing_key::Column::ExpiresAt,
-                Expr::value(new.activates_at + publish_retired_secs),
-            )
-            .filter(signing_key::Column::Alg.eq(new.alg))
-            .filter(signing_key::Column::RetiredAt.is_null())
-            .exec(&txn)
+        self.retrying("rotate_signing_key", move || async move {
+            let txn = self.db.begin().await?;
+            signing_key::Entity::update_many()
+                .col_expr(
+                    signing_key::Column::RetiredAt,
+                    Expr::value(new.activates_at),
+                )
+                .col_expr(
+                    signing_key::Column::ExpiresAt,
+                    Expr::value(new.activates_at + publish_retired_secs),
+                )
+                .filter(signing_key::Column::Alg.eq(new.alg))
+                .filter(signing_key::Column::RetiredAt.is_null())
+                .exec(&txn)
+                .await?;
+            signing_key::Entity::insert(signing_key::ActiveModel {
+                kid: Set(new.kid.clone()),
+                alg: Set(new.alg.to_owned()),
+                public_jwk: Set(new.public_jwk.clone()),
+                private_key: Set(new.private_key.clone()),
+                created_at: Set(new.created_at),
+                activates_at: Set(new.activates_at),
+                retired_at: Set(None),
+                expires_at: Set(None),
+            })
+            .exec_without_returning(&txn)
             .await?;
-        signing_key::Entity::insert(signing_key::ActiveModel {
-            kid: Set(new.kid.clone()),
-            alg: Set(new.alg.to_owned()),
-            public_jwk: Set(new.public_jwk.clone()),
-            private_key: Set(new.private_key.clone()),
-            created_at: Set(new.created_at),
-            activates_at: Set(new.activates_at),
-            retired_at: Set(None),
-            expires_at: Set(None),
+            txn.commit().await?;
+            Ok(())
         })
-        .exec_without_returning(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Stops `kid` signing at `now` (or keeps an earlier retirement) and publishes it for
@@ -88,32 +91,38 @@ impl Store {
         now: i64,
         publish_retired_secs: i64,
     ) -> Result<(), StoreError> {
-        signing_key::Entity::update_many()
-            .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
-            .col_expr(
-                signing_key::Column::ExpiresAt,
-                Expr::value(now + publish_retired_secs),
-            )
-            .filter(signing_key::Column::Kid.eq(kid))
-            .filter(
-                Condition::any()
-                    .add(signing_key::Column::RetiredAt.is_null())
-                    .add(signing_key::Column::RetiredAt.gt(now)),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("retire_signing_key", move || async move {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
+                .col_expr(
+                    signing_key::Column::ExpiresAt,
+                    Expr::value(now + publish_retired_secs),
+                )
+                .filter(signing_key::Column::Kid.eq(kid))
+                .filter(
+                    Condition::any()
+                        .add(signing_key::Column::RetiredAt.is_null())
+                        .add(signing_key::Column::RetiredAt.gt(now)),
+                )
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Makes a pending key sign from `now`.
     pub async fn activate_signing_key_now(&self, kid: &str, now: i64) -> Result<(), StoreError> {
-        signing_key::Entity::update_many()
-            .col_expr(signing_key::Column::ActivatesAt, Expr::value(now))
-            .filter(signing_key::Column::Kid.eq(kid))
-            .filter(signing_key::Column::ActivatesAt.gt(now))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("activate_signing_key_now", move || async move {
+            signing_key::Entity::update_many()
+                .col_expr(signing_key::Column::ActivatesAt, Expr::value(now))
+                .filter(signing_key::Column::Kid.eq(kid))
+                .filter(signing_key::Column::ActivatesAt.gt(now))
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes keys no longer published; returns how many.

@@ -43,63 +43,66 @@ impl Store {
         policy: &LockoutPolicy,
         now: i64,
     ) -> Result<Attempt, StoreError> {
-        let current = |column: Column| Expr::col((login_lockout::Entity, column));
-        // `LockoutPolicy::starts_fresh`, on the stored row.
-        let fresh = current(Column::LockedUntil)
-            .is_not_null()
-            .and(current(Column::LockedUntil).lte(now))
-            .or(current(Column::LockedUntil)
+        self.retrying("reserve_second_factor_attempt", move || async move {
+            let current = |column: Column| Expr::col((login_lockout::Entity, column));
+            // `LockoutPolicy::starts_fresh`, on the stored row.
+            let fresh = current(Column::LockedUntil)
+                .is_not_null()
+                .and(current(Column::LockedUntil).lte(now))
+                .or(current(Column::LockedUntil).is_null().and(
+                    current(Column::WindowStartedAt).lte(now.saturating_sub(policy.window_secs)),
+                ));
+            let slot_left = current(Column::LockedUntil)
                 .is_null()
-                .and(current(Column::WindowStartedAt).lte(now.saturating_sub(policy.window_secs))));
-        let slot_left = current(Column::LockedUntil)
-            .is_null()
-            .and(current(Column::Failures).lt(policy.max_failures));
-        let first = login_lockout::ActiveModel {
-            user_id: Set(user_id),
-            failures: Set(1),
-            window_started_at: Set(now),
-            locked_until: Set(None),
-        };
-        let mut upsert = login_lockout::Entity::insert(first)
-            .on_conflict(
-                OnConflict::column(Column::UserId)
-                    .values([
-                        (
-                            Column::Failures,
-                            Expr::case(fresh.clone(), 1)
-                                .finally(current(Column::Failures).add(1))
-                                .into(),
-                        ),
-                        (
-                            Column::WindowStartedAt,
-                            Expr::case(fresh.clone(), now)
-                                .finally(current(Column::WindowStartedAt))
-                                .into(),
-                        ),
-                        (
-                            Column::LockedUntil,
-                            Expr::case(fresh.clone(), Option::<i64>::None)
-                                .finally(current(Column::LockedUntil))
-                                .into(),
-                        ),
-                    ])
-                    .action_and_where(fresh.or(slot_left))
-                    .to_owned(),
-            )
-            .into_query();
-        upsert.returning_all();
-        if let Some(row) = self.db.query_one(&upsert).await? {
-            return Ok(Attempt::Allowed(row_state(&row)?));
-        }
-        // Refused: read the row only to say for how long. Should it have changed meanwhile
-        // (a lock just over, a success), the guess stays refused and may simply be sent again.
-        let state = self.lockout_state(user_id).await?;
-        Ok(match policy.reserve(state.as_ref(), now) {
-            refused @ Attempt::Refused { .. } => refused,
-            Attempt::Allowed(_) => Attempt::Refused {
-                retry_after_secs: 1,
-            },
+                .and(current(Column::Failures).lt(policy.max_failures));
+            let first = login_lockout::ActiveModel {
+                user_id: Set(user_id),
+                failures: Set(1),
+                window_started_at: Set(now),
+                locked_until: Set(None),
+            };
+            let mut upsert = login_lockout::Entity::insert(first)
+                .on_conflict(
+                    OnConflict::column(Column::UserId)
+                        .values([
+                            (
+                                Column::Failures,
+                                Expr::case(fresh.clone(), 1)
+                                    .finally(current(Column::Failures).add(1))
+                                    .into(),
+                            ),
+                            (
+                                Column::WindowStartedAt,
+                                Expr::case(fresh.clone(), now)
+                                    .finally(current(Column::WindowStartedAt))
+                                    .into(),
+                            ),
+                            (
+                                Column::LockedUntil,
+                                Expr::case(fresh.clone(), Option::<i64>::None)
+                                    .finally(current(Column::LockedUntil))
+                                    .into(),
+                            ),
+                        ])
+                        .action_and_where(fresh.or(slot_left))
+                        .to_owned(),
+                )
+                .into_query();
+            upsert.returning_all();
+            if let Some(row) = self.db.query_one(&upsert).await? {
+                return Ok(Attempt::Allowed(row_state(&row)?));
+            }
+            // Refused: read the row only to say for how long. Should it have changed meanwhile
+            // (a lock just over, a success), the guess stays refused and may simply be sent again.
+            let state = self.lockout_state(user_id).await?;
+            Ok(match policy.reserve(state.as_ref(), now) {
+                refused @ Attempt::Refused { .. } => refused,
+                Attempt::Allowed(_) => Attempt::Refused {
+                    retry_after_secs: 1,
+                },
+            })
         })
+        .await
     }
 
     /// After a guess that took its slot in the window started at `window` failed: locks
@@ -113,21 +116,24 @@ impl Store {
         window: i64,
         now: i64,
     ) -> Result<Option<LockoutState>, StoreError> {
-        let mut update = login_lockout::Entity::update_many()
-            .col_expr(
-                Column::LockedUntil,
-                Expr::value(now.saturating_add(policy.lock_secs)),
-            )
-            .filter(Column::UserId.eq(user_id))
-            .filter(Column::WindowStartedAt.eq(window))
-            .filter(Column::LockedUntil.is_null())
-            .filter(Column::Failures.gte(policy.max_failures))
-            .into_query();
-        update.returning_all();
-        match self.db.query_one(&update).await? {
-            Some(row) => Ok(Some(row_state(&row)?)),
-            None => Ok(None),
-        }
+        self.retrying("lock_after_failure", move || async move {
+            let mut update = login_lockout::Entity::update_many()
+                .col_expr(
+                    Column::LockedUntil,
+                    Expr::value(now.saturating_add(policy.lock_secs)),
+                )
+                .filter(Column::UserId.eq(user_id))
+                .filter(Column::WindowStartedAt.eq(window))
+                .filter(Column::LockedUntil.is_null())
+                .filter(Column::Failures.gte(policy.max_failures))
+                .into_query();
+            update.returning_all();
+            match self.db.query_one(&update).await? {
+                Some(row) => Ok(Some(row_state(&row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Forgets the count of a user after a success ([`LockoutPolicy::forgives`]): a lock set
@@ -137,24 +143,30 @@ impl Store {
         user_id: Uuid,
         now: i64,
     ) -> Result<(), StoreError> {
-        login_lockout::Entity::delete_many()
-            .filter(Column::UserId.eq(user_id))
-            .filter(
-                Condition::any()
-                    .add(Column::LockedUntil.is_null())
-                    .add(Column::LockedUntil.lte(now)),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("forgive_second_factor_failures", move || async move {
+            login_lockout::Entity::delete_many()
+                .filter(Column::UserId.eq(user_id))
+                .filter(
+                    Condition::any()
+                        .add(Column::LockedUntil.is_null())
+                        .add(Column::LockedUntil.lte(now)),
+                )
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets the count and any lock of a user (an operator's reset).
     pub async fn clear_lockout(&self, user_id: Uuid) -> Result<(), StoreError> {
-        login_lockout::Entity::delete_by_id(user_id)
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("clear_lockout", move || async move {
+            login_lockout::Entity::delete_by_id(user_id)
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 

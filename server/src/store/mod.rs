@@ -14,6 +14,7 @@ mod factors;
 mod keys;
 mod lockouts;
 mod resources;
+mod retry;
 mod sign_in_limits;
 mod tokens;
 mod users;
@@ -29,6 +30,7 @@ pub use exchange::{Exchange, TokenPlan};
 pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use keys::NewSigningKey;
 pub use resources::{Resource, ResourceChange};
+pub use retry::Retries;
 pub use sign_in_limits::SignInSlot;
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
@@ -39,6 +41,7 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    retries: Retries,
 }
 
 /// Why a storage call failed.
@@ -61,6 +64,11 @@ pub enum StoreError {
     /// A stored row does not hold what the code expects.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The transaction lost a race with a concurrent one (a serialization failure or a
+    /// deadlock on Postgres, a busy database on SQLite) and every retry lost too
+    /// ([`Store::retrying`]): the service is overloaded on those rows, not broken.
+    #[error("transaction conflict: {0}")]
+    Contended(#[source] DbErr),
     #[error("database error: {0}")]
     Database(#[source] DbErr),
 }
@@ -70,7 +78,9 @@ impl From<DbErr> for StoreError {
         if let Some(SqlErr::ForeignKeyConstraintViolation(message)) = err.sql_err() {
             return Self::Gone(message);
         }
-        if is_unavailable(&err) {
+        if retry::is_contention(&err) {
+            Self::Contended(err)
+        } else if is_unavailable(&err) {
             Self::Unavailable(err)
         } else {
             Self::Database(err)
@@ -111,7 +121,10 @@ fn is_postgres_shutdown(err: &sea_orm::sqlx::Error) -> bool {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            retries: Retries::new(),
+        }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

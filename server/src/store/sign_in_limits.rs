@@ -9,13 +9,13 @@
 //!   window it was taken in only.
 //!
 //! Both are single statements, so they need no transaction. Under SERIALIZABLE or REPEATABLE
-//! READ, Postgres may still answer a concurrent write of the same row with a serialization
-//! failure (SQLSTATE 40001), which is safe to retry as it is: a refused or failed statement
-//! changed nothing.
+//! READ, Postgres still answers a write of a row that a concurrent one changed since the
+//! statement began with a serialization failure (SQLSTATE 40001); each runs under
+//! [`Store::retrying`], which is safe as it is: the failed statement changed nothing.
 use super::{Store, StoreError};
 use crate::auth::limiter::{Count, Limit};
 use entity::sign_in_limit::{self, Column};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter,
     QueryTrait,
@@ -51,54 +51,17 @@ impl Store {
         limit: &Limit,
         now: i64,
     ) -> Result<SignInSlot, StoreError> {
-        let current = |column: Column| Expr::col((sign_in_limit::Entity, column));
-        let fresh = current(Column::WindowEndsAt)
-            .lte(now)
-            .or(current(Column::InFlight)
-                .lte(0)
-                .and(current(Column::Failures).lte(0)));
-        let room = current(Column::InFlight)
-            .add(current(Column::Failures))
-            .lt(limit.max);
-        let window_ends_at = now.saturating_add(limit.window_secs);
-        let first = sign_in_limit::ActiveModel {
-            key_hash: Set(key_hash.to_vec()),
-            in_flight: Set(1),
-            failures: Set(0),
-            window_ends_at: Set(window_ends_at),
-        };
-        let mut upsert = sign_in_limit::Entity::insert(first)
-            .on_conflict(
-                OnConflict::column(Column::KeyHash)
-                    .values([
-                        (
-                            Column::InFlight,
-                            Expr::case(fresh.clone(), 1)
-                                .finally(current(Column::InFlight).add(1))
-                                .into(),
-                        ),
-                        (
-                            Column::Failures,
-                            Expr::case(fresh.clone(), 0)
-                                .finally(current(Column::Failures))
-                                .into(),
-                        ),
-                        (
-                            Column::WindowEndsAt,
-                            Expr::case(fresh.clone(), window_ends_at)
-                                .finally(current(Column::WindowEndsAt))
-                                .into(),
-                        ),
-                    ])
-                    .action_and_where(fresh.or(room))
-                    .to_owned(),
-            )
-            .into_query();
-        upsert.returning_col(Column::WindowEndsAt);
-        if let Some(row) = self.db.query_one(&upsert).await? {
-            return Ok(SignInSlot::Taken {
-                window_ends_at: row.try_get("", Column::WindowEndsAt.as_str())?,
-            });
+        let upsert = slot_upsert(key_hash, limit, now);
+        let taken = self
+            .retrying("take_sign_in_slot", || async {
+                match self.db.query_one(&upsert).await? {
+                    Some(row) => Ok(Some(row.try_get::<i64>("", Column::WindowEndsAt.as_str())?)),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some(window_ends_at) = taken {
+            return Ok(SignInSlot::Taken { window_ends_at });
         }
         // Refused: read the row only to say for how long.
         let count = self.sign_in_count(key_hash).await?;
@@ -116,19 +79,72 @@ impl Store {
         window_ends_at: i64,
         failed: bool,
     ) -> Result<(), StoreError> {
-        let mut update = sign_in_limit::Entity::update_many()
-            .col_expr(Column::InFlight, Expr::col(Column::InFlight).sub(1));
-        if failed {
-            update = update.col_expr(Column::Failures, Expr::col(Column::Failures).add(1));
-        }
-        update
-            .filter(Column::KeyHash.eq(key_hash.to_vec()))
-            .filter(Column::WindowEndsAt.eq(window_ends_at))
-            .filter(Column::InFlight.gt(0))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("settle_sign_in_slot", move || async move {
+            let mut update = sign_in_limit::Entity::update_many()
+                .col_expr(Column::InFlight, Expr::col(Column::InFlight).sub(1));
+            if failed {
+                update = update.col_expr(Column::Failures, Expr::col(Column::Failures).add(1));
+            }
+            update
+                .filter(Column::KeyHash.eq(key_hash.to_vec()))
+                .filter(Column::WindowEndsAt.eq(window_ends_at))
+                .filter(Column::InFlight.gt(0))
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
+}
+
+/// The upsert of [`Store::take_sign_in_slot`], returning the window of the slot it took.
+fn slot_upsert(key_hash: &[u8; 32], limit: &Limit, now: i64) -> InsertStatement {
+    let current = |column: Column| Expr::col((sign_in_limit::Entity, column));
+    // `Limit::starts_fresh` and `Limit::has_room`, on the stored row.
+    let fresh = current(Column::WindowEndsAt)
+        .lte(now)
+        .or(current(Column::InFlight)
+            .lte(0)
+            .and(current(Column::Failures).lte(0)));
+    let room = current(Column::InFlight)
+        .add(current(Column::Failures))
+        .lt(limit.max);
+    let window_ends_at = now.saturating_add(limit.window_secs);
+    let first = sign_in_limit::ActiveModel {
+        key_hash: Set(key_hash.to_vec()),
+        in_flight: Set(1),
+        failures: Set(0),
+        window_ends_at: Set(window_ends_at),
+    };
+    let mut upsert = sign_in_limit::Entity::insert(first)
+        .on_conflict(
+            OnConflict::column(Column::KeyHash)
+                .values([
+                    (
+                        Column::InFlight,
+                        Expr::case(fresh.clone(), 1)
+                            .finally(current(Column::InFlight).add(1))
+                            .into(),
+                    ),
+                    (
+                        Column::Failures,
+                        Expr::case(fresh.clone(), 0)
+                            .finally(current(Column::Failures))
+                            .into(),
+                    ),
+                    (
+                        Column::WindowEndsAt,
+                        Expr::case(fresh.clone(), window_ends_at)
+                            .finally(current(Column::WindowEndsAt))
+                            .into(),
+                    ),
+                ])
+                .action_and_where(fresh.or(room))
+                .to_owned(),
+        )
+        .into_query();
+    upsert.returning_col(Column::WindowEndsAt);
+    upsert
 }
 
 fn to_count(row: sign_in_limit::Model) -> Count {

@@ -59,6 +59,20 @@ impl Store {
         token: &NewAccessToken,
     ) -> Result<Uuid, StoreError> {
         let grant_id = Uuid::new_v4();
+        self.retrying("issue_client_credentials", move || async move {
+            self.insert_client_credentials(grant_id, client_id, token)
+                .await
+                .map(|()| grant_id)
+        })
+        .await
+    }
+
+    async fn insert_client_credentials(
+        &self,
+        grant_id: Uuid,
+        client_id: &str,
+        token: &NewAccessToken,
+    ) -> Result<(), StoreError> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             // One statement, one round trip and one commit instead of four: issuance is a hot
             // path, and a data-modifying CTE is atomic on Postgres (and CockroachDB).
@@ -79,7 +93,7 @@ impl Store {
                     values,
                 ))
                 .await?;
-            return Ok(grant_id);
+            return Ok(());
         }
         let grant_row = grant::ActiveModel {
             id: Set(grant_id),
@@ -102,7 +116,7 @@ impl Store {
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
-        Ok(grant_id)
+        Ok(())
     }
 
     /// Stores a token obtained by token exchange (RFC 8693) in the grant of its subject token,
@@ -115,12 +129,16 @@ impl Store {
         act: &Actor,
     ) -> Result<(), StoreError> {
         let act = serde_json::to_string(act).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut row = access_token_row(grant_id, client_id, token);
-        row.act = Set(Some(act));
-        access_token::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        let act = &act;
+        self.retrying("issue_exchanged_token", move || async move {
+            let mut row = access_token_row(grant_id, client_id, token);
+            row.act = Set(Some(act.clone()));
+            access_token::Entity::insert(row)
+                .exec_without_returning(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The introspection hot path: one primary-key lookup joined to the grant and the user.
@@ -188,6 +206,17 @@ impl Store {
     pub async fn revoke(
         &self,
         target: RevocationTarget,
+        client_id: &str,
+        now: i64,
+    ) -> Result<RevocationOutcome, StoreError> {
+        let target = &target;
+        self.retrying("revoke", move || self.revoke_once(target, client_id, now))
+            .await
+    }
+
+    async fn revoke_once(
+        &self,
+        target: &RevocationTarget,
         client_id: &str,
         now: i64,
     ) -> Result<RevocationOutcome, StoreError> {

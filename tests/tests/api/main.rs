@@ -66,6 +66,7 @@ mod refresh_retry;
 mod revocation;
 mod robustness;
 mod senders;
+mod serializable;
 mod shared_limits;
 mod sign_in;
 mod signed_introspection;
