@@ -19,7 +19,12 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Directory(PathBuf),
-    PostgresDatabase { admin_url: String, name: String },
+    PostgresDatabase {
+        admin_url: String,
+        name: String,
+    },
+    /// Another handle owns the database.
+    Nothing,
 }
 
 impl TestDatabase {
@@ -58,6 +63,14 @@ impl TestDatabase {
         }
     }
 
+    /// The same database, left in place when this handle is dropped.
+    pub fn alias(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            cleanup: Cleanup::Nothing,
+        }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -66,7 +79,7 @@ impl TestDatabase {
     pub fn admin_url(&self) -> Option<(&str, &str)> {
         match &self.cleanup {
             Cleanup::PostgresDatabase { admin_url, name } => Some((admin_url, name)),
-            Cleanup::Directory(_) => None,
+            Cleanup::Directory(_) | Cleanup::Nothing => None,
         }
     }
 }
@@ -77,6 +90,7 @@ impl Drop for TestDatabase {
             Cleanup::Directory(dir) => {
                 std::fs::remove_dir_all(dir).ok();
             }
+            Cleanup::Nothing => {}
             Cleanup::PostgresDatabase { admin_url, name } => {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs inside the test's runtime; a thread with its own runtime can block.

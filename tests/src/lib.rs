@@ -40,8 +40,7 @@ pub struct TestApp {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub backend: Backend,
-    /// Shared with the siblings ([`TestApp::spawn_sibling`]); dropped after the last of them.
-    pub database: Arc<TestDatabase>,
+    pub database: TestDatabase,
     /// Every one-time code the app sent.
     pub sender: CapturingSender,
 }
@@ -77,20 +76,29 @@ impl TestApp {
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
         configure(&mut settings);
-        Some(Self::start(settings, Arc::new(database), backend).await)
+        Some(Self::start(settings, backend, database, CapturingSender::default()).await)
     }
 
-    /// A second instance of the app on this one's database and settings (its issuer too, as
-    /// behind a load balancer), with its own listener, memory and HTTP client.
-    pub async fn spawn_sibling(&self) -> Self {
-        let mut settings = Settings::clone(&self.settings);
-        settings.server.port = 0;
-        settings.metrics.port = 0;
-        Self::start(settings, Arc::clone(&self.database), self.backend).await
+    /// A second instance on the same database with the same settings (its own ports, the
+    /// same issuer, as behind a load balancer), sharing this one's captured codes. The
+    /// database stays this app's: it is dropped when this app is.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let database = self.database.alias();
+        Self::start(
+            Settings::clone(&self.settings),
+            self.backend,
+            database,
+            self.sender.clone(),
+        )
+        .await
     }
 
-    async fn start(settings: Settings, database: Arc<TestDatabase>, backend: Backend) -> Self {
-        let sender = CapturingSender::default();
+    async fn start(
+        settings: Settings,
+        backend: Backend,
+        database: TestDatabase,
+        sender: CapturingSender,
+    ) -> Self {
         let application = Application::build_with(settings.clone(), Arc::new(sender.clone()))
             .await
             .expect("application starts");
