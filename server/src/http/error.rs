@@ -487,6 +487,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_limit_that_cannot_be_read_is_the_outage_page_not_a_verdict() {
+        use crate::auth::limiter::Refused;
+        let outage = || sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("gone".into()));
+
+        let page = PageError::from(Refused::Store(StoreError::Unavailable(outage())));
+        let raced = PageError::from(Refused::Store(StoreError::Contended(outage())));
+
+        assert_eq!(page.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(raced.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = page.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "5");
+    }
+
+    #[test]
     fn a_json_type_error_names_the_problem_but_never_the_value() {
         for (json, secret) in [
             (r#"{"code": 123456}"#, "123456"),
