@@ -74,7 +74,9 @@ fn key_hash(kind: &str, key: &str) -> [u8; 32] {
 /// stored row, so that attempts on every instance obey it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
+    /// Slots per key and window, at least 1.
     pub max: i32,
+    /// Length of a window, at least a second.
     pub window_secs: i64,
 }
 
@@ -83,7 +85,9 @@ pub struct Limit {
 pub struct Count {
     /// Passwords being verified in a slot of this window.
     pub in_flight: i32,
+    /// Wrong passwords (and unknown users) of this window.
     pub failures: i32,
+    /// When the window ends, in Unix seconds.
     pub window_ends_at: i64,
 }
 
@@ -135,6 +139,7 @@ pub enum Refused {
     /// Too many recent failures (or checks under way) for the account or the address.
     #[error("too many failed sign-ins; retry in {0:?}")]
     TooMany(Duration),
+    /// The password could not be checked (e.g. every verification slot is busy).
     #[error(transparent)]
     Password(#[from] PasswordError),
     /// The count could not be read or written: nothing is verified without it.
@@ -160,6 +165,7 @@ struct Slot {
 }
 
 impl LoginLimiter {
+    /// The limits of `settings`, counted in `store`.
     pub fn new(store: Store, settings: &LoginSettings) -> Self {
         Self {
             store,
