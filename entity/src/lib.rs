@@ -22,6 +22,7 @@ pub mod recovery_code;
 pub mod refresh_token;
 pub mod resource;
 pub mod resource_introspector;
+pub mod sign_in_limit;
 pub mod signing_key;
 pub mod used_client_assertion;
 pub mod user;
@@ -42,6 +43,7 @@ pub mod prelude {
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::resource::Entity as Resource;
     pub use super::resource_introspector::Entity as ResourceIntrospector;
+    pub use super::sign_in_limit::Entity as SignInLimit;
     pub use super::signing_key::Entity as SigningKey;
     pub use super::used_client_assertion::Entity as UsedClientAssertion;
     pub use super::user::Entity as User;

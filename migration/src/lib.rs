@@ -10,6 +10,7 @@ mod m20261201_000001_create_signing_keys;
 mod m20261201_000002_openid_connect;
 mod m20261201_000003_client_keys;
 mod m20261201_000004_signed_introspection;
+mod m20261202_000001_sign_in_limits;
 mod m20261202_000002_change_log;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_openid_connect::Migration),
             Box::new(m20261201_000003_client_keys::Migration),
             Box::new(m20261201_000004_signed_introspection::Migration),
+            Box::new(m20261202_000001_sign_in_limits::Migration),
             Box::new(m20261202_000002_change_log::Migration),
         ]
     }

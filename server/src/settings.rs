@@ -302,11 +302,17 @@ impl std::fmt::Debug for SessionSettings {
     }
 }
 
+/// Failed sign-ins allowed per window, kept in the database and so shared by every instance
+/// (`auth/limiter.rs`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSettings {
+    /// Failures (and passwords being verified) per account, whatever the address.
     pub max_attempts_per_account: u32,
+    /// Failures (and passwords being verified) per client address, IPv6 per /64.
     pub max_attempts_per_address: u32,
+    /// The fixed window, from the first attempt of a fresh count; a refused attempt waits
+    /// until it ends.
     pub window_secs: u64,
 }
 

@@ -251,13 +251,13 @@ pub(crate) fn app_state(
     Ok(AppState {
         factors: second_factor(&settings, store.clone(), sender)?
             .with_failure_counter(metrics.second_factor_failures.clone()),
+        limiter: LoginLimiter::new(store.clone(), &settings.login),
         store,
         clients: ClientCache::new(
             Duration::from_secs(settings.clients.cache_ttl_secs),
             Duration::from_millis(settings.changes.max_staleness_ms),
         ),
         passwords: Arc::new(Passwords::new(&settings.passwords)?),
-        limiter: LoginLimiter::new(&settings.login),
         metrics,
         keys,
         remote_jwks,

@@ -112,6 +112,7 @@ impl From<crate::auth::limiter::Refused> for PageError {
                 retry_after_secs: wait.as_secs().max(1),
             },
             crate::auth::limiter::Refused::Password(err) => err.into(),
+            crate::auth::limiter::Refused::Store(err) => err.into(),
         }
     }
 }
@@ -483,6 +484,20 @@ mod tests {
     fn described(json: &str) -> String {
         let err = ApiError::invalid_json(&serde_json::from_str::<Body>(json).unwrap_err());
         format!("{err} {err:?} {}", err.code_and_description().1)
+    }
+
+    #[test]
+    fn a_sign_in_limit_that_cannot_be_read_is_the_outage_page_not_a_verdict() {
+        use crate::auth::limiter::Refused;
+        let outage = || sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("gone".into()));
+
+        let page = PageError::from(Refused::Store(StoreError::Unavailable(outage())));
+        let raced = PageError::from(Refused::Store(StoreError::Contended(outage())));
+
+        assert_eq!(page.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(raced.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = page.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "5");
     }
 
     #[test]

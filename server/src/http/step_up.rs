@@ -62,7 +62,7 @@ pub async fn prove_presence(
             .limiter
             .verify(
                 &state.passwords,
-                &crate::store::normalize_username(&user.username),
+                &user.username,
                 actor.address,
                 password,
                 Some(user.password_hash.clone()),
@@ -73,6 +73,7 @@ pub async fn prove_presence(
                     retry_after_secs: i64::try_from(wait.as_secs()).unwrap_or(1).max(1),
                 },
                 Refused::Password(err) => err.into(),
+                Refused::Store(err) => FactorError::Store(err),
             });
     }
     let code = code.trim();

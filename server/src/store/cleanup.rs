@@ -4,7 +4,7 @@ use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
 use entity::{
     access_token, audit_event, authorization_code, change_log, grant, one_time_code, refresh_token,
-    used_client_assertion,
+    sign_in_limit, used_client_assertion,
 };
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -23,6 +23,7 @@ pub struct CleanupReport {
     pub audit_events: u64,
     pub used_client_assertions: u64,
     pub changes: u64,
+    pub sign_in_limits: u64,
 }
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -106,6 +107,14 @@ impl Store {
             batch,
         )
         .await?;
+        // A count whose window is over starts afresh at the next attempt: it says nothing more.
+        let sign_in_limits = purge_batches::<sign_in_limit::Entity, _>(
+            self,
+            sign_in_limit::Column::KeyHash,
+            Condition::all().add(sign_in_limit::Column::WindowEndsAt.lte(now)),
+            batch,
+        )
+        .await?;
         let audit_events = match settings.audit_retention_days {
             0 => 0,
             days => {
@@ -136,12 +145,15 @@ impl Store {
             audit_events,
             used_client_assertions,
             changes,
+            sign_in_limits,
         })
     }
 }
 
-/// `DELETE FROM t WHERE key IN (SELECT key FROM t WHERE cond LIMIT batch)` until a batch
-/// comes back short.
+/// `DELETE FROM t WHERE key IN (SELECT key FROM t WHERE cond LIMIT batch) AND cond` until a
+/// batch comes back short. The condition is asked again of each row as it is deleted: a row
+/// written since the batch was chosen (a sign-in count started afresh, a `jti` taken over) is
+/// kept, where Postgres would otherwise delete it on the strength of its older version.
 async fn purge_batches<E, C>(
     store: &Store,
     key: C,
@@ -163,6 +175,7 @@ where
         let in_batch: SimpleExpr = Expr::col(key).in_subquery(victims);
         let deleted = E::delete_many()
             .filter(in_batch)
+            .filter(condition.clone())
             .exec(store.connection())
             .await?
             .rows_affected;

@@ -16,6 +16,7 @@ mod keys;
 mod lockouts;
 mod resources;
 mod retry;
+mod sign_in_limits;
 mod tokens;
 mod users;
 
@@ -32,6 +33,7 @@ pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
 pub use keys::NewSigningKey;
 pub use resources::{Resource, ResourceChange};
 pub use retry::Retries;
+pub use sign_in_limits::SignInSlot;
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
 

@@ -68,6 +68,7 @@ mod revocation;
 mod robustness;
 mod senders;
 mod serializable;
+mod shared_limits;
 mod sign_in;
 mod signed_introspection;
 mod standards;

@@ -11,7 +11,7 @@ use crate::http::session::signed_in_user;
 use crate::http::session::{UserSession, pending_client_name};
 use crate::http::templates::templates;
 use crate::second_factor::Actor;
-use crate::store::{AuditKind, normalize_username};
+use crate::store::AuditKind;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
@@ -60,7 +60,7 @@ pub async fn login(
         .limiter
         .verify(
             &state.passwords,
-            &normalize_username(username),
+            username,
             actor.address,
             form.password,
             stored_hash,
