@@ -65,6 +65,21 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
         };
+        let (row, id) = (&row, new.id.as_str());
+        self.retrying("create_client", move || async move {
+            self.insert_client(row.clone(), id, resources).await
+        })
+        .await?;
+        self.with_resources(new).await
+    }
+
+    /// The transaction of [`Store::create_client_with_resources`].
+    async fn insert_client(
+        &self,
+        row: client::ActiveModel,
+        id: &str,
+        resources: &[String],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         match client::Entity::insert(row)
             .exec_without_returning(&txn)
@@ -73,18 +88,17 @@ impl Store {
             Ok(_) => {}
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 return Err(StoreError::Conflict(format!(
-                    "a client with id {:?} already exists",
-                    new.id
+                    "a client with id {id:?} already exists"
                 )));
             }
             Err(err) => return Err(err.into()),
         }
         for identifier in resources {
-            allow_link(&txn, &new.id, identifier, None).await?;
+            allow_link(&txn, id, identifier, None).await?;
         }
-        changes::record(&txn, ChangeKind::Client, &new.id).await?;
+        changes::record(&txn, ChangeKind::Client, id).await?;
         txn.commit().await?;
-        self.with_resources(new).await
+        Ok(())
     }
 
     pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {

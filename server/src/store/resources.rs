@@ -39,30 +39,33 @@ impl Store {
     /// Registers a resource with the clients that introspect for it. A client that does not
     /// exist is `Gone`; an identifier already registered is `Conflict`.
     pub async fn create_resource(&self, new: &Resource, now: i64) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        let inserted = resource::Entity::insert(resource::ActiveModel {
-            identifier: Set(new.identifier.clone()),
-            name: Set(new.name.clone()),
-            scopes: Set(new.scopes.to_string()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(StoreError::Conflict(format!(
-                    "a resource {:?} already exists",
-                    new.identifier
-                )));
+        self.retrying("create_resource", move || async move {
+            let txn = self.db.begin().await?;
+            let inserted = resource::Entity::insert(resource::ActiveModel {
+                identifier: Set(new.identifier.clone()),
+                name: Set(new.name.clone()),
+                scopes: Set(new.scopes.to_string()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Err(StoreError::Conflict(format!(
+                        "a resource {:?} already exists",
+                        new.identifier
+                    )));
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
-        }
-        insert_introspectors(&txn, &new.identifier, &new.introspectors).await?;
-        changes::record(&txn, ChangeKind::Resource, &new.identifier).await?;
-        txn.commit().await?;
-        Ok(())
+            insert_introspectors(&txn, &new.identifier, &new.introspectors).await?;
+            changes::record(&txn, ChangeKind::Resource, &new.identifier).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn find_resource(&self, identifier: &str) -> Result<Option<Resource>, StoreError> {
@@ -96,56 +99,62 @@ impl Store {
         change: &ResourceChange,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
-        let mut update = resource::Entity::update_many()
-            .col_expr(resource::Column::UpdatedAt, Expr::value(now))
-            .filter(resource::Column::Identifier.eq(identifier));
-        if let Some(name) = &change.name {
-            update = update.col_expr(resource::Column::Name, Expr::value(name.clone()));
-        }
-        if let Some(scopes) = &change.scopes {
-            update = update.col_expr(resource::Column::Scopes, Expr::value(scopes.to_string()));
-        }
-        if update.exec(&txn).await?.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(introspectors) = &change.introspectors {
-            resource_introspector::Entity::delete_many()
-                .filter(resource_introspector::Column::Resource.eq(identifier))
-                .exec(&txn)
-                .await?;
-            insert_introspectors(&txn, identifier, introspectors).await?;
-        }
-        changes::record(&txn, ChangeKind::Resource, identifier).await?;
-        txn.commit().await?;
-        Ok(true)
+        self.retrying("update_resource", move || async move {
+            let txn = self.db.begin().await?;
+            let mut update = resource::Entity::update_many()
+                .col_expr(resource::Column::UpdatedAt, Expr::value(now))
+                .filter(resource::Column::Identifier.eq(identifier));
+            if let Some(name) = &change.name {
+                update = update.col_expr(resource::Column::Name, Expr::value(name.clone()));
+            }
+            if let Some(scopes) = &change.scopes {
+                update = update.col_expr(resource::Column::Scopes, Expr::value(scopes.to_string()));
+            }
+            if update.exec(&txn).await?.rows_affected == 0 {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(introspectors) = &change.introspectors {
+                resource_introspector::Entity::delete_many()
+                    .filter(resource_introspector::Column::Resource.eq(identifier))
+                    .exec(&txn)
+                    .await?;
+                insert_introspectors(&txn, identifier, introspectors).await?;
+            }
+            changes::record(&txn, ChangeKind::Resource, identifier).await?;
+            txn.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Deletes a resource and its links, and revokes every grant and access token meant for
     /// it, so that a resource registered again under the same identifier never inherits
     /// tokens issued for the old one. `false` if unknown.
     pub async fn delete_resource(&self, identifier: &str, now: i64) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
-        revoke_audience(&txn, identifier, now).await?;
-        // The links go by cascade; a default resource is a plain column.
-        client::Entity::update_many()
-            .col_expr(
-                client::Column::DefaultResource,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(client::Column::DefaultResource.eq(identifier))
-            .exec(&txn)
-            .await?;
-        let deleted = resource::Entity::delete_by_id(identifier.to_owned())
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if deleted > 0 {
-            changes::record(&txn, ChangeKind::Resource, identifier).await?;
-        }
-        txn.commit().await?;
-        Ok(deleted > 0)
+        self.retrying("delete_resource", move || async move {
+            let txn = self.db.begin().await?;
+            revoke_audience(&txn, identifier, now).await?;
+            // The links go by cascade; a default resource is a plain column.
+            client::Entity::update_many()
+                .col_expr(
+                    client::Column::DefaultResource,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(client::Column::DefaultResource.eq(identifier))
+                .exec(&txn)
+                .await?;
+            let deleted = resource::Entity::delete_by_id(identifier.to_owned())
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if deleted > 0 {
+                changes::record(&txn, ChangeKind::Resource, identifier).await?;
+            }
+            txn.commit().await?;
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     /// Lets `client_id` ask tokens for `identifier` with `scopes` (`None`: every scope the
@@ -156,11 +165,14 @@ impl Store {
         identifier: &str,
         scopes: Option<&ScopeSet>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        allow_link(&txn, client_id, identifier, scopes).await?;
-        changes::record(&txn, ChangeKind::Client, client_id).await?;
-        txn.commit().await?;
-        Ok(())
+        self.retrying("allow_client_resource", move || async move {
+            let txn = self.db.begin().await?;
+            allow_link(&txn, client_id, identifier, scopes).await?;
+            changes::record(&txn, ChangeKind::Client, client_id).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Takes the permission away (and the default, if it was this resource). Tokens already
@@ -170,25 +182,28 @@ impl Store {
         client_id: &str,
         identifier: &str,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await?;
-        let removed = client_resource::Entity::delete_many()
-            .filter(client_resource::Column::ClientId.eq(client_id))
-            .filter(client_resource::Column::Resource.eq(identifier))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        client::Entity::update_many()
-            .col_expr(
-                client::Column::DefaultResource,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(client::Column::Id.eq(client_id))
-            .filter(client::Column::DefaultResource.eq(identifier))
-            .exec(&txn)
-            .await?;
-        changes::record(&txn, ChangeKind::Client, client_id).await?;
-        txn.commit().await?;
-        Ok(removed > 0)
+        self.retrying("disallow_client_resource", move || async move {
+            let txn = self.db.begin().await?;
+            let removed = client_resource::Entity::delete_many()
+                .filter(client_resource::Column::ClientId.eq(client_id))
+                .filter(client_resource::Column::Resource.eq(identifier))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            client::Entity::update_many()
+                .col_expr(
+                    client::Column::DefaultResource,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(client::Column::Id.eq(client_id))
+                .filter(client::Column::DefaultResource.eq(identifier))
+                .exec(&txn)
+                .await?;
+            changes::record(&txn, ChangeKind::Client, client_id).await?;
+            txn.commit().await?;
+            Ok(removed > 0)
+        })
+        .await
     }
 
     /// Sets or clears the resource used when `client_id` names none. The caller checks that

@@ -177,6 +177,19 @@ impl Store {
         update: UpdateMany<user::Entity>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let update = &update;
+        self.retrying("update_user", move || async move {
+            self.update_and_revoke_once(id, update.clone(), now).await
+        })
+        .await
+    }
+
+    async fn update_and_revoke_once(
+        &self,
+        id: Uuid,
+        update: UpdateMany<user::Entity>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await?;
         let found = update
             .col_expr(user::Column::SecurityStamp, next_stamp())
@@ -206,27 +219,30 @@ impl Store {
         id: Uuid,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        // One transaction: the value read back is this move's, not a later one's.
-        let txn = self.db.begin().await?;
-        let result = user::Entity::update_many()
-            .col_expr(user::Column::SecurityStamp, next_stamp())
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(id))
-            .exec(&txn)
-            .await?;
-        let stamp = if result.rows_affected == 0 {
-            None
-        } else {
-            user::Entity::find_by_id(id)
-                .one(&txn)
-                .await?
-                .map(|row| row.security_stamp)
-        };
-        if stamp.is_some() {
-            changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
-        }
-        txn.commit().await?;
-        Ok(stamp)
+        self.retrying("rotate_security_stamp", move || async move {
+            // One transaction: the value read back is this move's, not a later one's.
+            let txn = self.db.begin().await?;
+            let result = user::Entity::update_many()
+                .col_expr(user::Column::SecurityStamp, next_stamp())
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+            let stamp = if result.rows_affected == 0 {
+                None
+            } else {
+                user::Entity::find_by_id(id)
+                    .one(&txn)
+                    .await?
+                    .map(|row| row.security_stamp)
+            };
+            if stamp.is_some() {
+                changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
+            }
+            txn.commit().await?;
+            Ok(stamp)
+        })
+        .await
     }
 
     /// Applies `change` to the profile of user `id`; `false` if unknown. A new e-mail address
