@@ -16,6 +16,7 @@ pub mod client;
 pub mod client_resource;
 pub mod consent;
 pub mod grant;
+pub mod lease;
 pub mod login_lockout;
 pub mod one_time_code;
 pub mod recovery_code;
@@ -37,6 +38,7 @@ pub mod prelude {
     pub use super::client_resource::Entity as ClientResource;
     pub use super::consent::Entity as Consent;
     pub use super::grant::Entity as Grant;
+    pub use super::lease::Entity as Lease;
     pub use super::login_lockout::Entity as LoginLockout;
     pub use super::one_time_code::Entity as OneTimeCode;
     pub use super::recovery_code::Entity as RecoveryCode;

@@ -1,5 +1,8 @@
 //! Schema migrations of Umbra, applied by `umbra migrate` or at start-up by `umbra serve`.
+pub use m20261202_000003_leases::create_leases_table;
 pub use sea_orm_migration::prelude::*;
+/// The table where SeaORM records the applied migrations, for the schema-version check.
+pub use sea_orm_migration::seaql_migrations;
 
 mod helpers;
 mod m20261125_000001_create_core_tables;
@@ -12,6 +15,7 @@ mod m20261201_000003_client_keys;
 mod m20261201_000004_signed_introspection;
 mod m20261202_000001_sign_in_limits;
 mod m20261202_000002_change_log;
+mod m20261202_000003_leases;
 
 pub struct Migrator;
 
@@ -29,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_signed_introspection::Migration),
             Box::new(m20261202_000001_sign_in_limits::Migration),
             Box::new(m20261202_000002_change_log::Migration),
+            Box::new(m20261202_000003_leases::Migration),
         ]
     }
 }

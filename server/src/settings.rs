@@ -138,6 +138,12 @@ pub struct DatabaseSettings {
     pub min_connections: u32,
     pub acquire_timeout_secs: u64,
     pub migrate_on_start: bool,
+    /// How long a migration run waits for another process that is applying migrations (it
+    /// holds the `migrations` lease) before it gives up with an error.
+    pub migration_wait_secs: u64,
+    /// Serve a database that has migrations this version does not know (applied by a newer
+    /// Umbra), when that release's notes say it stays compatible with this one.
+    pub allow_newer_schema: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@ use crate::keys::{KeyPolicy, KeyRing};
 use crate::second_factor::SecondFactor;
 use crate::sender::{self, CodeSender};
 use crate::settings::Settings;
-use crate::store::{self, ClientCache, Store, StoreError};
+use crate::store::{self, ClientCache, Holder, Store, StoreError};
 use crate::telemetry::RequestSpan;
 use actix_session::SessionMiddleware;
 use actix_session::config::CookieContentSecurity;
@@ -81,12 +81,15 @@ impl Application {
             store::migrate(&settings.database).await?;
         }
         let store = Store::new(store::connect(&settings.database).await?);
+        store::check_schema(store.connection(), settings.database.allow_newer_schema).await?;
+        // Who this instance is when it takes a lease (cleanup, key rotation).
+        let holder = Holder::generate();
         // Bound first: an unset issuer is the listener's URL, whose port may be chosen here.
         // Connections that arrive meanwhile wait in the backlog until the server runs.
         let mut settings = settings;
         let (listener, port) = bind(&settings.server.host, settings.server.port, HTTP_LISTENER)?;
         settings.default_issuer_to_listener(port);
-        let keys = Arc::new(load_keys(&settings, store.clone()).await?);
+        let keys = Arc::new(load_keys(&settings, store.clone(), holder.clone()).await?);
         let state = web::Data::new(app_state(
             store.clone(),
             Arc::new(settings),
@@ -103,7 +106,13 @@ impl Application {
             false => None,
         };
         let (stop_background, stop) = watch::channel(false);
-        let cleanup = store::spawn_cleanup(store.clone(), settings.cleanup.clone(), stop.clone());
+        let cleanup = store::spawn_cleanup(
+            store.clone(),
+            settings.cleanup.clone(),
+            holder,
+            state.metrics.cleanup_passes.clone(),
+            stop.clone(),
+        );
         let keys_changed = Arc::new(tokio::sync::Notify::new());
         let change_poller = store::ChangePoller {
             store,
@@ -277,7 +286,11 @@ pub fn key_parts(settings: &Settings) -> Result<(Arc<SecretBox>, KeyPolicy), Sta
 }
 
 /// The signing keys, a first one created when there is none.
-async fn load_keys(settings: &Settings, store: Store) -> Result<KeyRing, StartupError> {
+async fn load_keys(
+    settings: &Settings,
+    store: Store,
+    holder: Holder,
+) -> Result<KeyRing, StartupError> {
     if settings.uses_development_signing_key() {
         tracing::warn!(
             "keys.encryption_key is not set: private signing keys are encrypted with the public \
@@ -285,7 +298,7 @@ async fn load_keys(settings: &Settings, store: Store) -> Result<KeyRing, Startup
         );
     }
     let (sealer, policy) = key_parts(settings)?;
-    KeyRing::load(store, sealer, policy, crate::clock::now())
+    KeyRing::load(store, sealer, policy, holder, crate::clock::now())
         .await
         .map_err(|e| StartupError::Keys(e.to_string()))
 }

@@ -26,6 +26,9 @@ pub struct Metrics {
     /// Change-log polls that failed (`crate::store::ChangePoller`).
     pub change_poll_failures: IntCounter,
     change_poll_age: Gauge,
+    /// Cleanup passes this instance ran (it held the cleanup lease), so that with many
+    /// instances one can see that a single one does the work.
+    pub cleanup_passes: IntCounter,
     db_pool: IntGaugeVec,
 }
 
@@ -73,6 +76,10 @@ impl Metrics {
             "Seconds since the last successful change-log poll started (+Inf before the first); \
              above changes.max_staleness_ms the client cache is bypassed",
         )?;
+        let cleanup_passes = IntCounter::new(
+            "cleanup_passes_total",
+            "Cleanup passes run by this instance (the holder of the cleanup lease)",
+        )?;
         let db_pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
@@ -86,6 +93,7 @@ impl Metrics {
         registry.register(Box::new(second_factor_failures.clone()))?;
         registry.register(Box::new(change_poll_failures.clone()))?;
         registry.register(Box::new(change_poll_age.clone()))?;
+        registry.register(Box::new(cleanup_passes.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(store.retries().collector()))?;
         Ok(Self {
@@ -99,6 +107,7 @@ impl Metrics {
             second_factor_failures,
             change_poll_failures,
             change_poll_age,
+            cleanup_passes,
             db_pool,
         })
     }

@@ -8,10 +8,15 @@
 //! expired; then deleted. Each instance keeps the keys in memory and re-reads them every
 //! `keys.refresh_secs`, and at once when it finds no key to sign with, so that a rotation made
 //! by the CLI or another instance is picked up without a restart.
+//!
+//! With many instances on one database, the automatic rotations (the first key of a new
+//! installation, and rotation by age) are made by the holder of the `signing-keys` lease
+//! only, after it re-reads the keys: N instances starting together, or seeing the key come
+//! of age together, make one key, not N.
 pub mod material;
 
 use crate::auth::secret_box::SecretBox;
-use crate::store::{NewSigningKey, Store, StoreError};
+use crate::store::{Holder, Lease, NewSigningKey, Store, StoreError};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{EncodingKey, Header};
 pub use material::{SigningAlg, UnknownAlg};
@@ -109,11 +114,20 @@ impl LoadedKey {
     }
 }
 
+/// The lease of the instance that makes the automatic rotations; far longer than making a
+/// key takes, and short enough that a holder that died delays the others little.
+const ROTATION_LEASE: &str = "signing-keys";
+const ROTATION_LEASE_SECS: i64 = 60;
+/// How often an instance without a key looks whether the lease holder has made one.
+const FIRST_KEY_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The signing keys of this instance. Cheap to share behind an `Arc`.
 pub struct KeyRing {
     store: Store,
     sealer: Arc<SecretBox>,
     policy: KeyPolicy,
+    /// This instance, when it takes the rotation lease.
+    holder: Holder,
     keys: RwLock<Arc<Vec<LoadedKey>>>,
 }
 
@@ -125,22 +139,36 @@ impl KeyRing {
             store,
             sealer,
             policy,
+            holder: Holder::generate(),
             keys: RwLock::new(Arc::new(Vec::new())),
         }
     }
 
     /// Loads the keys, first creating (and activating at once) a key of the default algorithm
-    /// if none is live: a new installation has no JWKS cached anywhere to wait for.
+    /// if none is live: a new installation has no JWKS cached anywhere to wait for. When
+    /// another instance holds the rotation lease, waits for the key it makes instead; the
+    /// wait ends by itself, since that lease expires if its holder dies.
     pub async fn load(
         store: Store,
         sealer: Arc<SecretBox>,
         policy: KeyPolicy,
+        holder: Holder,
         now: i64,
     ) -> Result<Self, KeyError> {
-        let ring = Self::empty(store, sealer, policy);
+        let ring = Self {
+            holder,
+            ..Self::empty(store, sealer, policy)
+        };
         ring.refresh(now).await?;
-        if ring.active(policy.default_alg, now).is_none() {
-            ring.rotate(policy.default_alg, true, now).await?;
+        let mut now = now;
+        while ring.active(policy.default_alg, now).is_none() {
+            let no_key = |ring: &Self, now| ring.active(ring.policy.default_alg, now).is_none();
+            if ring.rotate_under_lease(true, no_key, now).await? {
+                break;
+            }
+            tokio::time::sleep(FIRST_KEY_POLL).await;
+            now = crate::clock::now();
+            ring.reload(now).await?;
         }
         Ok(ring)
     }
@@ -180,10 +208,45 @@ impl KeyRing {
     pub async fn refresh(&self, now: i64) -> Result<(), KeyError> {
         self.reload(now).await?;
         if self.rotation_due(now) {
-            tracing::info!(alg = %self.policy.default_alg, "rotating the signing key by age");
-            self.rotate(self.policy.default_alg, false, now).await?;
+            // Another instance holding the lease is rotating: the next re-read shows its key.
+            self.rotate_under_lease(false, Self::rotation_due, now)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Takes the rotation lease, re-reads the keys and, if `due` still holds (no other
+    /// instance rotated meanwhile), rotates the default algorithm's key. False when another
+    /// instance holds the lease, and nothing was done.
+    async fn rotate_under_lease(
+        &self,
+        immediately: bool,
+        due: impl Fn(&Self, i64) -> bool,
+        now: i64,
+    ) -> Result<bool, KeyError> {
+        let lease = Lease::new(
+            self.store.clone(),
+            ROTATION_LEASE,
+            self.holder.clone(),
+            ROTATION_LEASE_SECS,
+        );
+        if !lease.try_take(now).await? {
+            return Ok(false);
+        }
+        let rotated = async {
+            self.reload(now).await?;
+            if due(self, now) {
+                tracing::info!(alg = %self.policy.default_alg, "rotating the signing key");
+                self.rotate(self.policy.default_alg, immediately, now)
+                    .await?;
+            }
+            Ok::<_, KeyError>(())
+        }
+        .await;
+        let released = lease.release().await;
+        rotated?;
+        released?;
+        Ok(true)
     }
 
     /// Replaces the keys held with those the database has.

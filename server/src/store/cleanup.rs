@@ -1,5 +1,9 @@
 //! The background task that deletes expired and long-revoked rows, and audit events past
 //! their retention, in bounded batches, so that no single statement holds locks for long.
+//!
+//! With many instances on one database, only the holder of the `cleanup` lease purges: N
+//! instances purging at once would only fight over the same rows.
+use super::leases::{Holder, Lease};
 use super::{Store, StoreError};
 use crate::settings::CleanupSettings;
 use entity::{
@@ -186,16 +190,29 @@ where
     }
 }
 
-/// Runs [`Store::purge`] every `interval_secs` until `stop` turns true; a pass under way
-/// finishes first, so no batch is cut off.
+/// The lease that lets one instance purge; it outlives a few missed ticks of its holder,
+/// and then passes to another instance.
+const CLEANUP_LEASE: &str = "cleanup";
+const CLEANUP_LEASE_TICKS: i64 = 3;
+
+/// Runs [`Store::purge`] every `interval_secs` until `stop` turns true, on the ticks when
+/// `holder` holds (or takes) the cleanup lease, counting each pass in `passes`. A pass under
+/// way finishes first, so no batch is cut off; then the lease is released, so that another
+/// instance takes over at its next tick rather than after the lease expires.
 pub fn spawn_cleanup(
     store: Store,
     settings: CleanupSettings,
+    holder: Holder,
+    passes: prometheus::IntCounter,
     mut stop: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
     if settings.interval_secs == 0 {
         return None;
     }
+    let ttl = i64::try_from(settings.interval_secs)
+        .unwrap_or(i64::MAX / CLEANUP_LEASE_TICKS)
+        .saturating_mul(CLEANUP_LEASE_TICKS);
+    let lease = Lease::new(store.clone(), CLEANUP_LEASE, holder, ttl);
     Some(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(settings.interval_secs));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,12 +221,30 @@ pub fn spawn_cleanup(
                 _ = ticks.tick() => {}
                 _ = stop.changed() => break,
             }
-            match store.purge(crate::clock::now(), &settings).await {
-                Ok(report) => tracing::debug!(?report, "cleanup pass done"),
+            let now = crate::clock::now();
+            match lease.try_take(now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("cleanup skipped: another instance holds the lease");
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cleanup lease unavailable; retrying at the next interval");
+                    continue;
+                }
+            }
+            match store.purge(now, &settings).await {
+                Ok(report) => {
+                    passes.inc();
+                    tracing::debug!(?report, "cleanup pass done")
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cleanup pass failed; retrying at the next interval")
                 }
             }
+        }
+        if let Err(err) = lease.release().await {
+            tracing::warn!(error = %err, "could not release the cleanup lease; it expires by itself");
         }
         tracing::debug!("cleanup task stopped");
     }))

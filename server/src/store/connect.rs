@@ -1,12 +1,8 @@
-//! Opening the pool and applying migrations.
+//! Opening the pool.
 use super::StoreError;
 use crate::settings::DatabaseSettings;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    Statement,
-};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
 use std::time::Duration;
 
 /// Opens the connection pool. A SQLite file and its directory are created when missing.
@@ -117,38 +113,6 @@ impl Target {
         })
     }
 }
-
-/// Applies pending migrations. On Postgres they run under an advisory lock on a dedicated
-/// connection, so replicas starting together apply them once, one after the other.
-pub async fn migrate(settings: &DatabaseSettings) -> Result<(), StoreError> {
-    let mut single = settings.clone();
-    single.max_connections = 1;
-    single.min_connections = 1;
-    let db = connect(&single).await?;
-    let result = if db.get_database_backend() == DbBackend::Postgres {
-        let lock = |sql: &str| Statement::from_string(DbBackend::Postgres, sql.to_owned());
-        db.execute_raw(lock(&format!(
-            "SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
-        )))
-        .await?;
-        let applied = Migrator::up(&db, None).await;
-        let unlocked = db
-            .execute_raw(lock(&format!(
-                "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
-            )))
-            .await;
-        applied.and(unlocked.map(|_| ()))
-    } else {
-        Migrator::up(&db, None).await
-    };
-    let closed = db.close().await;
-    result?;
-    closed?;
-    Ok(())
-}
-
-/// An arbitrary constant shared by every Umbra instance ("umbra" in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x0075_6d62_7261;
 
 /// The file path of a `sqlite:` URL, unless it is an in-memory database.
 fn sqlite_file(url: &str) -> Option<&str> {
