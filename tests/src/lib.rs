@@ -133,6 +133,25 @@ impl TestApp {
         }
     }
 
+    /// Starts another instance of Umbra on this app's database with its settings (on ports
+    /// of its own), as a second replica behind a load balancer would run; returns its address
+    /// and its metrics address. It serves until the test ends.
+    pub async fn another_instance(&self) -> (String, String) {
+        let mut settings = Settings::clone(&self.settings);
+        settings.server.port = 0;
+        settings.metrics.port = 0;
+        let application = Application::build_with(settings, Arc::new(self.sender.clone()))
+            .await
+            .expect("another instance starts");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let metrics = format!(
+            "http://127.0.0.1:{}",
+            application.metrics_port().unwrap_or(0)
+        );
+        tokio::spawn(application.run_until_stopped());
+        (address, metrics)
+    }
+
     /// The JSON body of `GET path`, whatever the status.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
