@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{PostgresDatabase, free_port, test_database_server};
 
+/// Runs one SQL statement on the database at `url`.
+fn execute(url: &str, statement: &str) {
+    common::execute(&url::Url::parse(url).unwrap(), statement);
+}
+
 /// A scratch directory used as the working directory, removed afterwards; its database is the
 /// default SQLite file in it, or a fresh Postgres database dropped afterwards.
 struct Scratch {
@@ -60,6 +65,17 @@ impl Scratch {
 
     fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The URL of this scratch's database: the Postgres one, or the default SQLite file.
+    fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(postgres) => postgres.url.to_string(),
+            None => format!(
+                "sqlite://{}?mode=rw",
+                self.dir.join("data/umbra.db").display()
+            ),
+        }
     }
 }
 
@@ -233,9 +249,13 @@ fn an_unreachable_database_is_one_line_and_a_non_zero_exit() {
 
 /// Starts `umbra` (serve) on a free port and waits until it accepts connections.
 fn start_server(scratch: &Scratch) -> (std::process::Child, u16) {
+    start_serving(scratch.umbra(&[]))
+}
+
+/// Starts `command` (an `umbra serve`) on a free port and waits until it answers ready.
+fn start_serving(mut command: Command) -> (std::process::Child, u16) {
     let port = free_port();
-    let server = scratch
-        .umbra(&[])
+    let server = command
         .env("UMBRA__SERVER__PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1476,5 +1496,78 @@ fn an_id_token_algorithm_needs_an_active_key_and_logout_uris_are_checked() {
             &scratch.run(&[&["client", "create", "App"][..], &bad].concat()),
             "post-logout redirect URI",
         );
+    }
+}
+
+#[test]
+fn serve_refuses_a_schema_newer_than_it_knows_unless_told_it_is_compatible() {
+    for scratch in Scratch::on_each_database() {
+        assert!(scratch.run(&["migrate"]).status.success());
+        execute(
+            &scratch.database_url(),
+            "INSERT INTO seaql_migrations (version, applied_at) \
+             VALUES ('m20991231_000001_from_a_newer_umbra', 0)",
+        );
+
+        let serve = scratch
+            .umbra(&["serve"])
+            .env("UMBRA__SERVER__PORT", "0")
+            .output()
+            .unwrap();
+        let migrate = scratch.run(&["migrate"]);
+
+        for refused in [&serve, &migrate] {
+            assert_one_line_error(refused, "the database schema is newer than this Umbra");
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                stderr.contains("m20991231_000001_from_a_newer_umbra")
+                    && stderr.contains("database.allow_newer_schema"),
+                "stderr: {stderr}"
+            );
+        }
+        let mut compatible = scratch.umbra(&[]);
+        compatible.env("UMBRA__DATABASE__ALLOW_NEWER_SCHEMA", "true");
+        let (mut server, port) = start_serving(compatible);
+        assert!(get(port, "/health/ready").starts_with("HTTP/1.1 200"));
+        server.kill().ok();
+        server.wait().ok();
+    }
+}
+
+#[test]
+fn serve_without_migrating_refuses_a_schema_older_than_it_needs_and_names_the_command() {
+    for scratch in Scratch::on_each_database() {
+        assert!(scratch.run(&["migrate"]).status.success());
+        execute(
+            &scratch.database_url(),
+            "DELETE FROM seaql_migrations WHERE version = 'm20261202_000003_leases'",
+        );
+
+        let refused = scratch
+            .umbra(&["serve"])
+            .env("UMBRA__SERVER__PORT", "0")
+            .env("UMBRA__DATABASE__MIGRATE_ON_START", "false")
+            .output()
+            .unwrap();
+
+        assert_one_line_error(
+            &refused,
+            "the database schema is older than this Umbra needs",
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("m20261202_000003_leases") && stderr.contains("run `umbra migrate`"),
+            "stderr: {stderr}"
+        );
+        assert!(
+            scratch.run(&["migrate"]).status.success(),
+            "the job catches up"
+        );
+        let mut current = scratch.umbra(&[]);
+        current.env("UMBRA__DATABASE__MIGRATE_ON_START", "false");
+        let (mut server, port) = start_serving(current);
+        assert!(get(port, "/health/ready").starts_with("HTTP/1.1 200"));
+        server.kill().ok();
+        server.wait().ok();
     }
 }

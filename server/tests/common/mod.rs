@@ -23,14 +23,14 @@ impl PostgresDatabase {
         let name = format!("umbra_cli_{}", uuid::Uuid::new_v4().simple());
         let mut url = server.clone();
         url.set_path(&name);
-        on_postgres_server(&server, &format!("CREATE DATABASE \"{name}\""));
+        execute(&server, &format!("CREATE DATABASE \"{name}\""));
         Some(Self { url, server, name })
     }
 }
 
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
-        on_postgres_server(
+        execute(
             &self.server,
             &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
         );
@@ -48,15 +48,16 @@ pub fn test_database_server() -> Option<url::Url> {
     Some(server)
 }
 
-/// Runs one statement on `server`.
-pub fn on_postgres_server(server: &url::Url, statement: &str) {
+/// Runs one statement on the database at `url` (a Postgres server or database, or a SQLite
+/// file).
+pub fn execute(url: &url::Url, statement: &str) {
     use sea_orm::ConnectionTrait;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let db = sea_orm::Database::connect(server.as_str()).await.unwrap();
+        let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
         db.execute_unprepared(statement).await.unwrap();
         db.close().await.ok();
     });

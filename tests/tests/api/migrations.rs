@@ -2,8 +2,8 @@
 //! second run waits for the first (within a bound), and an expand migration applied to the
 //! live database of a running instance fails none of its requests.
 use futures_util::future::join_all;
-use migration::{DbErr, MigrationName, MigrationTrait, Migrator, MigratorTrait, SchemaManager};
 use migration::{ColumnDef, ConnectionTrait, Index, Table};
+use migration::{DbErr, MigrationName, MigrationTrait, Migrator, MigratorTrait, SchemaManager};
 use sea_orm::DbBackend;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -131,10 +131,20 @@ impl MigrationTrait for ExpandAccessTokens {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name("idx_access_tokens_note").table("access_tokens").to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("idx_access_tokens_note")
+                    .table("access_tokens")
+                    .to_owned(),
+            )
             .await?;
         manager
-            .alter_table(Table::alter().table("access_tokens").drop_column("note").to_owned())
+            .alter_table(
+                Table::alter()
+                    .table("access_tokens")
+                    .drop_column("note")
+                    .to_owned(),
+            )
             .await
     }
 }
@@ -161,7 +171,9 @@ fn serialization_failure(err: &DbErr) -> bool {
     let DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) = err else {
         return false;
     };
-    e.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40001")
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40001")
 }
 
 /// Umbra's migrations and the test's expansion, as the next release's migrator would be.
