@@ -3,16 +3,17 @@
 //! A lease is a row, `name` held by `holder` until `expires_at`. Taking it and renewing it
 //! are one conditional upsert (`INSERT … ON CONFLICT (name) DO UPDATE … WHERE expired OR
 //! same holder`) whose affected-row count decides, so two instances can never both hold it,
-//! whatever the isolation level: under SERIALIZABLE the loser of a race gets a
-//! serialization failure instead of a row count of 0, and that too means "not yours". No
-//! advisory locks: CockroachDB accepts `pg_advisory_lock` and ignores it.
+//! whatever the isolation level. Under SERIALIZABLE the loser of a race may get a
+//! serialization failure instead of a row count of 0; the upsert then runs again
+//! ([`Store::retrying`]) and counts 0 rows on the winner's row. No advisory locks: CockroachDB
+//! accepts `pg_advisory_lock` and ignores it.
 //!
 //! Expiry compares the instances' own clocks, so they must agree to well within a lease
 //! (NTP does); every lease here lasts several of its renewal intervals.
 use super::{Store, StoreError};
 use entity::lease;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, RuntimeErr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -59,7 +60,7 @@ impl std::fmt::Display for Holder {
 impl Store {
     /// Takes lease `name` for `holder` until `now + ttl_secs`, or extends it if `holder`
     /// has it already. True if `holder` holds it now; false if another holder's lease has
-    /// not expired (or another instance touched it in the same instant).
+    /// not expired.
     #[tracing::instrument(skip(self), fields(holder = %holder))]
     pub async fn acquire_lease(
         &self,
@@ -92,41 +93,32 @@ impl Store {
                     .to_owned(),
             )
             .to_owned();
-        match self.db.execute(&upsert).await {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(err) if lost_a_race(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        let upsert = &upsert;
+        self.retrying("acquire_lease", move || async move {
+            Ok(self.db.execute(upsert).await?.rows_affected() == 1)
+        })
+        .await
     }
 
     /// Gives lease `name` up at once if `holder` has it, so that another instance need not
     /// wait for it to expire.
     #[tracing::instrument(skip(self), fields(holder = %holder))]
     pub async fn release_lease(&self, name: &str, holder: &Holder) -> Result<(), StoreError> {
-        lease::Entity::delete_many()
-            .filter(lease::Column::Name.eq(name))
-            .filter(lease::Column::Holder.eq(holder.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.retrying("release_lease", move || async move {
+            lease::Entity::delete_many()
+                .filter(lease::Column::Name.eq(name))
+                .filter(lease::Column::Holder.eq(holder.as_str()))
+                .exec(&self.db)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The row of lease `name`, expired or not, if there is one.
     pub async fn lease(&self, name: &str) -> Result<Option<lease::Model>, StoreError> {
         Ok(lease::Entity::find_by_id(name).one(&self.db).await?)
     }
-}
-
-/// A serialization failure (SQLSTATE 40001) or deadlock (40P01): under SERIALIZABLE, what a
-/// concurrent upsert of the same lease row gets instead of waiting and counting 0 rows.
-fn lost_a_race(err: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
-    e.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "40001" || code == "40P01")
 }
 
 /// One named lease as one holder uses it.
