@@ -163,10 +163,17 @@ impl Store {
             .db
             .get_database_backend()
             .build(&introspection_select(hash, kind));
-        let Some(row) = IntrospectionRow::find_by_statement(statement)
-            .one(&self.db)
-            .await?
-        else {
+        // Under SERIALIZABLE even this one read can be aborted (SQLSTATE 40001) when it
+        // overlaps writers of the same rows, e.g. a migration's backfill of access_tokens.
+        let statement = &statement;
+        let found = self
+            .retrying("token_record", move || async move {
+                Ok(IntrospectionRow::find_by_statement(statement.clone())
+                    .one(&self.db)
+                    .await?)
+            })
+            .await?;
+        let Some(row) = found else {
             return Ok(None);
         };
         let user = match (row.user_id, row.username) {
