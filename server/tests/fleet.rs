@@ -378,17 +378,23 @@ fn start_haproxy(dir: &Path, port: u16, instances: &[Instance]) -> Running {
         .output()
         .unwrap();
     assert!(checked.status.success(), "haproxy -c: {checked:?}");
-    let log = std::fs::File::create(dir.join("haproxy.log")).unwrap();
-    let process = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&path)
+    let mut command = Command::new("haproxy");
+    command.args(["-db", "-f"]).arg(&path);
+    listening(command, &dir.join("haproxy.log"), port, "HAProxy")
+}
+
+/// Starts `command` with its output in `log` and waits (up to 10 s) until it accepts
+/// connections on `port`.
+fn listening(mut command: Command, log: &Path, port: u16, what: &str) -> Running {
+    let log = std::fs::File::create(log).unwrap();
+    let process = command
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "HAProxy did not start");
+        assert!(Instant::now() < deadline, "{what} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     Running(process)
@@ -420,7 +426,6 @@ fn start_pgbouncer(dir: &Path, database: &url::Url) -> (Running, String) {
     std::fs::write(dir.join("userlist.txt"), format!("\"{user}\" \"\"\n")).unwrap();
     let path = dir.join("pgbouncer.ini");
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("pgbouncer.log")).unwrap();
     let mut command = Command::new("pgbouncer");
     // It refuses to run as root (CI containers run as root): it then drops to `nobody`.
     let root = Command::new("id")
@@ -430,20 +435,11 @@ fn start_pgbouncer(dir: &Path, database: &url::Url) -> (Running, String) {
     if root {
         command.args(["-u", "nobody"]);
     }
-    let process = command
-        .arg(&path)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "PgBouncer did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    command.arg(&path);
+    let process = listening(command, &dir.join("pgbouncer.log"), port, "PgBouncer");
     let mut url = database.clone();
     url.set_port(Some(port)).unwrap();
-    (Running(process), url.to_string())
+    (process, url.to_string())
 }
 
 /// A plain HTTP/1.1 GET with the raw answer (status line first), empty when nothing listens.

@@ -48,6 +48,33 @@ fn statuses(responses: &[reqwest::Response]) -> Vec<StatusCode> {
     statuses
 }
 
+/// The access token of the one 200 among `responses`, asserting that there is exactly one,
+/// that nothing is a server error, and that every other answer is 400 `invalid_grant`.
+async fn the_one_winner(responses: Vec<reqwest::Response>) -> String {
+    let statuses = statuses(&responses);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+    let mut winner = None;
+    for response in responses {
+        let body: serde_json::Value = response.json().await.unwrap();
+        if let Some(access) = body["access_token"].as_str() {
+            winner = Some(access.to_owned());
+        } else {
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+        }
+    }
+    winner.unwrap()
+}
+
 db_test_with! {
     serializable,
     async fn the_isolation_level_is_really_serializable(app: TestApp) {
@@ -80,20 +107,9 @@ db_test_with! {
 
         let responses = join_all((0..20).map(|_| app.exchange_code(&client, &code, &pkce.verifier))).await;
 
-        let statuses = statuses(&responses);
-        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-        assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
-        let mut winner = None;
-        for response in responses {
-            let body: serde_json::Value = response.json().await.unwrap();
-            if let Some(access) = body["access_token"].as_str() {
-                winner = Some(access.to_owned());
-            } else {
-                assert_eq!(body["error"], "invalid_grant", "{body}");
-            }
-        }
+        let winner = the_one_winner(responses).await;
         // The losers were replays: the grant, and with it the winner's token, is revoked.
-        assert_eq!(app.introspection_of(&rs, &winner.unwrap()).await, json!({"active": false}));
+        assert_eq!(app.introspection_of(&rs, &winner).await, json!({"active": false}));
     }
 }
 
@@ -107,18 +123,9 @@ db_test_with! {
 
         let responses = join_all((0..20).map(|_| app.refresh(&client, refresh, None))).await;
 
-        let statuses = statuses(&responses);
-        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-        let mut winner = None;
-        for response in responses {
-            let body: serde_json::Value = response.json().await.unwrap();
-            if let Some(access) = body["access_token"].as_str() {
-                winner = Some(access.to_owned());
-            } else {
-                assert_eq!(body["error"], "invalid_grant", "{body}");
-            }
-        }
-        assert_eq!(app.introspection_of(&rs, &winner.unwrap()).await, json!({"active": false}));
+        let winner = the_one_winner(responses).await;
+        // The losers were replays: the grant, and with it the winner's token, is revoked.
+        assert_eq!(app.introspection_of(&rs, &winner).await, json!({"active": false}));
     }
 }
 
