@@ -159,6 +159,21 @@ pub struct TokenSettings {
     /// Lifetime of OpenID Connect ID tokens; `keys.publish_retired_secs` must be longer, so
     /// that a retired key stays published while what it signed is alive.
     pub id_token_ttl_secs: i64,
+    /// The most client_credentials issuances committed in one transaction.
+    pub issue_batch_max: usize,
+    /// How long concurrent client_credentials issuances may collect before their group
+    /// commits, in microseconds; 0 commits each one alone.
+    pub issue_batch_wait_us: u64,
+}
+
+impl TokenSettings {
+    /// How the store groups client_credentials issuances.
+    pub fn issue_batching(&self) -> crate::store::IssueBatching {
+        crate::store::IssueBatching {
+            max: self.issue_batch_max,
+            wait: std::time::Duration::from_micros(self.issue_batch_wait_us),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -543,6 +558,12 @@ impl Settings {
         }
         if !(0..=60).contains(&t.refresh_reuse_grace_secs) {
             return invalid("tokens.refresh_reuse_grace_secs must be between 0 and 60");
+        }
+        if !(1..=1000).contains(&t.issue_batch_max) || t.issue_batch_wait_us > 100_000 {
+            return invalid(
+                "tokens.issue_batch_max must be between 1 and 1000 and tokens.issue_batch_wait_us \
+                 at most 100000",
+            );
         }
         if !(1..=10).contains(&self.token_exchange.max_chain_depth) {
             return invalid("token_exchange.max_chain_depth must be between 1 and 10");

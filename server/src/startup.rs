@@ -80,7 +80,8 @@ impl Application {
         if settings.database.migrate_on_start {
             store::migrate(&settings.database).await?;
         }
-        let store = Store::new(store::connect(&settings.database).await?);
+        let store = Store::new(store::connect(&settings.database).await?)
+            .with_issue_batching(settings.tokens.issue_batching());
         store::check_schema(store.connection(), settings.database.allow_newer_schema).await?;
         // Who this instance is when it takes a lease (cleanup, key rotation).
         let holder = Holder::generate();

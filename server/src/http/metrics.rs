@@ -33,7 +33,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics of an instance whose storage is `store` (its retry counter is exported too).
+    /// The metrics of an instance whose storage is `store` (its retry counter and issuance group
+    /// sizes are exported too).
     pub fn new(store: &Store) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("umbra".into()), None)?;
         let http_requests = IntCounterVec::new(
@@ -96,6 +97,7 @@ impl Metrics {
         registry.register(Box::new(cleanup_passes.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(store.retries().collector()))?;
+        registry.register(Box::new(store.issue_batch_sizes()))?;
         Ok(Self {
             registry,
             http_requests,

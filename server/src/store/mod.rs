@@ -12,6 +12,7 @@ mod connect;
 mod consents;
 mod exchange;
 mod factors;
+mod issue_batch;
 mod keys;
 mod leases;
 mod lockouts;
@@ -32,6 +33,7 @@ pub use connect::connect;
 pub use consents::{Approval, ConsentView};
 pub use exchange::{Exchange, TokenPlan};
 pub use factors::{CodeCheck, CodeStored, Factor, NewFactor};
+pub use issue_batch::IssueBatching;
 pub use keys::NewSigningKey;
 pub use leases::{Holder, Lease, Renewal};
 pub use migrations::{SchemaStatus, check_schema, migrate, migrate_with, schema_status};
@@ -41,6 +43,7 @@ pub use sign_in_limits::SignInSlot;
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
 
+use issue_batch::IssueBatch;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 
 /// The repository. Cheap to clone: it holds a connection pool.
@@ -48,10 +51,12 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 pub struct Store {
     db: DatabaseConnection,
     retries: Retries,
+    issue_batch: IssueBatch,
 }
 
-/// Why a storage call failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a storage call failed. Cloneable so that the requests of one group commit can all be
+/// told why their shared transaction failed.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached (connection refused, pool timed out, connection lost).
     #[error("database unavailable: {0}")]
@@ -130,7 +135,16 @@ impl Store {
         Self {
             db,
             retries: Retries::new(),
+            issue_batch: IssueBatch::off(),
         }
+    }
+
+    /// This store with client_credentials issuance committed in groups as `batching` says
+    /// ([`IssueBatching`]); a new store commits each issuance on its own.
+    #[must_use]
+    pub fn with_issue_batching(mut self, batching: IssueBatching) -> Self {
+        self.issue_batch = self.issue_batch.configured(batching);
+        self
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -14,13 +14,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-/// The grant and its access token in one statement (Postgres).
-const ISSUE_CLIENT_CREDENTIALS_SQL: &str = "WITH g AS (\
-    INSERT INTO grants (id, client_id, user_id, grant_type, scope, audience, created_at, expires_at, revoked_at) \
-    VALUES ($1, $2, NULL, $3, $4, $8, $5, $6, NULL) RETURNING id) \
-    INSERT INTO access_tokens (hash, grant_id, client_id, scope, audience, issued_at, expires_at, revoked_at) \
-    SELECT $7, g.id, $2, $4, $8, $5, $6, NULL FROM g";
-
 /// An access token about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewAccessToken {
@@ -30,6 +23,45 @@ pub struct NewAccessToken {
     pub audience: Audience,
     pub issued_at: i64,
     pub expires_at: i64,
+}
+
+/// A client_credentials issuance to store: a new grant and its access token.
+#[derive(Debug)]
+pub(super) struct Issue {
+    pub grant_id: Uuid,
+    pub client_id: String,
+    pub token: NewAccessToken,
+}
+
+/// The grants of `count` issuances and their access tokens in one statement (Postgres). `$1`
+/// is the grant type; issuance `i` binds `$(2+7i)` to `$(8+7i)`: grant id, client id, scope,
+/// audience, issued at, expires at, token hash. The tokens are joined to the grants the CTE
+/// returns, so that they are written after them.
+fn issue_client_credentials_sql(count: usize) -> String {
+    let mut grants = Vec::with_capacity(count);
+    let mut tokens = Vec::with_capacity(count);
+    for i in 0..count {
+        let p = 2 + 7 * i;
+        let (id, client, scope, audience, issued, expires, hash) =
+            (p, p + 1, p + 2, p + 3, p + 4, p + 5, p + 6);
+        grants.push(format!(
+            "(${id}, ${client}, NULL, $1, ${scope}, ${audience}, ${issued}, ${expires}, NULL)"
+        ));
+        tokens.push(format!(
+            "(${hash}, ${id}, ${client}, ${scope}, ${audience}, ${issued}, ${expires})"
+        ));
+    }
+    format!(
+        "WITH g AS (\
+         INSERT INTO grants (id, client_id, user_id, grant_type, scope, audience, created_at, expires_at, revoked_at) \
+         VALUES {} RETURNING id) \
+         INSERT INTO access_tokens (hash, grant_id, client_id, scope, audience, issued_at, expires_at, revoked_at) \
+         SELECT t.hash, g.id, t.client_id, t.scope, t.audience, t.issued_at, t.expires_at, NULL \
+         FROM (VALUES {}) AS t (hash, grant_id, client_id, scope, audience, issued_at, expires_at) \
+         JOIN g ON g.id = t.grant_id",
+        grants.join(", "),
+        tokens.join(", ")
+    )
 }
 
 /// One row of the introspection lookup: the token joined to its grant and user.
@@ -53,66 +85,88 @@ struct IntrospectionRow {
 
 impl Store {
     /// Creates a grant for a client acting on its own behalf and its access token, atomically.
+    /// Concurrent calls may share one transaction ([`super::IssueBatching`]); each returns
+    /// only once its rows are committed.
     pub async fn issue_client_credentials(
         &self,
         client_id: &str,
         token: &NewAccessToken,
     ) -> Result<Uuid, StoreError> {
         let grant_id = Uuid::new_v4();
-        self.retrying("issue_client_credentials", move || async move {
-            self.insert_client_credentials(grant_id, client_id, token)
-                .await
-                .map(|()| grant_id)
+        self.commit_issue(Issue {
+            grant_id,
+            client_id: client_id.to_owned(),
+            token: token.clone(),
+        })
+        .await
+        .map(|()| grant_id)
+    }
+
+    /// `issue` in a transaction of its own.
+    pub(super) async fn issue_alone(&self, issue: &Issue) -> Result<(), StoreError> {
+        let issues = std::slice::from_ref(issue);
+        self.retrying("issue_client_credentials", move || {
+            self.insert_client_credentials(issues)
         })
         .await
     }
 
-    async fn insert_client_credentials(
+    /// The grants of `issues` and their access tokens, in one transaction.
+    pub(super) async fn insert_client_credentials(
         &self,
-        grant_id: Uuid,
-        client_id: &str,
-        token: &NewAccessToken,
+        issues: &[Issue],
     ) -> Result<(), StoreError> {
         if self.db.get_database_backend() == DbBackend::Postgres {
-            // One statement, one round trip and one commit instead of four: issuance is a hot
-            // path, and a data-modifying CTE is atomic on Postgres (and CockroachDB).
-            let values: [Value; 8] = [
-                grant_id.into(),
-                client_id.into(),
-                GrantType::ClientCredentials.as_str().into(),
-                token.scope.to_string().into(),
-                token.issued_at.into(),
-                token.expires_at.into(),
-                token.hash.as_bytes().to_vec().into(),
-                token.audience.to_string().into(),
-            ];
+            // One statement, one round trip and one commit for the whole group: issuance is a
+            // hot path, and a data-modifying CTE is atomic on Postgres (and CockroachDB).
+            let mut values: Vec<Value> = Vec::with_capacity(1 + 7 * issues.len());
+            values.push(GrantType::ClientCredentials.as_str().into());
+            for Issue {
+                grant_id,
+                client_id,
+                token,
+            } in issues
+            {
+                values.extend([
+                    (*grant_id).into(),
+                    client_id.as_str().into(),
+                    token.scope.to_string().into(),
+                    token.audience.to_string().into(),
+                    token.issued_at.into(),
+                    token.expires_at.into(),
+                    token.hash.as_bytes().to_vec().into(),
+                ]);
+            }
             self.db
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    ISSUE_CLIENT_CREDENTIALS_SQL,
+                    issue_client_credentials_sql(issues.len()),
                     values,
                 ))
                 .await?;
             return Ok(());
         }
-        let grant_row = grant::ActiveModel {
-            id: Set(grant_id),
-            client_id: Set(client_id.to_owned()),
+        let grants = issues.iter().map(|issue| grant::ActiveModel {
+            id: Set(issue.grant_id),
+            client_id: Set(issue.client_id.clone()),
             user_id: Set(None),
             grant_type: Set(GrantType::ClientCredentials.as_str().to_owned()),
-            scope: Set(token.scope.to_string()),
-            audience: Set(token.audience.to_string()),
-            created_at: Set(token.issued_at),
-            expires_at: Set(token.expires_at),
+            scope: Set(issue.token.scope.to_string()),
+            audience: Set(issue.token.audience.to_string()),
+            created_at: Set(issue.token.issued_at),
+            expires_at: Set(issue.token.expires_at),
             revoked_at: Set(None),
             // No sign-in: the OpenID Connect columns stay NULL.
             ..Default::default()
-        };
+        });
+        let tokens = issues
+            .iter()
+            .map(|issue| access_token_row(issue.grant_id, &issue.client_id, &issue.token));
         let txn = self.db.begin().await?;
-        grant::Entity::insert(grant_row)
+        grant::Entity::insert_many(grants)
             .exec_without_returning(&txn)
             .await?;
-        access_token::Entity::insert(access_token_row(grant_id, client_id, token))
+        access_token::Entity::insert_many(tokens)
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
