@@ -15,7 +15,7 @@ use umbra_tests::{TestApp, TestClient};
 /// The client_credentials tokens of `count` concurrent requests, spread over `clients` in turn,
 /// each with the client it was issued to.
 async fn burst(app: &TestApp, clients: &[TestClient], count: usize) -> Vec<(String, usize)> {
-    let responses = join_all((0..count).map(|n| async move {
+    join_all((0..count).map(|n| async move {
         let client = &clients[n % clients.len()];
         let response = app
             .post_token(Some(client), &[("grant_type", "client_credentials")])
@@ -27,8 +27,7 @@ async fn burst(app: &TestApp, clients: &[TestClient], count: usize) -> Vec<(Stri
             n % clients.len(),
         )
     }))
-    .await;
-    responses
+    .await
 }
 
 /// `umbra_issue_batch_size` as served: (groups, issuances in them, groups of one).
