@@ -98,6 +98,9 @@ impl Metrics {
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(store.retries().collector()))?;
         registry.register(Box::new(store.issue_batch_sizes()))?;
+        for collector in store.token_cache().collectors() {
+            registry.register(collector)?;
+        }
         Ok(Self {
             registry,
             http_requests,

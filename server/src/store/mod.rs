@@ -20,6 +20,7 @@ mod migrations;
 mod resources;
 mod retry;
 mod sign_in_limits;
+mod token_cache;
 mod tokens;
 mod users;
 
@@ -40,6 +41,7 @@ pub use migrations::{SchemaStatus, check_schema, migrate, migrate_with, schema_s
 pub use resources::{Resource, ResourceChange};
 pub use retry::Retries;
 pub use sign_in_limits::SignInSlot;
+pub use token_cache::{Lookup, Ticket, TokenCache};
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
 
@@ -52,6 +54,8 @@ pub struct Store {
     db: DatabaseConnection,
     retries: Retries,
     issue_batch: IssueBatch,
+    /// This instance's introspection cache; off unless [`Store::with_token_cache`].
+    token_cache: TokenCache,
 }
 
 /// Why a storage call failed. Cloneable so that the requests of one group commit can all be
@@ -136,6 +140,7 @@ impl Store {
             db,
             retries: Retries::new(),
             issue_batch: IssueBatch::off(),
+            token_cache: TokenCache::off(),
         }
     }
 
@@ -145,6 +150,16 @@ impl Store {
     pub fn with_issue_batching(mut self, batching: IssueBatching) -> Self {
         self.issue_batch = self.issue_batch.configured(batching);
         self
+    }
+
+    /// This store with an introspection cache, which its revocations keep coherent.
+    pub fn with_token_cache(mut self, cache: TokenCache) -> Self {
+        self.token_cache = cache;
+        self
+    }
+
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.token_cache
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
