@@ -439,17 +439,24 @@ db_test! {
         let client = app.service_client("read").await;
         let rs = app.resource_server().await;
         let instances: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
-        // A refill of the cache by a lookup that read the row just before the revocation is a
-        // narrow window: several rounds give it more chances to show.
-        for round in 0..3 {
+        // In even rounds the token is cached before the race, so the revocation must evict it.
+        // In odd rounds it is not: the racers' first lookups miss and fill the cache while the
+        // revocation commits, and a fill with a row read just before the commit must not
+        // outlive the eviction. That window is narrow, hence several rounds with the
+        // revocation sent a little later each time.
+        for round in 0..8u64 {
             let token = app.issue_token(&client).await;
-            Watched::cached(&app, other.as_ref(), &rs, &[&token]).await;
+            let cached_first = round % 2 == 0;
+            if cached_first {
+                Watched::cached(&app, other.as_ref(), &rs, &[&token]).await;
+            }
             let stop = AtomicBool::new(false);
             let racers = instances.iter().map(|instance| {
                 join_all((0..RACERS).map(|_| race(instance, &rs, &token, &stop)))
             });
             let revocation = async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let head_start = if cached_first { 100 } else { round * 2 };
+                tokio::time::sleep(Duration::from_millis(head_start)).await;
                 assert_eq!(app.revoke(&client, &token).await.status(), StatusCode::OK);
                 let returned = Instant::now();
                 if let Some(other) = other.as_ref() {
@@ -479,7 +486,7 @@ db_test! {
                 let after: Vec<&Answered> = answers.iter().filter(|a| a.started >= known).collect();
                 let active = after.iter().filter(|a| a.active).count();
                 println!(
-                    "round {round}, instance {n}: {} introspections, {} after the revocation was known ({:?} after it returned), {active} of them active",
+                    "round {round} (cached first: {cached_first}), instance {n}: {} introspections, {} after the revocation was known ({:?} after it returned), {active} of them active",
                     answers.len(),
                     after.len(),
                     known - returned,
