@@ -9,7 +9,7 @@
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use umbra::auth::password::Passwords;
 use umbra_tests::{Backend, Pkce, TestApp, TestClient, location, metric_value};
@@ -418,10 +418,16 @@ struct Answered {
     active: bool,
 }
 
-/// Introspects `token` again and again until `stop` is set.
-async fn race(app: &TestApp, caller: &TestClient, token: &str, stop: &AtomicBool) -> Vec<Answered> {
+/// Introspects `token` again and again until one introspection started after the instant
+/// `until` is set to.
+async fn race(
+    app: &TestApp,
+    caller: &TestClient,
+    token: &str,
+    until: &OnceLock<Instant>,
+) -> Vec<Answered> {
     let mut answers = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let started = Instant::now();
         let active = app.introspection_of(caller, token).await["active"] == true;
         answers.push(Answered {
@@ -429,8 +435,10 @@ async fn race(app: &TestApp, caller: &TestClient, token: &str, stop: &AtomicBool
             ended: Instant::now(),
             active,
         });
+        if until.get().is_some_and(|until| started >= *until) {
+            return answers;
+        }
     }
-    answers
 }
 
 db_test! {
@@ -450,9 +458,9 @@ db_test! {
             if cached_first {
                 Watched::cached(&app, other.as_ref(), &rs, &[&token]).await;
             }
-            let stop = AtomicBool::new(false);
+            let until = OnceLock::new();
             let racers = instances.iter().map(|instance| {
-                join_all((0..RACERS).map(|_| race(instance, &rs, &token, &stop)))
+                join_all((0..RACERS).map(|_| race(instance, &rs, &token, &until)))
             });
             let revocation = async {
                 let head_start = if cached_first { 100 } else { round * 2 };
@@ -462,12 +470,12 @@ db_test! {
                 if let Some(other) = other.as_ref() {
                     inactive_within(other, &rs, &token, returned, ACROSS_INSTANCES).await;
                 }
-                // The racers go on a while after both instances know.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                stop.store(true, Ordering::Relaxed);
-                returned
+                // Every racer goes on until it has introspected once after both instances knew.
+                let known_everywhere = Instant::now();
+                until.set(known_everywhere).unwrap();
+                (returned, known_everywhere)
             };
-            let (answers, returned) = tokio::join!(join_all(racers), revocation);
+            let (answers, (returned, known_everywhere)) = tokio::join!(join_all(racers), revocation);
 
             for (n, answers) in answers.into_iter().enumerate() {
                 let answers: Vec<Answered> = answers.into_iter().flatten().collect();
@@ -480,8 +488,9 @@ db_test! {
                         .iter()
                         .filter(|a| a.started >= returned && !a.active)
                         .map(|a| a.ended)
+                        .chain([known_everywhere])
                         .min()
-                        .expect("the other instance answered inactive")
+                        .unwrap()
                 };
                 let after: Vec<&Answered> = answers.iter().filter(|a| a.started >= known).collect();
                 let active = after.iter().filter(|a| a.active).count();
@@ -525,5 +534,27 @@ db_test! {
         watched.inactive_everywhere("revoked behind the change log's back", since).await;
         let bypassed = "umbra_introspection_cache_lookups_total{outcome=\"bypass\"}";
         assert!(cache_metric(&app, bypassed).await > 0.0, "{}", app.metrics().await);
+    }
+}
+
+db_test_with! {
+    |settings| settings.introspection.cache_enabled = false,
+    async fn with_the_cache_disabled_no_introspection_is_answered_from_memory(app: TestApp) {
+        let client = app.service_client("read").await;
+        let rs = app.resource_server().await;
+        let token = app.issue_token(&client).await;
+
+        let answers = join_all((0..RACERS).map(|_| app.introspection_of(&rs, &token))).await;
+        let revoked = app.revoke(&client, &token).await;
+
+        assert!(answers.iter().all(|a| a["active"] == true), "{answers:?}");
+        assert_eq!(revoked.status(), StatusCode::OK);
+        assert_eq!(app.introspection_of(&rs, &token).await, json!({"active": false}));
+        // A cache that is off exports no series of its own; none may count a hit or an entry.
+        let metrics = app.metrics().await;
+        let hits = "umbra_introspection_cache_lookups_total{outcome=\"hit\"}";
+        assert_eq!(metric_value(&metrics, hits).unwrap_or(0.0), 0.0, "{metrics}");
+        let entries = metric_value(&metrics, "umbra_introspection_cache_entries");
+        assert_eq!(entries.unwrap_or(0.0), 0.0, "{metrics}");
     }
 }
