@@ -145,8 +145,8 @@ impl TokenCache {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "introspection_cache_lookups_total",
-                "Introspection cache lookups by outcome: hit, miss, or bypass (cache off or \
-                 the change log not followed closely)",
+                "Introspection cache lookups by outcome: hit, miss, or bypass (the change log \
+                 not followed closely enough to serve)",
             ),
             &["outcome"],
         )
