@@ -16,6 +16,7 @@ mod m20261201_000004_signed_introspection;
 mod m20261202_000001_sign_in_limits;
 mod m20261202_000002_change_log;
 mod m20261202_000003_leases;
+mod m20261203_000001_change_log_notify;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_sign_in_limits::Migration),
             Box::new(m20261202_000002_change_log::Migration),
             Box::new(m20261202_000003_leases::Migration),
+            Box::new(m20261203_000001_change_log_notify::Migration),
         ]
     }
 }

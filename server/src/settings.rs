@@ -195,6 +195,11 @@ impl std::fmt::Debug for KeySettings {
 pub struct IntrospectionSettings {
     /// Tokens without an audience (RFC 8707) are inactive for every resource server.
     pub require_audience: bool,
+    /// Answer hot access tokens from memory (`crate::store::TokenCache`), kept coherent with
+    /// revocations through the change log.
+    pub cache_enabled: bool,
+    /// Most access tokens the cache holds.
+    pub cache_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,10 +242,12 @@ pub struct ChangeSettings {
     /// Caches are bypassed (every lookup reads the database) when the last successful poll
     /// started longer ago than this: the longest a change takes to reach every instance.
     pub max_staleness_ms: u64,
-    /// How long after its id is drawn a change may still commit and be seen: each poll
-    /// re-reads this much of the log, because ids are drawn in insertion order, not commit
-    /// order.
+    /// How long after its id is drawn a change may still commit and be seen: ids are drawn
+    /// in insertion order, not commit order, so polls look back for rows that committed late.
     pub lookback_secs: u64,
+    /// On Postgres, listen for `NOTIFY` of new changes and poll at once (changes reach every
+    /// instance in milliseconds); the introspection cache then serves only while listening.
+    pub notify: bool,
 }
 
 /// `private_key_jwt` client authentication (RFC 7523).

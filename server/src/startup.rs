@@ -9,7 +9,7 @@ use crate::keys::{KeyPolicy, KeyRing};
 use crate::second_factor::SecondFactor;
 use crate::sender::{self, CodeSender};
 use crate::settings::Settings;
-use crate::store::{self, ClientCache, Holder, Store, StoreError};
+use crate::store::{self, ClientCache, Holder, Store, StoreError, TokenCache};
 use crate::telemetry::RequestSpan;
 use actix_session::SessionMiddleware;
 use actix_session::config::CookieContentSecurity;
@@ -80,7 +80,8 @@ impl Application {
         if settings.database.migrate_on_start {
             store::migrate(&settings.database).await?;
         }
-        let store = Store::new(store::connect(&settings.database).await?);
+        let store = Store::new(store::connect(&settings.database).await?)
+            .with_token_cache(token_cache(&settings));
         store::check_schema(store.connection(), settings.database.allow_newer_schema).await?;
         // Who this instance is when it takes a lease (cleanup, key rotation).
         let holder = Holder::generate();
@@ -272,6 +273,18 @@ pub(crate) fn app_state(
         remote_jwks,
         settings,
     })
+}
+
+/// The introspection cache `settings` ask for: it serves only while the change log was read
+/// less than `changes.max_staleness_ms` ago.
+fn token_cache(settings: &Settings) -> TokenCache {
+    match settings.introspection.cache_enabled {
+        true => TokenCache::new(
+            settings.introspection.cache_capacity,
+            Duration::from_millis(settings.changes.max_staleness_ms),
+        ),
+        false => TokenCache::off(),
+    }
 }
 
 /// The signing-key encryptor and life-cycle rules of `settings`.

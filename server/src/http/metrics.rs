@@ -96,6 +96,9 @@ impl Metrics {
         registry.register(Box::new(cleanup_passes.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(store.retries().collector()))?;
+        for collector in store.token_cache().collectors() {
+            registry.register(collector)?;
+        }
         Ok(Self {
             registry,
             http_requests,

@@ -2,31 +2,39 @@
 //! database directly) reaches every running instance's caches within
 //! `changes.max_staleness_ms`.
 //!
-//! The store functions that change clients, resources, users or signing keys add a row (kind,
-//! subject) **in the transaction of the change**, so a change is logged if and only if it
-//! commits. Every instance polls the log by id every `changes.poll_interval_ms` and acts on
-//! the rows it has not seen: a client row evicts that client from the [`ClientCache`], a
+//! The store functions that change clients, resources, users or signing keys, and those that
+//! revoke tokens or grants, add a row (kind, subject) **in the transaction of the change**, so
+//! a change is logged if and only if it commits. Every instance polls the log by id and acts
+//! on the rows it has not seen: a client row evicts that client from the [`ClientCache`], a
 //! resource row clears it (a resource's scopes and introspectors shape every client linked to
-//! it), a key row wakes the key ring's reload. User rows have no reader yet: users and their
-//! security stamps are read from the database at every request, so nothing per instance can
-//! go stale; the rows are there for whatever caches them later. Unknown kinds (written by a
-//! newer version) are skipped.
+//! it), a key row wakes the key ring's reload, and every row evicts what it names from the
+//! introspection cache ([`super::TokenCache`]): a `token` row that token, a `grant` row the
+//! grant's tokens, a `user` row the user's, a `client` row the client's, a `resource` row all.
+//! Unknown kinds (written by a newer version) clear the introspection cache and are otherwise
+//! skipped. The instance that made a change applies it to its own token cache right after the
+//! commit ([`Store::changed_here`]), before its request returns.
 //!
-//! Polling rather than `LISTEN/NOTIFY`, because CockroachDB and YugabyteDB have no such
-//! channel; the log works the same on every engine.
+//! # Push and poll
+//!
+//! Polls run every `changes.poll_interval_ms`. On Postgres a trigger on the log also sends
+//! `NOTIFY umbra_changes` at each committing change, and each instance listens on a
+//! connection of its own and polls at once: a change reaches the other instances in
+//! milliseconds. CockroachDB and YugabyteDB have no `NOTIFY`; there the log works the same,
+//! at the pace of the polls. The introspection cache serves only while the listening
+//! connection is up and a poll after it (re)connected has succeeded.
 //!
 //! # Ids are drawn in insertion order, not commit order
 //!
 //! On Postgres two transactions draw ids 7 and 8 and 8 commits first: a poller that reads
-//! `id > 7`… would move past 7 and never see it. Remembering each missing id does not work
-//! everywhere (a rolled-back transaction leaves a gap for ever, and CockroachDB's ids are
-//! sparse), so each poll instead re-reads a bounded look-back: every row above the highest id
-//! that a poll at least `changes.lookback_secs` ago had seen. A row whose id was drawn after
-//! that poll has a higher id, so it is read as long as it commits within the look-back of
-//! being written; the row is the last statement of its transaction, so only the commit itself
-//! has to fit. The ids already acted on inside the window are remembered ([`Follower`]), so
-//! each change is applied once. The cost is reading the last few seconds of the log at each
-//! poll, which holds only administrative changes.
+//! `id > 7`… would move past 7 and never see it. So a poller remembers the ids missing below
+//! the highest it has seen (a transaction still committing, or one rolled back) and reads
+//! from the lowest of them; a hole is forgotten once it is older than `changes.lookback_secs`
+//! (a rollback leaves one for ever). Where ids are too sparse to list what is missing
+//! (CockroachDB's), each poll instead re-reads the whole look-back: every row above the
+//! highest id that a poll at least `changes.lookback_secs` ago had seen. Either way a row is
+//! read as long as it commits within the look-back of being written; the row is the last
+//! statement of its transaction, so only the commit itself has to fit. The ids already acted
+//! on inside the window are remembered ([`Follower`]), so each change is applied once.
 //!
 //! # Fail safe
 //!
@@ -40,10 +48,10 @@ use super::{ClientCache, Store, StoreError};
 use crate::settings::ChangeSettings;
 use entity::change_log;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
@@ -61,6 +69,10 @@ pub enum ChangeKind {
     User,
     /// The signing keys; the subject is the key id.
     Key,
+    /// An access token revoked; the subject is its hash in lower-case hex.
+    Token,
+    /// A grant revoked, with every token of it; the subject is its id.
+    Grant,
 }
 
 impl ChangeKind {
@@ -71,14 +83,23 @@ impl ChangeKind {
             Self::Resource => "resource",
             Self::User => "user",
             Self::Key => "key",
+            Self::Token => "token",
+            Self::Grant => "grant",
         }
     }
 
     /// `None` for a kind this version does not know.
     pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Client, Self::Resource, Self::User, Self::Key]
-            .into_iter()
-            .find(|kind| kind.as_str() == stored)
+        [
+            Self::Client,
+            Self::Resource,
+            Self::User,
+            Self::Key,
+            Self::Token,
+            Self::Grant,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == stored)
     }
 }
 
@@ -174,10 +195,25 @@ impl Store {
                     record(&txn, kind, subject).await?;
                 }
                 txn.commit().await?;
+                if affected > 0 {
+                    self.changed_here(kind, subject);
+                }
                 Ok(affected)
             }
         })
         .await
+    }
+
+    /// Applies a change that has just committed to this instance's token cache, so that the
+    /// request that made it returns only after it took effect here; other instances read it
+    /// from the log. Call it after the commit: evicting before would let a concurrent lookup
+    /// cache what it read before the commit.
+    pub(super) fn changed_here(&self, kind: ChangeKind, subject: &str) {
+        self.token_cache().apply(&Change {
+            id: 0,
+            kind: Some(kind),
+            subject: subject.to_owned(),
+        });
     }
 
     /// Logs a change outside any other write, for callers whose change is not in the database
@@ -196,10 +232,20 @@ pub struct Follower {
     start: Option<i64>,
     /// (poll start, highest id seen by then), oldest first.
     checkpoints: VecDeque<(Instant, i64)>,
-    /// Ids above the current floor that were acted on.
+    /// Ids above the look-back floor that were acted on.
     seen: BTreeSet<i64>,
     highest: i64,
+    /// Ids below `highest` not seen yet, with when they were found missing: each is a
+    /// transaction still committing, or one rolled back (forgotten after the look-back).
+    holes: BTreeMap<i64, Instant>,
+    /// Until then a gap too wide to track (sparse ids, or a burst) may hide late rows, and
+    /// reads go back the whole look-back.
+    untracked_until: Option<Instant>,
+    lookback: Duration,
 }
+
+/// Widest gap between consecutive ids whose missing ids are tracked one by one.
+const TRACKED_GAP: i64 = 1000;
 
 impl Follower {
     /// Whether the start-up floor is known ([`Follower::start_at`] must come first).
@@ -213,29 +259,52 @@ impl Follower {
         self.highest = self.highest.max(floor);
     }
 
-    /// The id above which a poll starting at `now` reads: the highest id seen by the newest
-    /// poll that started at least `lookback` earlier. Forgets what lies below it.
+    /// The id above which a poll starting at `now` reads. Every row that could still commit
+    /// lies above it: above the highest id seen, or in a tracked hole; where ids are too
+    /// sparse to track holes, above the highest id seen by the newest poll that started at
+    /// least `lookback` earlier. Forgets what lies below the latter.
     pub fn floor(&mut self, now: Instant, lookback: Duration) -> i64 {
+        self.lookback = lookback;
         let old_enough = |at: &Instant| now.saturating_duration_since(*at) >= lookback;
         while self.checkpoints.len() > 1 && old_enough(&self.checkpoints[1].0) {
             self.checkpoints.pop_front();
         }
-        let floor = match self.checkpoints.front() {
+        let full = match self.checkpoints.front() {
             Some((at, highest)) if old_enough(at) => *highest,
             _ => self.start.unwrap_or(0),
         };
-        self.seen = self.seen.split_off(&floor.saturating_add(1));
-        floor
+        self.seen = self.seen.split_off(&full.saturating_add(1));
+        self.holes.retain(|_, found| !old_enough(found));
+        if self.untracked_until.is_some_and(|until| now < until) {
+            return full;
+        }
+        let tracked = match self.holes.first_key_value() {
+            Some((hole, _)) => hole - 1,
+            None => self.highest,
+        };
+        tracked.max(full)
     }
 
     /// Takes the rows a poll that started at `started` read, and returns those not acted on
     /// before.
     pub fn take_new(&mut self, read: Vec<Change>, started: Instant) -> Vec<Change> {
-        let new: Vec<Change> = read
-            .into_iter()
-            .filter(|change| self.seen.insert(change.id))
-            .collect();
-        self.highest = self.seen.last().copied().unwrap_or(0).max(self.highest);
+        let mut new = Vec::new();
+        for change in read {
+            if !self.seen.insert(change.id) {
+                continue;
+            }
+            self.holes.remove(&change.id);
+            let gap = change.id - self.highest - 1;
+            if gap > TRACKED_GAP {
+                self.untracked_until = Some(started + self.lookback);
+            } else {
+                for missing in self.highest + 1..change.id {
+                    self.holes.entry(missing).or_insert(started);
+                }
+            }
+            self.highest = self.highest.max(change.id);
+            new.push(change);
+        }
         self.checkpoints.push_back((started, self.highest));
         new
     }
@@ -256,7 +325,14 @@ pub struct ChangePoller {
 
 impl ChangePoller {
     /// Polls every `changes.poll_interval_ms` (the first at once) until `stop` turns true.
+    /// On Postgres with `changes.notify`, a listener also wakes it at every committed change.
     pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let wake = Arc::new(Notify::new());
+        if self.settings.notify && self.store.db.get_database_backend() == DbBackend::Postgres {
+            // Until the listener is up, nothing may be served from the token cache.
+            self.store.token_cache().set_listening(false);
+            listen(self.store.clone(), wake.clone(), stop.clone());
+        }
         tokio::spawn(async move {
             let mut follower = Follower::default();
             let every = Duration::from_millis(self.settings.poll_interval_ms);
@@ -266,6 +342,7 @@ impl ChangePoller {
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
+                    _ = wake.notified() => {}
                     _ = stop.changed() => break,
                 }
                 match self.poll(&mut follower).await {
@@ -311,10 +388,16 @@ impl ChangePoller {
             tracing::warn!("the change log was unread for longer than its retention allows");
             self.clients.clear();
         }
+        let tokens = self.store.token_cache();
+        if behind {
+            tokens.clear();
+        }
         for change in follower.take_new(read, started) {
             self.apply(&change);
+            tokens.apply(&change);
         }
         self.clients.polled(started);
+        tokens.polled(started);
         Ok(())
     }
 
@@ -323,9 +406,67 @@ impl ChangePoller {
             Some(ChangeKind::Client) => self.clients.evict(&change.subject),
             Some(ChangeKind::Resource) => self.clients.clear(),
             Some(ChangeKind::Key) => self.keys_changed.notify_one(),
-            Some(ChangeKind::User) | None => {}
+            Some(ChangeKind::User | ChangeKind::Token | ChangeKind::Grant) | None => {}
         }
     }
+}
+
+/// The channel the change log's trigger notifies on (migration m20261203_000001).
+const CHANNEL: &str = "umbra_changes";
+
+/// Listens for new changes on a connection of its own and wakes the poller at each; tells
+/// the token cache whether it is listening, reconnecting (with a pause) when the connection
+/// is lost.
+fn listen(store: Store, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    use sea_orm::sqlx::postgres::PgListener;
+    const PAUSE: Duration = Duration::from_millis(500);
+    tokio::spawn(async move {
+        let tokens = store.token_cache().clone();
+        let mut down_logged = false;
+        loop {
+            let connected = async {
+                let pool = store.db.get_postgres_connection_pool();
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(CHANNEL).await?;
+                Ok::<_, sea_orm::sqlx::Error>(listener)
+            };
+            let mut listener = tokio::select! {
+                connected = connected => connected,
+                _ = stop.changed() => return,
+            };
+            match listener.as_mut() {
+                Ok(listener) => {
+                    if down_logged {
+                        tracing::info!("listening for changes again");
+                        down_logged = false;
+                    }
+                    tokens.set_listening(true);
+                    // What was committed while nobody listened is read by this poll.
+                    wake.notify_one();
+                    loop {
+                        tokio::select! {
+                            received = listener.try_recv() => match received {
+                                Ok(Some(_)) => wake.notify_one(),
+                                // The connection is gone; a fresh listener is made below.
+                                Ok(None) | Err(_) => break,
+                            },
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+                Err(err) if !down_logged => {
+                    tracing::warn!(error = %err, "cannot listen for changes; the introspection cache is bypassed until it can");
+                    down_logged = true;
+                }
+                Err(_) => {}
+            }
+            tokens.set_listening(false);
+            tokio::select! {
+                _ = tokio::time::sleep(PAUSE) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -360,11 +501,13 @@ mod tests {
         );
         assert_eq!(floor, 0);
 
-        // 2 commits; the next poll reads everything above the start floor again.
+        // 2 commits; the next poll reads from the hole on.
         let t1 = t0 + Duration::from_millis(200);
-        assert_eq!(follower.floor(t1, LOOKBACK), 0);
-        let read = vec![change(1), change(2), change(3)];
+        assert_eq!(follower.floor(t1, LOOKBACK), 1);
+        let read = vec![change(2), change(3)];
         assert_eq!(ids(&follower.take_new(read, t1)), [2]);
+        // Nothing missing any more: only what is new is read.
+        assert_eq!(follower.floor(t1 + Duration::from_millis(200), LOOKBACK), 3);
     }
 
     #[test]
@@ -397,7 +540,34 @@ mod tests {
 
         assert_eq!(follower.floor(t0, LOOKBACK), 42);
         assert_eq!(ids(&follower.take_new(vec![change(43)], t0)), [43]);
-        assert_eq!(follower.floor(t0 + Duration::from_secs(1), LOOKBACK), 42);
+        assert_eq!(follower.floor(t0 + Duration::from_secs(1), LOOKBACK), 43);
+    }
+
+    #[test]
+    fn a_hole_left_by_a_rollback_is_forgotten_after_the_lookback() {
+        let t0 = Instant::now();
+        let mut follower = Follower::default();
+        follower.start_at(0);
+        follower.floor(t0, LOOKBACK);
+        follower.take_new(vec![change(1), change(3)], t0);
+        assert_eq!(follower.floor(t0 + Duration::from_secs(9), LOOKBACK), 1);
+        assert_eq!(follower.floor(t0 + LOOKBACK, LOOKBACK), 3);
+    }
+
+    #[test]
+    fn sparse_ids_read_back_the_whole_lookback() {
+        let t0 = Instant::now();
+        let mut follower = Follower::default();
+        follower.start_at(0);
+        follower.floor(t0, LOOKBACK);
+        // CockroachDB's ids: far apart, so what is missing between them cannot be listed.
+        follower.take_new(vec![change(1), change(900_000)], t0);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(follower.floor(t1, LOOKBACK), 0, "the start floor");
+        follower.take_new(vec![change(1), change(900_000)], t1);
+        // Once no wide gap was seen for a look-back, reads start above the highest id again.
+        let t2 = t0 + LOOKBACK + Duration::from_secs(1);
+        assert_eq!(follower.floor(t2, LOOKBACK), 900_000);
     }
 
     #[test]
@@ -407,9 +577,11 @@ mod tests {
             ChangeKind::Resource,
             ChangeKind::User,
             ChangeKind::Key,
+            ChangeKind::Token,
+            ChangeKind::Grant,
         ] {
             assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(ChangeKind::parse("grant"), None);
+        assert_eq!(ChangeKind::parse("session"), None);
     }
 }

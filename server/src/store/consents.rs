@@ -1,4 +1,5 @@
 //! Remembered consent per (user, client): the scopes and resources the user approved.
+use super::changes::{self, ChangeKind};
 use super::{Store, StoreError};
 use crate::oauth::resource::Audience;
 use crate::oauth::scope::ScopeSet;
@@ -169,14 +170,23 @@ impl Store {
             .exec(&txn)
             .await?
             .rows_affected;
-        grant::Entity::update_many()
+        let revoked = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::UserId.eq(user_id))
             .filter(grant::Column::ClientId.eq(client_id))
             .filter(grant::Column::RevokedAt.is_null())
             .exec(&txn)
-            .await?;
+            .await?
+            .rows_affected;
+        // The grants are not listed one by one: the user's cached tokens all go (a rare event).
+        let subject = user_id.to_string();
+        if revoked > 0 {
+            changes::record(&txn, ChangeKind::User, &subject).await?;
+        }
         txn.commit().await?;
+        if revoked > 0 {
+            self.changed_here(ChangeKind::User, &subject);
+        }
         Ok(deleted > 0)
     }
 }

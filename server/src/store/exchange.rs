@@ -105,7 +105,7 @@ impl Store {
                 .await?;
             return match row {
                 Some(row) if row.consumed_at.is_some() => {
-                    self.revoke_grant(&self.db, row.grant_id, now).await?;
+                    self.revoke_grant(row.grant_id, now).await?;
                     Ok(Exchange::Replayed)
                 }
                 _ => Ok(Exchange::Invalid),
@@ -219,7 +219,7 @@ impl Store {
         let row = refresh_token::Entity::find_by_id(key).one(&self.db).await?;
         match row {
             Some(row) if row.rotated_at.is_some() => {
-                self.revoke_grant(&self.db, row.grant_id, now).await?;
+                self.revoke_grant(row.grant_id, now).await?;
                 Ok(Exchange::Replayed)
             }
             _ => Ok(Exchange::Invalid),

@@ -19,6 +19,7 @@ mod migrations;
 mod resources;
 mod retry;
 mod sign_in_limits;
+mod token_cache;
 mod tokens;
 mod users;
 
@@ -38,6 +39,7 @@ pub use migrations::{SchemaStatus, check_schema, migrate, migrate_with, schema_s
 pub use resources::{Resource, ResourceChange};
 pub use retry::Retries;
 pub use sign_in_limits::SignInSlot;
+pub use token_cache::{Lookup, Ticket, TokenCache};
 pub use tokens::NewAccessToken;
 pub use users::{ProfileChange, User, normalize_username};
 
@@ -48,6 +50,8 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
 pub struct Store {
     db: DatabaseConnection,
     retries: Retries,
+    /// This instance's introspection cache; off unless [`Store::with_token_cache`].
+    token_cache: TokenCache,
 }
 
 /// Why a storage call failed.
@@ -130,7 +134,18 @@ impl Store {
         Self {
             db,
             retries: Retries::new(),
+            token_cache: TokenCache::off(),
         }
+    }
+
+    /// This store with an introspection cache, which its revocations keep coherent.
+    pub fn with_token_cache(mut self, cache: TokenCache) -> Self {
+        self.token_cache = cache;
+        self
+    }
+
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.token_cache
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

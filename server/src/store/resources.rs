@@ -152,6 +152,9 @@ impl Store {
                 changes::record(&txn, ChangeKind::Resource, identifier).await?;
             }
             txn.commit().await?;
+            if deleted > 0 {
+                self.changed_here(ChangeKind::Resource, identifier);
+            }
             Ok(deleted > 0)
         })
         .await

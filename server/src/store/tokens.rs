@@ -1,4 +1,6 @@
 //! Grants, access tokens and refresh tokens, keyed by token hash.
+use super::changes::{self, ChangeKind};
+use super::token_cache::{Lookup, encode_hash};
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::introspection::{RecordKind, TokenRecord, TokenUser};
@@ -141,16 +143,28 @@ impl Store {
         .await
     }
 
-    /// The introspection hot path: one primary-key lookup joined to the grant and the user.
+    /// The introspection hot path: an access token from this instance's cache
+    /// ([`super::TokenCache`]) when it is there, else one primary-key lookup joined to the
+    /// grant and the user.
     pub async fn token_record(
         &self,
         hash: &TokenHash,
         kind: RecordKind,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self
-            .token_record_in_grant(hash, kind)
-            .await?
-            .map(|(record, _)| record))
+        let now = crate::clock::now();
+        let ticket = match kind {
+            RecordKind::Access => match self.token_cache().lookup(hash, now) {
+                Lookup::Hit(record) => return Ok(Some(record)),
+                Lookup::Miss(ticket) => Some(ticket),
+                Lookup::Bypass => None,
+            },
+            RecordKind::Refresh => None,
+        };
+        let found = self.token_record_in_grant(hash, kind).await?;
+        if let (Some(ticket), Some((record, grant))) = (ticket, &found) {
+            self.token_cache().offer(ticket, hash, record, *grant, now);
+        }
+        Ok(found.map(|(record, _)| record))
     }
 
     /// The record and the id of the grant the token belongs to.
@@ -229,7 +243,8 @@ impl Store {
     ) -> Result<RevocationOutcome, StoreError> {
         match target {
             RevocationTarget::AccessToken(hash) => {
-                let owner = access_token::Entity::find_by_id(hash.as_bytes().to_vec())
+                let key = hash.as_bytes().to_vec();
+                let owner = access_token::Entity::find_by_id(key.clone())
                     .one(&self.db)
                     .await?
                     .map(|row| row.client_id);
@@ -239,12 +254,19 @@ impl Store {
                         Ok(RevocationOutcome::IssuedToAnotherClient)
                     }
                     Some(_) => {
-                        access_token::Entity::update_many()
+                        let subject = encode_hash(hash.as_bytes());
+                        let revoke = access_token::Entity::update_many()
                             .col_expr(access_token::Column::RevokedAt, Expr::value(now))
-                            .filter(access_token::Column::Hash.eq(hash.as_bytes().to_vec()))
-                            .filter(access_token::Column::RevokedAt.is_null())
-                            .exec(&self.db)
-                            .await?;
+                            .filter(access_token::Column::Hash.eq(key))
+                            .filter(access_token::Column::RevokedAt.is_null());
+                        let txn = self.db.begin().await?;
+                        if revoke.exec(&txn).await?.rows_affected > 0 {
+                            changes::record(&txn, ChangeKind::Token, &subject).await?;
+                        }
+                        txn.commit().await?;
+                        // Also when it was revoked already: that revocation's own eviction
+                        // may not have run yet.
+                        self.changed_here(ChangeKind::Token, &subject);
                         Ok(RevocationOutcome::Revoked)
                     }
                 }
@@ -259,7 +281,7 @@ impl Store {
                         Ok(RevocationOutcome::IssuedToAnotherClient)
                     }
                     Some(row) => {
-                        self.revoke_grant(&self.db, row.grant_id, now).await?;
+                        self.revoke_grant(row.grant_id, now).await?;
                         Ok(RevocationOutcome::Revoked)
                     }
                 }
@@ -267,19 +289,23 @@ impl Store {
         }
     }
 
-    /// Marks a grant revoked; every token and code of it is inactive from now on.
-    pub(crate) async fn revoke_grant<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        grant_id: Uuid,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        grant::Entity::update_many()
+    /// Marks a grant revoked; every token and code of it is inactive from now on, on this
+    /// instance before it returns and on the others through the change log.
+    pub(crate) async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<(), StoreError> {
+        let subject = grant_id.to_string();
+        let txn = self.db.begin().await?;
+        let revoked = grant::Entity::update_many()
             .col_expr(grant::Column::RevokedAt, Expr::value(now))
             .filter(grant::Column::Id.eq(grant_id))
             .filter(grant::Column::RevokedAt.is_null())
-            .exec(db)
-            .await?;
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if revoked > 0 {
+            changes::record(&txn, ChangeKind::Grant, &subject).await?;
+        }
+        txn.commit().await?;
+        self.changed_here(ChangeKind::Grant, &subject);
         Ok(())
     }
 }

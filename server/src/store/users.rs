@@ -209,6 +209,9 @@ impl Store {
             changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
         }
         txn.commit().await?;
+        if found {
+            self.changed_here(ChangeKind::User, &id.to_string());
+        }
         Ok(found)
     }
 
@@ -240,6 +243,9 @@ impl Store {
                 changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
             }
             txn.commit().await?;
+            if stamp.is_some() {
+                self.changed_here(ChangeKind::User, &id.to_string());
+            }
             Ok(stamp)
         })
         .await

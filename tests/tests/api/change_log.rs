@@ -199,9 +199,14 @@ db_test! {
         let token = other.user_access_token(&web_app, "ada", PASSWORD, "read").await;
         assert_eq!(other.introspection_of(&resource_server, &token).await["active"], true);
 
+        let changed_at = Instant::now();
         assert!(app.store.set_user_disabled(user.id, true, umbra::clock::now()).await.unwrap());
 
-        // No wait: users are read from the database at every request, not cached.
+        // The user's tokens may be in the introspection cache: the change log evicts them.
+        within_a_second(changed_at, "the user's token inactive at the other instance", || async {
+            other.introspection_of(&resource_server, &token).await["active"] == false
+        })
+        .await;
         let answers = join_all((0..20).map(|_| other.introspection_of(&resource_server, &token))).await;
         assert!(answers.iter().all(|a| a["active"] == false), "{answers:?}");
         let browser = other.browser();
