@@ -133,7 +133,9 @@ def main(results_path, facts_path):
         lines.append(f"- cross-instance revocation delay (introspected at B, revoked at A, B polled):"
                      f" {d['trials']} trials, p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms, max"
                      f" {d['max_ms']} ms; {d['stale_first_polls']} trials saw at least one stale"
-                     f" answer (at most {d['max_polls']} polls), {d['timeouts']} timeouts")
+                     f" answer (at most {d['max_polls']} polls), {d['timeouts']} timeouts; B's cache"
+                     f" lookups: {d.get('b_hit', '-')} hits, {d.get('b_miss', '-')} misses,"
+                     f" {d.get('b_bypass', '-')} bypasses")
     if lines:
         print("### Revocation, memory and the second instance")
         print()

@@ -653,6 +653,11 @@ delay_scenario() {
     python3 "$BENCH_DIR/probe.py" delay --revoke-url "$URL" --poll-url "$LAUNCHED_URL" \
         --trials "$DELAY_TRIALS" >"$OUT_DIR/delay.log" 2>&1 || rc=$?
     line=$(grep '^DELAY ' "$OUT_DIR/delay.log") || { cat "$OUT_DIR/delay.log" >&2; die "the delay probe printed nothing"; }
+    # B's cache lookups show whether B answered from its cache at all (a bypass means not).
+    local outcome
+    for outcome in hit miss bypass; do
+        line+=" b_${outcome}=$(METRICS_URL=$LAUNCHED_METRICS metric umbra_introspection_cache_lookups_total "outcome=\"$outcome\"")"
+    done
     echo "$line" >>"$FACTS"
     log "delay: ${line#DELAY }"
     ((rc == 0)) || FAILURES+=("cross-instance delay: ${line#DELAY }")
