@@ -25,6 +25,37 @@ function M.install_verifier(check)
    end
 end
 
+-- The non-empty lines of the file at $NAME, in order.
+function M.read_lines(name)
+   local path = assert(os.getenv(name), name .. " is not set")
+   local lines = {}
+   for line in io.lines(path) do
+      if #line > 0 then
+         table.insert(lines, line)
+      end
+   end
+   return lines
+end
+
+-- One pre-built POST /introspect per token (HTTP Basic with $INTROSPECT_AUTH), so that the
+-- per-request cost on the client is a table lookup.
+function M.introspect_requests(tokens)
+   local headers = {
+      ["Authorization"] = "Basic " .. assert(os.getenv("INTROSPECT_AUTH"), "INTROSPECT_AUTH is not set"),
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+   }
+   local requests = {}
+   for i, token in ipairs(tokens) do
+      requests[i] = wrk.format("POST", "/introspect", headers, "token=" .. token)
+   end
+   assert(#requests > 0, "no tokens to introspect")
+   return requests
+end
+
+function M.is_active(status, body)
+   return status == 200 and body:find('"active":true', 1, true) ~= nil
+end
+
 function done(summary, latency, requests)
    local bad_bodies = 0
    for _, t in ipairs(threads) do

@@ -3,9 +3,12 @@
 #   VARIANTS="workers:pool:pool_min[:sslmode[:synchronous_commit[:socket_dir]]] ..."  (default below; an
 #   empty or "-" field keeps run.sh's default). Every other run.sh variable passes through
 #   (DURATION, WARMUP, TOKENS, WRK_THREADS, QUIET_WAIT, RETRY_BUSY, ...). Builds once, first.
+#   TARGET defaults to umbra here (one round, no Umbra-only extras unless EXTRAS=1): tuning
+#   compares configurations of one server, not the server with the ceiling.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VARIANTS=${VARIANTS:-"0:16:1 2:4:1 2:8:1 2:32:1 1:8:1 1:16:1 2:8:8 2:8:1:disable 1:8:1:disable"}
+export TARGET=${TARGET:-umbra} ROUNDS=${ROUNDS:-1} EXTRAS=${EXTRAS:-0}
 TUNE_DIR=${TUNE_DIR:-$BENCH_DIR/out/tune-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$TUNE_DIR"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then (cd "$BENCH_DIR/.." && cargo build --release -p umbra-server); fi
