@@ -152,6 +152,17 @@ impl TestApp {
         (address, metrics)
     }
 
+    /// What the metrics listener shows now, in the Prometheus text format.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .expect("GET /metrics");
+        response.text().await.expect("a metrics body")
+    }
+
     /// The JSON body of `GET path`, whatever the status.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
@@ -597,4 +608,13 @@ pub async fn totp_code(secret: &str, offset: i64) -> String {
         .unwrap();
     let time = u64::try_from(umbra::clock::now() + offset * 30).unwrap();
     totp.generate(time).to_string()
+}
+
+/// The value of one series in a Prometheus text exposition: `name` for an unlabelled metric,
+/// `name{label="value"}` for a labelled one, written as the exporter writes it. `None` when the
+/// series is absent.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -26,15 +26,23 @@
 //!
 //! # Memory
 //!
-//! Each entry holds the token's own values plus shared strings: client ids, scopes and
-//! audiences repeat across tokens and are interned (a bounded table), so 100,000 entries cost
-//! roughly 25 MB.
+//! Each entry holds the token's own values and a pointer to what it shares with other tokens:
+//! the clients, scope and audience repeat across tokens and are interned together (a bounded
+//! table); a grant's single token is indexed without an allocation. 100,000 entries cost
+//! about 20 MB.
+//!
+//! # Revoked tokens
+//!
+//! A revoked token (or one of a revoked grant) never becomes active again, so the cache also
+//! remembers that it is revoked: a token that keeps being presented after its revocation is
+//! refused without the database too. Nothing else inactive is kept: a disabled user may be
+//! enabled again, and an unknown token is only garbage.
 use crate::oauth::introspection::{RecordKind, TokenRecord, TokenUser};
 use crate::oauth::resource::{Actor, Audience};
 use crate::oauth::token::TokenHash;
 use prometheus::core::Collector;
 use prometheus::{IntCounterVec, IntGauge, Opts};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -87,17 +95,39 @@ struct Inner {
 #[derive(Default)]
 struct Entries {
     tokens: HashMap<[u8; 32], Cached>,
-    by_grant: HashMap<Uuid, Vec<[u8; 32]>>,
-    interned: HashSet<Arc<str>>,
+    by_grant: HashMap<Uuid, GrantTokens>,
+    interned: HashMap<String, Arc<Shared>>,
+}
+
+/// The cached tokens of one grant: nearly always one.
+enum GrantTokens {
+    One([u8; 32]),
+    Many(Vec<[u8; 32]>),
+}
+
+impl GrantTokens {
+    fn keys(&self) -> &[[u8; 32]] {
+        match self {
+            Self::One(key) => std::slice::from_ref(key),
+            Self::Many(keys) => keys,
+        }
+    }
+}
+
+/// What many tokens of one client have in common.
+struct Shared {
+    client_id: String,
+    grant_client_id: String,
+    scope: String,
+    audience: String,
 }
 
 /// What introspection needs of an access token, compactly.
 struct Cached {
     grant: Uuid,
-    client_id: Arc<str>,
-    grant_client_id: Arc<str>,
-    scope: Arc<str>,
-    audience: Arc<str>,
+    shared: Arc<Shared>,
+    /// Revoked for good (see the module documentation).
+    revoked: bool,
     act: Option<Box<Actor>>,
     issued_at: i64,
     expires_at: i64,
@@ -115,8 +145,8 @@ impl TokenCache {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "introspection_cache_lookups_total",
-                "Introspection cache lookups by outcome: hit, miss, or bypass (cache off or \
-                 the change log not followed closely)",
+                "Introspection cache lookups by outcome: hit, miss, or bypass (the change log \
+                 not followed closely enough to serve)",
             ),
             &["outcome"],
         )
@@ -184,8 +214,9 @@ impl TokenCache {
         }
     }
 
-    /// Offers the record read from the database after a miss. Kept only if it is an active
-    /// access token at `now` and nothing was evicted since the ticket was taken.
+    /// Offers the record read from the database after a miss. Kept only if it is an access
+    /// token that is active or revoked for good at `now`, and nothing was evicted since the
+    /// ticket was taken.
     pub fn offer(
         &self,
         ticket: Ticket,
@@ -195,11 +226,10 @@ impl TokenCache {
         now: i64,
     ) {
         let Some(inner) = &self.inner else { return };
-        let active = record.kind == RecordKind::Access
-            && !record.revoked
+        let keep = record.kind == RecordKind::Access
             && record.expires_at > now
-            && !record.user.as_ref().is_some_and(|user| user.disabled);
-        if !active {
+            && (record.revoked || !record.user.as_ref().is_some_and(|user| user.disabled));
+        if !keep {
             return;
         }
         let mut entries = inner.write();
@@ -211,10 +241,8 @@ impl TokenCache {
         }
         let cached = Cached {
             grant,
-            client_id: entries.intern(&record.client_id),
-            grant_client_id: entries.intern(&record.grant_client_id),
-            scope: entries.intern(&record.scope),
-            audience: entries.intern(&record.audience.to_string()),
+            shared: entries.intern(record),
+            revoked: record.revoked,
             act: record.act.clone().map(Box::new),
             issued_at: record.issued_at,
             expires_at: record.expires_at,
@@ -224,7 +252,7 @@ impl TokenCache {
         if let Some(before) = entries.tokens.insert(key, cached) {
             entries.unlink(&key, before.grant);
         }
-        entries.by_grant.entry(grant).or_default().push(key);
+        entries.link(key, grant);
         inner.size.set(len_gauge(entries.tokens.len()));
     }
 
@@ -240,8 +268,10 @@ impl TokenCache {
     /// Forgets every token of the grant `id`.
     pub fn evict_grant(&self, id: Uuid) {
         self.evict(|entries| {
-            for key in entries.by_grant.remove(&id).unwrap_or_default() {
-                entries.tokens.remove(&key);
+            if let Some(tokens) = entries.by_grant.remove(&id) {
+                for key in tokens.keys() {
+                    entries.tokens.remove(key);
+                }
             }
         });
     }
@@ -253,7 +283,9 @@ impl TokenCache {
 
     /// Forgets every token issued to the client `id` or in its grants.
     pub fn evict_client(&self, id: &str) {
-        self.evict_where(|cached| &*cached.client_id == id || &*cached.grant_client_id == id);
+        self.evict_where(|cached| {
+            cached.shared.client_id == id || cached.shared.grant_client_id == id
+        });
     }
 
     /// Forgets everything.
@@ -384,24 +416,58 @@ impl Inner {
 }
 
 impl Entries {
-    fn intern(&mut self, value: &str) -> Arc<str> {
-        if let Some(shared) = self.interned.get(value) {
+    fn intern(&mut self, record: &TokenRecord) -> Arc<Shared> {
+        let audience = record.audience.to_string();
+        // NUL separates the parts: none of them can hold one.
+        let key = [
+            record.client_id.as_str(),
+            &record.grant_client_id,
+            &record.scope,
+            &audience,
+        ]
+        .join("\0");
+        if let Some(shared) = self.interned.get(&key) {
             return shared.clone();
         }
-        let shared: Arc<str> = Arc::from(value);
+        let shared = Arc::new(Shared {
+            client_id: record.client_id.clone(),
+            grant_client_id: record.grant_client_id.clone(),
+            scope: record.scope.clone(),
+            audience,
+        });
         if self.interned.len() < INTERNED_MAX {
-            self.interned.insert(shared.clone());
+            self.interned.insert(key, shared.clone());
         }
         shared
     }
 
-    /// Removes `key` from its grant's list.
-    fn unlink(&mut self, key: &[u8; 32], grant: Uuid) {
-        if let Some(keys) = self.by_grant.get_mut(&grant) {
-            keys.retain(|k| k != key);
-            if keys.is_empty() {
-                self.by_grant.remove(&grant);
+    /// Adds `key` to its grant's tokens.
+    fn link(&mut self, key: [u8; 32], grant: Uuid) {
+        match self.by_grant.get_mut(&grant) {
+            None => {
+                self.by_grant.insert(grant, GrantTokens::One(key));
             }
+            Some(GrantTokens::One(first)) => {
+                let first = *first;
+                self.by_grant
+                    .insert(grant, GrantTokens::Many(vec![first, key]));
+            }
+            Some(GrantTokens::Many(keys)) => keys.push(key),
+        }
+    }
+
+    /// Removes `key` from its grant's tokens.
+    fn unlink(&mut self, key: &[u8; 32], grant: Uuid) {
+        let emptied = match self.by_grant.get_mut(&grant) {
+            Some(GrantTokens::One(only)) => only == key,
+            Some(GrantTokens::Many(keys)) => {
+                keys.retain(|k| k != key);
+                keys.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.by_grant.remove(&grant);
         }
     }
 
@@ -430,7 +496,8 @@ impl Entries {
         }
         if self.interned.len() >= INTERNED_MAX {
             // Strings no entry shares any more are dropped; live ones are found again.
-            self.interned.retain(|shared| Arc::strong_count(shared) > 1);
+            self.interned
+                .retain(|_, shared| Arc::strong_count(shared) > 1);
         }
     }
 }
@@ -439,14 +506,14 @@ impl Cached {
     fn record(&self) -> TokenRecord {
         TokenRecord {
             kind: RecordKind::Access,
-            client_id: self.client_id.to_string(),
-            grant_client_id: self.grant_client_id.to_string(),
-            scope: self.scope.to_string(),
-            audience: Audience::from_stored(&self.audience),
+            client_id: self.shared.client_id.clone(),
+            grant_client_id: self.shared.grant_client_id.clone(),
+            scope: self.shared.scope.clone(),
+            audience: Audience::from_stored(&self.shared.audience),
             act: self.act.as_deref().cloned(),
             issued_at: self.issued_at,
             expires_at: self.expires_at,
-            revoked: false,
+            revoked: self.revoked,
             user: self.user.as_deref().cloned(),
         }
     }
@@ -552,17 +619,29 @@ mod tests {
     }
 
     #[test]
-    fn inactive_records_are_never_kept() {
+    fn a_revoked_token_is_remembered_as_revoked() {
         let cache = serving_cache(10);
         let mut revoked = record("svc", None);
         revoked.revoked = true;
         cache_one(&cache, 1, &revoked, Uuid::new_v4());
+        match cache.lookup(&hash(1), NOW) {
+            Lookup::Hit(hit) => assert!(hit.revoked),
+            _ => panic!("expected a hit"),
+        }
+    }
+
+    #[test]
+    fn other_inactive_records_are_never_kept() {
+        let cache = serving_cache(10);
         let mut expired = record("svc", None);
         expired.expires_at = NOW;
         cache_one(&cache, 2, &expired, Uuid::new_v4());
         let mut disabled = record("svc", Some("u"));
         disabled.user.as_mut().unwrap().disabled = true;
         cache_one(&cache, 3, &disabled, Uuid::new_v4());
+        let mut refresh = record("svc", None);
+        refresh.kind = RecordKind::Refresh;
+        cache_one(&cache, 4, &refresh, Uuid::new_v4());
         assert!(cache.is_empty());
     }
 
@@ -628,7 +707,7 @@ mod tests {
         }
         assert!(is_hit(&cache, 199), "the newest entry is kept");
         let entries = cache.inner.as_ref().unwrap().read();
-        let linked: usize = entries.by_grant.values().map(Vec::len).sum();
+        let linked: usize = entries.by_grant.values().map(|t| t.keys().len()).sum();
         assert_eq!(
             linked,
             entries.tokens.len(),

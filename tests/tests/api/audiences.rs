@@ -7,17 +7,17 @@ use umbra_tests::{
     ClientSpec, Pkce, REDIRECT_URI, TestApp, TestClient, assert_oauth_error, location, query_param,
 };
 
-const ORDERS: &str = "https://orders.example/api";
-const BILLING: &str = "https://billing.example";
+pub(super) const ORDERS: &str = "https://orders.example/api";
+pub(super) const BILLING: &str = "https://billing.example";
 
 /// Orders and billing, each with its own resource server, and a service allowed both.
-struct Fleet {
-    orders_rs: TestClient,
-    billing_rs: TestClient,
-    service: TestClient,
+pub(super) struct Fleet {
+    pub(super) orders_rs: TestClient,
+    pub(super) billing_rs: TestClient,
+    pub(super) service: TestClient,
 }
 
-async fn fleet(app: &TestApp) -> Fleet {
+pub(super) async fn fleet(app: &TestApp) -> Fleet {
     let orders_rs = app.register(ClientSpec::default()).await;
     let billing_rs = app.register(ClientSpec::default()).await;
     app.create_resource(ORDERS, "orders:read orders:write", &[&orders_rs])
@@ -35,7 +35,7 @@ async fn fleet(app: &TestApp) -> Fleet {
     }
 }
 
-async fn client_credentials(
+pub(super) async fn client_credentials(
     app: &TestApp,
     client: &TestClient,
     extra: &[(&str, &str)],
@@ -45,7 +45,7 @@ async fn client_credentials(
     app.post_token(Some(client), &form).await
 }
 
-async fn access_token(response: reqwest::Response) -> serde_json::Value {
+pub(super) async fn access_token(response: reqwest::Response) -> serde_json::Value {
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }

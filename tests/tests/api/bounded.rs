@@ -56,15 +56,12 @@ db_test_with! {
 
 db_test! {
     async fn invented_http_methods_add_no_metric_series(app: TestApp) {
-        let scrape = || async {
-            app.http.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap()
-        };
         let series = |text: &str| text.lines().filter(|l| l.starts_with("umbra_http_request")).count();
         for path in ["/token", "/nowhere"] {
             let method = Method::from_bytes(b"INVENTED").unwrap();
             app.http.request(method, app.url(path)).send().await.unwrap();
         }
-        let before = series(&scrape().await);
+        let before = series(&app.metrics().await);
 
         for i in 0..300 {
             let method = Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
@@ -72,7 +69,7 @@ db_test! {
             let response = app.http.request(method, app.url(path)).send().await.unwrap();
             assert!(response.status().is_client_error());
         }
-        let text = scrape().await;
+        let text = app.metrics().await;
 
         assert_eq!(series(&text), before, "no new series");
         assert!(!text.contains("method=\"X") && !text.contains("INVENTED"));

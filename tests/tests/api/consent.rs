@@ -8,7 +8,11 @@ use umbra_tests::{
 };
 
 /// Signs `browser` in as ada and approves `client` once; returns the tokens.
-async fn approved_once(app: &TestApp, browser: &Browser, client: &TestClient) -> serde_json::Value {
+pub(super) async fn approved_once(
+    app: &TestApp,
+    browser: &Browser,
+    client: &TestClient,
+) -> serde_json::Value {
     app.create_user("ada", "correct horse battery").await;
     let pkce = Pkce::new();
     let code = app

@@ -98,10 +98,8 @@ db_test! {
 
 /// The value of counter `name` in a Prometheus text exposition.
 fn counter(exposition: &str, name: &str) -> u64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {exposition}"))
+    umbra_tests::metric_value(exposition, name)
+        .unwrap_or_else(|| panic!("no {name} in {exposition}")) as u64
 }
 
 db_test_with! {

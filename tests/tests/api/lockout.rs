@@ -7,7 +7,7 @@ use umbra::auth::codes::hash_code;
 use umbra::auth::factor::FactorKind;
 use umbra::settings::Settings;
 use umbra::store::{CodeCheck, NewFactor, User};
-use umbra_tests::{Browser, TestApp, location, totp_code};
+use umbra_tests::{Browser, TestApp, location, metric_value, totp_code};
 
 const PASSWORD: &str = "correct horse battery";
 /// Long enough for the burst and the check after it to finish inside the lock on a loaded
@@ -77,19 +77,7 @@ async fn burst(browser: &Browser, method: &str, codes: &[String]) -> Burst {
 }
 
 async fn failures_metric(app: &TestApp) -> usize {
-    let url = format!("{}/metrics", app.metrics_address);
-    let text = app
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("umbra_second_factor_failures_total "))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    metric_value(&app.metrics().await, "umbra_second_factor_failures_total").unwrap_or(0.0) as usize
 }
 
 /// `n` distinct six-digit codes, none of them in `right`.

@@ -52,6 +52,7 @@ mod deleted_client;
 mod discovery;
 mod interop;
 mod introspection;
+mod introspection_cache;
 mod keys;
 mod large_tokens;
 mod leases;

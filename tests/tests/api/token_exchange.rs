@@ -11,19 +11,19 @@ use umbra_tests::{
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const GATEWAY: &str = "https://gateway.example";
-const ORDERS: &str = "https://orders.example";
+pub(super) const ORDERS: &str = "https://orders.example";
 const BILLING: &str = "https://billing.example";
 const LEDGER: &str = "https://ledger.example";
 
 /// The web app people sign in to, and four services, each the resource server of its own
 /// API and allowed to exchange towards the next one: web → gateway → orders → billing →
 /// ledger.
-struct Chain {
-    web: TestClient,
-    gateway: TestClient,
-    orders: TestClient,
-    billing: TestClient,
-    ledger: TestClient,
+pub(super) struct Chain {
+    pub(super) web: TestClient,
+    pub(super) gateway: TestClient,
+    pub(super) orders: TestClient,
+    pub(super) billing: TestClient,
+    pub(super) ledger: TestClient,
 }
 
 async fn service(app: &TestApp) -> TestClient {
@@ -34,7 +34,7 @@ async fn service(app: &TestApp) -> TestClient {
     .await
 }
 
-async fn chain(app: &TestApp) -> Chain {
+pub(super) async fn chain(app: &TestApp) -> Chain {
     let (gateway, orders, billing, ledger) = (
         service(app).await,
         service(app).await,
@@ -68,7 +68,7 @@ async fn chain(app: &TestApp) -> Chain {
 }
 
 /// Ada signs in to the web app, which gets a token for the gateway: (access, refresh).
-async fn signed_in(app: &TestApp, web: &TestClient) -> (String, String, String) {
+pub(super) async fn signed_in(app: &TestApp, web: &TestClient) -> (String, String, String) {
     let user = app.create_user("ada", "correct horse battery").await;
     let browser = app.browser();
     let pkce = Pkce::new();
@@ -103,7 +103,12 @@ async fn exchange(
     app.post_token(Some(actor), &form).await
 }
 
-async fn exchanged(app: &TestApp, actor: &TestClient, subject: &str, resource: &str) -> String {
+pub(super) async fn exchanged(
+    app: &TestApp,
+    actor: &TestClient,
+    subject: &str,
+    resource: &str,
+) -> String {
     let response = exchange(app, actor, subject, &[("resource", resource)]).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
