@@ -95,7 +95,8 @@ impl Refusal {
     }
 }
 
-/// Both caches; each is absent unless configured.
+/// Both caches; each is absent unless configured. Clones share the entries.
+#[derive(Clone)]
 pub(crate) struct Caches {
     positive: Option<(Cache<Key, Positive>, Duration)>,
     negative: Option<Cache<Key, Refusal>>,
@@ -108,6 +109,7 @@ impl Caches {
                 let cache = Cache::builder()
                     .max_capacity(s.max_entries)
                     .expire_after(UntilExpiry)
+                    .support_invalidation_closures()
                     .build();
                 (cache, s.ttl)
             }),
@@ -160,6 +162,30 @@ impl Caches {
                 lifetime,
             },
         );
+    }
+
+    /// Drops the positive answers about tokens that `revoked` matches.
+    pub(crate) fn drop_active_where(
+        &self,
+        revoked: impl Fn(&ValidatedToken) -> bool + Send + Sync + 'static,
+    ) {
+        let Some((cache, _)) = &self.positive else {
+            return;
+        };
+        if cache
+            .invalidate_entries_if(move |_, entry| revoked(&entry.token))
+            .is_err()
+        {
+            // Dropping more than asked is always safe.
+            cache.invalidate_all();
+        }
+    }
+
+    /// Drops every positive answer.
+    pub(crate) fn drop_all_active(&self) {
+        if let Some((cache, _)) = &self.positive {
+            cache.invalidate_all();
+        }
     }
 
     /// Remembers `err` when it is a refusal that asking again would repeat.

@@ -11,6 +11,7 @@ use crate::cache::{CacheSettings, Caches};
 use crate::clock;
 use crate::error::{GuardError, Unavailable};
 use crate::expected::Expected;
+use crate::revocations::Subscription;
 use crate::scopes::ScopeRequirement;
 use crate::signed::SignedAnswers;
 use crate::token::{Answer, ValidatedToken};
@@ -67,6 +68,8 @@ struct Inner {
     caches: Caches,
     /// Set when the answers must be signed (RFC 9701).
     signed: Option<SignedAnswers>,
+    /// Set when the positive cache follows Umbra's revocation stream.
+    revocations: Option<Subscription>,
 }
 
 /// Configures an [`Introspector`]; see [`Introspector::builder`].
@@ -87,6 +90,8 @@ pub struct IntrospectorBuilder {
     resources: Vec<String>,
     issuer: Option<String>,
     signed_answers: bool,
+    /// Umbra's `revocations.heartbeat_secs`, when the positive cache follows the stream.
+    revocation_heartbeat: Option<Duration>,
 }
 
 /// A configuration that cannot work; the message is one line for the operator.
@@ -113,6 +118,11 @@ pub enum BuildError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
+    #[error(
+        "the revocation stream needs the positive cache, a client secret (not a private key) \
+         and a Tokio runtime to run in"
+    )]
+    RevocationStream,
 }
 
 impl Introspector {
@@ -144,6 +154,7 @@ impl Introspector {
             resources: Vec::new(),
             issuer: None,
             signed_answers: false,
+            revocation_heartbeat: None,
         }
     }
 
@@ -175,8 +186,14 @@ impl Introspector {
         check_token(token)?;
         let inner = &*self.inner;
         let key = inner.caches.is_enabled().then(|| Caches::key(token));
+        let serving = inner
+            .revocations
+            .as_ref()
+            .is_none_or(|stream| stream.freshness.serving());
+        // Read before asking: an event that arrives meanwhile may be about this very token.
+        let events = inner.revocations.as_ref().map(|s| s.freshness.events());
         if let Some(key) = &key {
-            if let Some(cached) = inner.caches.active(key, clock::now()) {
+            if let Some(cached) = inner.caches.active(key, clock::now()).filter(|_| serving) {
                 // Only checked answers are cached; checking again costs nothing and keeps the
                 // cache from ever being the one path that skips a check.
                 inner.expected.check(&cached)?;
@@ -197,7 +214,15 @@ impl Introspector {
         let verdict = answer.judge(now, &inner.expected);
         if let Some(key) = key {
             match &verdict {
-                Ok(validated) => inner.caches.remember_active(key, validated, now),
+                Ok(validated) => {
+                    let fresh = match (&inner.revocations, events) {
+                        (Some(stream), Some(events)) => stream.freshness.unchanged_since(events),
+                        _ => true,
+                    };
+                    if fresh {
+                        inner.caches.remember_active(key, validated, now);
+                    }
+                }
                 Err(refused) => inner.caches.remember_refusal(key, refused),
             }
         }
@@ -392,6 +417,20 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Makes the positive [`cache`](Self::cache) follow Umbra's revocation stream
+    /// (`GET <umbra>/revocations`): a background task keeps it open and drops a cached answer
+    /// as soon as its token, its grant, its user or its client changes at Umbra, so a revoked
+    /// token is refused at its next request (within the time Umbra takes to read its change
+    /// log, 200 ms by default) rather than after the cache lifetime. While the stream is down,
+    /// or silent for three times `heartbeat` (give Umbra's `revocations.heartbeat_secs`), the
+    /// cache is bypassed and every request introspects. Needs the positive cache, client
+    /// secret credentials, and [`build`](Self::build) called inside a Tokio runtime (the task
+    /// stops when the last clone of the introspector is dropped).
+    pub fn revocation_stream(mut self, heartbeat: Duration) -> Self {
+        self.revocation_heartbeat = Some(heartbeat);
+        self
+    }
+
     /// Caches refusals that asking again would repeat (off by default): inactive tokens and
     /// tokens for another resource, sparing Umbra a client that retries a dead token in a
     /// loop. A short lifetime suffices.
@@ -418,6 +457,35 @@ impl IntrospectorBuilder {
         };
         let expected = Expected::new(self.resources, self.issuer)?;
         crate::ensure_tls_provider();
+        let caches = Caches::new(self.positive, self.negative);
+        let revocations = match self.revocation_heartbeat {
+            None => None,
+            Some(heartbeat) => {
+                let Credentials::Basic(authorization) = &credentials else {
+                    return Err(BuildError::RevocationStream);
+                };
+                if self.positive.is_none() {
+                    return Err(BuildError::RevocationStream);
+                }
+                // Without the request timeout, which would cut the stream.
+                let stream_http = reqwest::Client::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("umbra-guard/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(BuildError::Http)?;
+                Some(
+                    Subscription::start(
+                        stream_http,
+                        umbra_endpoint(&self.base_url, "revocations")?,
+                        authorization.clone(),
+                        heartbeat,
+                        caches.clone(),
+                    )
+                    .map_err(|_| BuildError::RevocationStream)?,
+                )
+            }
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
@@ -445,8 +513,9 @@ impl IntrospectorBuilder {
                 retries: self.retries,
                 retry_backoff: self.retry_backoff,
                 expected,
-                caches: Caches::new(self.positive, self.negative),
+                caches,
                 signed,
+                revocations,
             }),
         })
     }
@@ -466,6 +535,11 @@ impl fmt::Debug for IntrospectorBuilder {
 
 /// `<base>/introspect`, for an http(s) base URL without query or fragment.
 fn introspection_endpoint(base: &str) -> Result<Url, BuildError> {
+    umbra_endpoint(base, "introspect")
+}
+
+/// `<base>/<name>`, for an http(s) base URL without query or fragment.
+fn umbra_endpoint(base: &str, name: &str) -> Result<Url, BuildError> {
     let invalid = |reason: &str| BuildError::Url {
         url: base.to_owned(),
         reason: reason.to_owned(),
@@ -482,7 +556,7 @@ fn introspection_endpoint(base: &str) -> Result<Url, BuildError> {
             "give the base URL, without credentials, query or fragment",
         ));
     }
-    let joined = format!("{}/introspect", url.as_str().trim_end_matches('/'));
+    let joined = format!("{}/{name}", url.as_str().trim_end_matches('/'));
     Url::parse(&joined).map_err(|err| invalid(&err.to_string()))
 }
 

@@ -58,6 +58,7 @@ mod clock;
 mod error;
 mod expected;
 mod introspector;
+mod revocations;
 mod scopes;
 mod signed;
 mod token;

@@ -41,6 +41,7 @@ pub struct Settings {
     pub cleanup: CleanupSettings,
     pub clients: ClientSettings,
     pub changes: ChangeSettings,
+    pub revocations: RevocationSettings,
     pub client_assertions: ClientAssertionSettings,
     pub log: LogSettings,
     pub authorize: AuthorizeSettings,
@@ -263,6 +264,17 @@ pub struct ChangeSettings {
     /// On Postgres, listen for `NOTIFY` of new changes and poll at once (changes reach every
     /// instance in milliseconds); the introspection cache then serves only while listening.
     pub notify: bool,
+}
+
+/// The revocation stream for resource servers (`GET /revocations`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationSettings {
+    /// A comment line is sent this often on an idle stream, so that a subscriber can tell a
+    /// quiet stream from a dead one.
+    pub heartbeat_secs: u64,
+    /// Most streams open at once on this instance; more are refused with 503.
+    pub max_streams: usize,
 }
 
 /// `private_key_jwt` client authentication (RFC 7523).
@@ -595,6 +607,13 @@ impl Settings {
                 "changes.poll_interval_ms must be positive and at most changes.max_staleness_ms, \
                  changes.lookback_secs between 1 and 300, and cleanup.change_retention_secs at \
                  least 60 times changes.lookback_secs",
+            );
+        }
+        let r = &self.revocations;
+        if !(1..=300).contains(&r.heartbeat_secs) || r.max_streams == 0 {
+            return invalid(
+                "revocations.heartbeat_secs must be between 1 and 300 and \
+                 revocations.max_streams positive",
             );
         }
         if t.id_token_ttl_secs <= 0 || t.id_token_ttl_secs > 86_400 {

@@ -123,6 +123,7 @@ impl Application {
             clients: state.clients.clone(),
             keys_changed: keys_changed.clone(),
             failures: state.metrics.change_poll_failures.clone(),
+            published: state.revocations.publisher(),
         }
         .spawn(stop.clone());
         let key_refresh = keys.spawn_refresh(
@@ -272,6 +273,9 @@ pub(crate) fn app_state(
         metrics,
         keys,
         remote_jwks,
+        revocations: crate::http::oauth::revocations::RevocationFeed::new(
+            settings.revocations.max_streams,
+        ),
         settings,
     })
 }

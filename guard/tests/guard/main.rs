@@ -9,5 +9,6 @@ mod caching;
 mod http;
 mod introspector;
 mod private_key_jwt;
+mod revocation_stream;
 mod signed;
 mod standards;

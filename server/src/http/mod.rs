@@ -22,7 +22,7 @@ pub mod step_up;
 pub mod templates;
 
 pub use health::Readiness;
-use oauth::{authorize, introspect, metadata, revoke, token};
+use oauth::{authorize, introspect, metadata, revocations, revoke, token};
 use pages::{account, consent, end_session, login, second_step, two_factor};
 
 use crate::auth::limiter::LoginLimiter;
@@ -46,6 +46,8 @@ pub struct AppState {
     pub keys: Arc<crate::keys::KeyRing>,
     /// Keys of `private_key_jwt` clients registered with a `jwks_uri`.
     pub remote_jwks: crate::remote_jwks::RemoteJwks,
+    /// The live changes behind `GET /revocations`, and how many streams are open.
+    pub revocations: revocations::RevocationFeed,
 }
 
 /// Largest HTML form accepted.
@@ -58,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             post("/introspect", introspect::introspect).app_data(form::FormLimit::TOKEN_ACTIONS),
         )
         .service(post("/revoke", revoke::revoke).app_data(form::FormLimit::TOKEN_ACTIONS))
+        .service(get("/revocations", revocations::revocations))
         .service(get(
             "/.well-known/oauth-authorization-server",
             metadata::metadata,

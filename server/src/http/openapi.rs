@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the JSON and form endpoints, generated from the handlers'
 //! annotations and served at `GET /openapi.json`. The HTML pages are not part of it.
 use super::health;
-use super::oauth::{introspect, metadata, revoke, token, userinfo};
+use super::oauth::{introspect, metadata, revocations, revoke, token, userinfo};
 use super::schemas::{ErrorResponse, Health, TokenActionRequest, TokenRequest};
 use crate::oauth::grants::TokenResponse;
 use crate::oauth::introspection::{ActiveToken, Introspection};
@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         token::token,
         introspect::introspect,
+        revocations::revocations,
         revoke::revoke,
         metadata::metadata,
         metadata::openid_configuration,

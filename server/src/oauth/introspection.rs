@@ -66,10 +66,17 @@ impl Caller<'_> {
     fn may_see(&self, record: &TokenRecord) -> bool {
         match record.kind {
             RecordKind::Refresh => record.client_id == self.client_id,
-            RecordKind::Access if record.audience.is_empty() => {
-                !self.require_audience && (self.can_introspect || !self.introspects_for.is_empty())
-            }
-            RecordKind::Access => record.audience.intersects(self.introspects_for),
+            RecordKind::Access => self.may_see_access(&record.audience),
+        }
+    }
+
+    /// Whether the caller may learn about an access token meant for `audience` (the
+    /// revocation stream filters its events with this too).
+    pub fn may_see_access(&self, audience: &Audience) -> bool {
+        if audience.is_empty() {
+            !self.require_audience && (self.can_introspect || !self.introspects_for.is_empty())
+        } else {
+            audience.intersects(self.introspects_for)
         }
     }
 }

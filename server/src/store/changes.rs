@@ -54,7 +54,7 @@ use sea_orm::{
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
 /// What a change-log row is about.
@@ -173,6 +173,18 @@ impl Store {
             .one(&self.db)
             .await?;
         Ok(highest.flatten().unwrap_or(0))
+    }
+
+    /// The lowest and highest ids the log still holds; `None` when it is empty.
+    pub async fn change_bounds(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let bounds: Option<(Option<i64>, Option<i64>)> = change_log::Entity::find()
+            .select_only()
+            .column_as(change_log::Column::Id.min(), "lowest")
+            .column_as(change_log::Column::Id.max(), "highest")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(bounds.and_then(|(lowest, highest)| lowest.zip(highest)))
     }
 
     /// Runs `write` and, when it touched a row, logs that `subject` of `kind` changed, in one
@@ -321,6 +333,9 @@ pub struct ChangePoller {
     pub keys_changed: Arc<Notify>,
     /// Counts failed polls.
     pub failures: prometheus::IntCounter,
+    /// Every change applied, for the revocation streams; a change with id 0 and no kind when
+    /// rows may have been missed.
+    pub published: broadcast::Sender<Change>,
 }
 
 impl ChangePoller {
@@ -391,10 +406,17 @@ impl ChangePoller {
         let tokens = self.store.token_cache();
         if behind {
             tokens.clear();
+            // No receiver is not an error: nobody streams revocations.
+            let _ = self.published.send(Change {
+                id: 0,
+                kind: None,
+                subject: String::new(),
+            });
         }
         for change in follower.take_new(read, started) {
             self.apply(&change);
             tokens.apply(&change);
+            let _ = self.published.send(change);
         }
         self.clients.polled(started);
         tokens.polled(started);

@@ -528,7 +528,8 @@ pub(super) fn encode_hash(hash: &[u8; 32]) -> String {
     hash.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn decode_hash(subject: &str) -> Option<[u8; 32]> {
+/// The hash a `token` change names; `None` for a malformed subject.
+pub(super) fn decode_hash(subject: &str) -> Option<[u8; 32]> {
     if subject.len() != 64 || !subject.is_ascii() {
         return None;
     }

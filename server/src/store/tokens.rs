@@ -1,6 +1,7 @@
 //! Grants, access tokens and refresh tokens, keyed by token hash.
+use super::changes::Change;
 use super::changes::{self, ChangeKind};
-use super::token_cache::{Lookup, encode_hash};
+use super::token_cache::{Lookup, decode_hash, encode_hash};
 use super::{Store, StoreError};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::introspection::{RecordKind, TokenRecord, TokenUser};
@@ -12,7 +13,7 @@ use entity::{access_token, grant, refresh_token, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Statement, TransactionTrait, Value,
+    QueryFilter, QuerySelect, Statement, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -274,6 +275,45 @@ impl Store {
             user,
         };
         Ok(Some((record, row.grant_id)))
+    }
+
+    /// The unexpired access tokens a `token` or `grant` change names, with their audiences, in
+    /// one query: what the revocation stream tells resource servers. Empty for other kinds and
+    /// for subjects that name nothing (any more).
+    pub async fn access_tokens_of_change(
+        &self,
+        change: &Change,
+        now: i64,
+    ) -> Result<Vec<(TokenHash, Audience)>, StoreError> {
+        let named = match change.kind {
+            Some(ChangeKind::Token) => match decode_hash(&change.subject) {
+                Some(hash) => access_token::Column::Hash.eq(hash.to_vec()),
+                None => return Ok(Vec::new()),
+            },
+            Some(ChangeKind::Grant) => match Uuid::parse_str(&change.subject) {
+                Ok(grant_id) => access_token::Column::GrantId.eq(grant_id),
+                Err(_) => return Ok(Vec::new()),
+            },
+            _ => return Ok(Vec::new()),
+        };
+        let rows: Vec<(Vec<u8>, String)> = access_token::Entity::find()
+            .select_only()
+            .column(access_token::Column::Hash)
+            .column(access_token::Column::Audience)
+            .filter(named)
+            .filter(access_token::Column::ExpiresAt.gt(now))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hash, audience)| {
+                Some((
+                    TokenHash::from_slice(&hash)?,
+                    Audience::from_stored(&audience),
+                ))
+            })
+            .collect())
     }
 
     /// Revokes on behalf of `client_id`, which may revoke only its own tokens. Revoking a

@@ -69,6 +69,7 @@ mod redirect_uris;
 mod refresh;
 mod refresh_retry;
 mod revocation;
+mod revocation_stream;
 mod robustness;
 mod senders;
 mod serializable;
