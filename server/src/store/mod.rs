@@ -107,10 +107,10 @@ impl From<DbErr> for StoreError {
 fn is_unavailable(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match err {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+        // Whatever stopped a connection from being made (refused, TLS, or the server saying
+        // so, e.g. 55000 "database is not currently accepting connections") is an outage.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             matches!(
                 e.as_ref(),
                 Sqlx::Io(_)
@@ -121,7 +121,6 @@ fn is_unavailable(err: &DbErr) -> bool {
                     | Sqlx::Protocol(_)
             ) || is_postgres_shutdown(e)
         }
-        DbErr::Conn(_) => true,
         _ => false,
     }
 }

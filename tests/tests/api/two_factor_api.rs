@@ -67,7 +67,16 @@ db_test! {
             .await
             .unwrap();
 
-        let response = api(&app, reqwest::Method::GET, "/factors", Some(&token)).send().await.unwrap();
+        // Revoked beside the app: its introspection cache learns it from the change log,
+        // within a poll.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let response = loop {
+            let response = api(&app, reqwest::Method::GET, "/factors", Some(&token)).send().await.unwrap();
+            if response.status() != StatusCode::OK || std::time::Instant::now() > deadline {
+                break response;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(challenge(&response).contains("invalid_token"));
     }
