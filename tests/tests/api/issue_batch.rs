@@ -33,20 +33,9 @@ async fn burst(app: &TestApp, clients: &[TestClient], count: usize) -> Vec<(Stri
 
 /// `umbra_issue_batch_size` as served: (groups, issuances in them, groups of one).
 async fn batch_sizes(app: &TestApp) -> (f64, f64, f64) {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.metrics_address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|value| value.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+        umbra_tests::metric_value(&text, name).unwrap_or_else(|| panic!("{name} missing: {text}"))
     };
     (
         value("umbra_issue_batch_size_count"),
