@@ -77,7 +77,7 @@ async fn cache(app: &TestApp, caller: &TestClient, token: &str) {
 
 /// Polls `app` until `token` is inactive for `caller`, failing after `bound` from `since`;
 /// returns how long it took. Once inactive, the answer is exactly `{"active": false}`.
-async fn inactive_within(
+pub(super) async fn inactive_within(
     app: &TestApp,
     caller: &TestClient,
     token: &str,

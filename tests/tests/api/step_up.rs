@@ -191,11 +191,8 @@ db_test! {
         assert_eq!(account_location(&second).await, "/login");
         // Set beside the app, as the CLI does: its introspection cache learns it from the
         // change log, within a poll.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while app.introspection_of(&rs, &token).await != serde_json::json!({"active": false}) {
-            assert!(std::time::Instant::now() < deadline, "the token is still active");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let since = std::time::Instant::now();
+        crate::introspection_cache::inactive_within(&app, &rs, &token, since, std::time::Duration::from_secs(5)).await;
     }
 }
 
