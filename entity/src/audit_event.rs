@@ -18,6 +18,9 @@ pub struct Model {
     pub address: Option<String>,
     /// Which factor, which token kind, … Never a secret or a code.
     pub detail: Option<String>,
+    /// Who made an administrative change: `client:<id>` (admin API), `user:<name>`
+    /// (console), `cli`.
+    pub actor: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -38,6 +38,12 @@ pub struct Model {
     pub post_logout_redirect_uris: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves with every change of the row: the admin API's `ETag`.
+    pub version: i64,
+    /// SHA-256 of the RFC 7592 registration access token of a dynamically registered client.
+    pub registration_token_hash: Option<Vec<u8>>,
+    /// When its secret stops working (RFC 7591 `client_secret_expires_at`); `None`: never.
+    pub client_secret_expires_at: Option<i64>,
     #[sea_orm(has_many)]
     pub grants: HasMany<super::grant::Entity>,
 }

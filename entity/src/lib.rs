@@ -21,6 +21,7 @@ pub mod login_lockout;
 pub mod one_time_code;
 pub mod recovery_code;
 pub mod refresh_token;
+pub mod registration_token;
 pub mod resource;
 pub mod resource_introspector;
 pub mod sign_in_limit;
@@ -43,6 +44,7 @@ pub mod prelude {
     pub use super::one_time_code::Entity as OneTimeCode;
     pub use super::recovery_code::Entity as RecoveryCode;
     pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::registration_token::Entity as RegistrationToken;
     pub use super::resource::Entity as Resource;
     pub use super::resource_introspector::Entity as ResourceIntrospector;
     pub use super::sign_in_limit::Entity as SignInLimit;

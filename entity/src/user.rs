@@ -28,6 +28,10 @@ pub struct Model {
     pub name: Option<String>,
     /// An operator vouched that `email` belongs to the user (`email_verified`).
     pub email_verified: bool,
+    /// Moves with every change of the row: the admin API's `ETag`.
+    pub version: i64,
+    /// May use the operator console (granted through the CLI; needs a second factor too).
+    pub admin: bool,
     #[sea_orm(has_many)]
     pub grants: HasMany<super::grant::Entity>,
     #[sea_orm(has_many)]

@@ -17,6 +17,7 @@ mod m20261202_000001_sign_in_limits;
 mod m20261202_000002_change_log;
 mod m20261202_000003_leases;
 mod m20261203_000001_change_log_notify;
+mod m20261203_000002_platform_automation;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_change_log::Migration),
             Box::new(m20261202_000003_leases::Migration),
             Box::new(m20261203_000001_change_log_notify::Migration),
+            Box::new(m20261203_000002_platform_automation::Migration),
         ]
     }
 }

@@ -13,8 +13,8 @@ use crate::oauth::token::TokenHash;
 use entity::client;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +64,9 @@ impl Store {
             post_logout_redirect_uris: Set(post_logout_redirect_uris),
             created_at: Set(now),
             updated_at: Set(now),
+            version: Set(1),
+            registration_token_hash: NotSet,
+            client_secret_expires_at: NotSet,
         };
         let (row, id) = (&row, new.id.as_str());
         self.retrying("create_client", move || async move {

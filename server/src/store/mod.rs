@@ -25,7 +25,7 @@ mod tokens;
 mod users;
 
 pub use assertions::AssertionUse;
-pub use audit::{AuditEntry, AuditKind, AuditRecord};
+pub use audit::{Actor, AuditCursor, AuditEntry, AuditKind, AuditPage, AuditQuery, AuditRecord};
 pub use changes::{Change, ChangeKind, ChangePoller, Follower};
 pub use cleanup::{CleanupReport, spawn_cleanup};
 pub use clients::ClientCache;

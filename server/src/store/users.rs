@@ -33,6 +33,10 @@ pub struct User {
     pub email: Option<String>,
     /// An operator vouched that `email` is the user's.
     pub email_verified: bool,
+    /// Moves with every change of the row (the admin API's `ETag`).
+    pub version: i64,
+    /// May use the operator console (with a second factor).
+    pub admin: bool,
 }
 
 /// A change of a user's profile; `None` leaves a field as it is.
@@ -83,6 +87,8 @@ impl Store {
             security_stamp: Set(0),
             name: Set(None),
             email_verified: Set(false),
+            version: Set(1),
+            admin: Set(false),
         };
         match user::Entity::insert(row)
             .exec_without_returning(&self.db)
@@ -98,6 +104,8 @@ impl Store {
                 name: None,
                 email: None,
                 email_verified: false,
+                version: 1,
+                admin: false,
             }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
                 StoreError::Conflict(format!("the username {username:?} is taken")),
@@ -310,5 +318,7 @@ fn to_user(row: user::Model) -> User {
         name: row.name,
         email: row.email,
         email_verified: row.email_verified,
+        version: row.version,
+        admin: row.admin,
     }
 }
