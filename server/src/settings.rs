@@ -50,6 +50,9 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub scopes: ScopeSettings,
     pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
+    pub registration: RegistrationSettings,
+    pub console: ConsoleSettings,
     pub second_factor: SecondFactorSettings,
     pub sender: SenderSettings,
 }
@@ -310,6 +313,40 @@ pub struct MetricsSettings {
     pub enabled: bool,
     pub host: String,
     pub port: u16,
+}
+
+/// The admin API (`crate::http::admin`): its own listener, like metrics, never the public one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub enabled: bool,
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+}
+
+/// Dynamic client registration (RFC 7591) and its management (RFC 7592).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSettings {
+    /// Serve `POST /register` (with an initial access token unless `open`).
+    pub enabled: bool,
+    /// Anyone may register without an initial access token (RFC 7591 §3 "open registration").
+    pub open: bool,
+    /// The grant types a self-registered client may ask for.
+    pub grant_types: Vec<String>,
+    /// The scopes a self-registered client may ask for; `umbra:admin` is never among them.
+    pub scopes: Vec<String>,
+    /// How long the secret of a self-registered confidential client lasts
+    /// (`client_secret_expires_at`); 0: it does not expire.
+    pub secret_lifetime_secs: i64,
+}
+
+/// The operator console (`/console`), on the public listener: people sign in there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
