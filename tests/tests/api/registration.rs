@@ -328,3 +328,45 @@ db_test_with! {
         assert!(metadata.get("registration_endpoint").is_none());
     }
 }
+
+db_test! {
+    async fn concurrent_updates_with_one_registration_token_let_exactly_one_win(app: TestApp) {
+        let body = registered(&app, &service()).await;
+        let id = body["client_id"].as_str().unwrap();
+        let token = body["registration_access_token"].as_str().unwrap();
+        let update = json!({"client_id": id, "grant_types": ["client_credentials"], "scope": "write"});
+
+        let requests = (0..24).map(|_| async {
+            with_token(&app, reqwest::Method::PUT, id, token).await.json(&update).send().await.unwrap()
+        });
+        let responses = join_all(requests).await;
+
+        let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+        let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let refused = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+        assert_eq!((won, refused), (1, 23), "{statuses:?}");
+        assert_eq!(app.store.find_client(id).await.unwrap().unwrap().version, 2);
+    }
+}
+
+db_test! {
+    async fn concurrent_replacements_from_one_version_let_exactly_one_win(app: TestApp) {
+        let client = app.service_client("read").await;
+        let read = app.store.find_client(&client.id).await.unwrap().unwrap();
+
+        let attempts = (0..24).map(|i| {
+            let mut changed = read.clone();
+            changed.name = format!("name {i}");
+            let store = app.store.clone();
+            async move { store.replace_client(&changed, None, Some(read.version), umbra::clock::now()).await.unwrap() }
+        });
+        let outcomes = join_all(attempts).await;
+
+        let done = outcomes.iter().filter(|o| matches!(o, umbra::store::Replaced::Done { .. })).count();
+        assert_eq!(done, 1, "{outcomes:?}");
+        let current = read.version + 1;
+        assert!(outcomes.iter().all(|o| matches!(o,
+            umbra::store::Replaced::Done { version } | umbra::store::Replaced::VersionMismatch { current: version }
+            if *version == current)), "{outcomes:?}");
+    }
+}
