@@ -1571,3 +1571,68 @@ fn serve_without_migrating_refuses_a_schema_older_than_it_needs_and_names_the_co
         server.wait().ok();
     }
 }
+
+#[test]
+fn registration_tokens_are_created_once_listed_without_secrets_and_audited() {
+    for scratch in Scratch::on_each_database() {
+        let created = json(&scratch.run(&[
+            "client",
+            "registration-token",
+            "create",
+            "--max-uses",
+            "3",
+            "--expires",
+            "1h",
+            "--description",
+            "CI pipeline",
+            "--json",
+        ]));
+        let token = created["token"].as_str().unwrap();
+        assert!(token.starts_with("it_") && token.len() == 52, "{token}");
+        assert_eq!(created["max_uses"], 3);
+        let now = umbra::clock::now();
+        let expires_at = created["expires_at"].as_i64().unwrap();
+        assert!(
+            (now + 3590..=now + 3600).contains(&expires_at),
+            "{expires_at}"
+        );
+
+        let listed = scratch.run(&["client", "registration-token", "list", "--json"]);
+        let listed_text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(
+            !listed_text.contains(token),
+            "a listing never shows the token"
+        );
+        let listed = json(&listed);
+        assert_eq!(listed[0]["id"], created["id"]);
+        assert_eq!(listed[0]["uses"], 0);
+        assert_eq!(listed[0]["description"], "CI pipeline");
+        let text = scratch.run(&["client", "registration-token", "list"]);
+        assert!(String::from_utf8_lossy(&text.stdout).contains("0/3 used\tusable"));
+
+        for (args, mentions) in [
+            (&["--max-uses", "3", "--expires", "1w"][..], "duration"),
+            (&["--max-uses", "3", "--expires", "400d"], "365 days"),
+            (&["--max-uses", "0", "--expires", "1h"], "max-uses"),
+        ] {
+            let mut argv = vec!["client", "registration-token", "create"];
+            argv.extend(args);
+            let output = scratch.run(&argv);
+            assert!(!output.status.success(), "{args:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+        }
+
+        let events = json(&scratch.run(&["audit", "list", "--json"]));
+        let event = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "registration_token.created")
+            .expect("an audit event");
+        assert_eq!(event["actor"], "cli");
+        let detail = event["detail"].as_str().unwrap();
+        assert!(detail.contains(created["id"].as_str().unwrap()), "{detail}");
+        assert!(!detail.contains(token));
+    }
+}

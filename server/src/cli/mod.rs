@@ -6,6 +6,7 @@ mod audit;
 mod client;
 mod keys;
 mod output;
+mod registration_token;
 mod resource;
 mod two_factor;
 mod user;

@@ -10,6 +10,7 @@
 use super::client::{Client, MAX_CLIENT_ID_LEN, OpenIdRegistration, is_valid_client_id};
 use super::client_auth::AuthMethod;
 use super::client_jwks::{ClientJwks, ClientKeys, validate_jwks_uri};
+use super::error::{ErrorCode, OAuthError};
 use super::grant_type::GrantType;
 use super::redirect_uri::{self, RedirectUriError};
 use super::resource::ResourceAccess;
@@ -135,6 +136,20 @@ pub enum MetadataError {
     /// The operating system's random generator failed: no id or secret could be drawn.
     #[error("the random number generator failed")]
     Random,
+}
+
+impl From<MetadataError> for OAuthError {
+    fn from(err: MetadataError) -> Self {
+        match err {
+            MetadataError::InvalidRedirectUri(description) => {
+                OAuthError::new(ErrorCode::InvalidRedirectUri, description)
+            }
+            MetadataError::InvalidClientMetadata(description) => {
+                OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+            }
+            MetadataError::Random => OAuthError::server_error(err),
+        }
+    }
 }
 
 /// A client checked and ready to store, with its secret in plaintext (shown once) and the

@@ -68,6 +68,7 @@ mod proxy_limits;
 mod redirect_uris;
 mod refresh;
 mod refresh_retry;
+mod registration;
 mod revocation;
 mod revocation_stream;
 mod robustness;
