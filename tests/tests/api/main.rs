@@ -48,6 +48,7 @@ mod code_flow;
 mod compose;
 mod consent;
 mod consent_binding;
+mod console;
 mod deleted_client;
 mod discovery;
 mod interop;
