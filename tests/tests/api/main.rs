@@ -38,6 +38,7 @@ macro_rules! db_test_with {
     };
 }
 
+mod admin_api;
 mod audiences;
 mod authorize_errors;
 mod bad_input;
