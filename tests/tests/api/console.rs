@@ -362,3 +362,27 @@ db_test! {
         assert_eq!(actors(&app, "client.secret_rotated").await.len(), 16);
     }
 }
+
+db_test! {
+    async fn an_operator_revokes_one_grant_of_a_user_and_its_tokens_stop_working(app: TestApp) {
+        let (browser, _) = operator(&app, "ada").await;
+        let bob = app.create_user("bob", PASSWORD).await;
+        let web = app.web_app(true).await;
+        let token = app.user_access_token(&web, "bob", PASSWORD, "read").await;
+        let rs = app.resource_server().await;
+
+        let page = format!("/console/users/{}", bob.id);
+        let shown = browser.get(&page).await.text().await.unwrap();
+        let action = shown.split("action=\"").find(|a| a.contains("/grants/")).expect("a grant listed");
+        let action = action[..action.find('"').unwrap()].to_owned();
+        let response = submit(&browser, &page, &action).await;
+        assert!(follow(&browser, &response).await.contains("Revoked the grant"));
+        assert_eq!(app.introspection_of(&rs, &token).await["active"], false);
+        assert_eq!(actors(&app, "grants.revoked").await, [Some("user:ada".to_owned())]);
+        // The consent stays; the grant is no longer listed, and a second click says so.
+        assert_eq!(app.store.list_consents(bob.id).await.unwrap().len(), 1);
+        assert!(!browser.get(&page).await.text().await.unwrap().contains("/grants/"));
+        let response = submit(&browser, &page, &action).await;
+        assert!(follow(&browser, &response).await.contains("already revoked"));
+    }
+}

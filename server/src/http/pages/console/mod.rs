@@ -52,6 +52,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             users::reset_second_factor,
         ))
         .service(post(
+            "/console/users/{id}/grants/{grant_id}/revoke",
+            users::revoke_grant,
+        ))
+        .service(post(
             "/console/users/{id}/consents/{client_id}/withdraw",
             users::withdraw_consent,
         ))

@@ -4,11 +4,14 @@ use super::{ConsoleError, ConsoleForm, ConsolePage, PAGE_SIZE, audited, done, re
 use crate::clock;
 use crate::http::AppState;
 use crate::http::page_extract::CsrfForm;
-use crate::store::{AuditKind, User, normalize_username};
+use crate::store::{AuditKind, GrantOwner, User, normalize_username};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// Live grants the user page lists (newest first).
+const MAX_GRANTS: u64 = 100;
 
 /// Longest username filter read (usernames have at most 64 characters).
 const MAX_FILTER: usize = 64;
@@ -119,7 +122,20 @@ pub async fn show(
             updated: when(c.updated_at),
         })
         .collect();
-    let grants: Vec<GrantLine> = Vec::new();
+    let grants: Vec<GrantLine> = state
+        .store
+        .list_grants(&GrantOwner::User(user.id), clock::now(), MAX_GRANTS)
+        .await?
+        .into_iter()
+        .map(|g| GrantLine {
+            id: g.id.to_string(),
+            client_id: g.client_id,
+            grant_type: g.grant_type,
+            scope: g.scope,
+            created: when(g.created_at),
+            expires: when(g.expires_at),
+        })
+        .collect();
     render(
         &req,
         &page.session,
@@ -248,6 +264,43 @@ pub async fn reset_second_factor(
             "Removed {removed} factor(s) and the recovery codes of {}; their sessions are signed out.",
             user.username
         ),
+    ))
+}
+
+/// `POST /console/users/{id}/grants/{grant_id}/revoke`: every token of the grant stops
+/// working. The consent stays: the application may ask again without asking the user.
+pub async fn revoke_grant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    page: ConsoleForm<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (id, grant_id) = path.into_inner();
+    let user = find(&state, &id).await?;
+    let location = format!("/console/users/{}", user.id);
+    let Ok(grant_id) = grant_id.parse::<Uuid>() else {
+        return Err(ConsoleError::NotFound("There is no such grant."));
+    };
+    let now = clock::now();
+    if !state
+        .store
+        .revoke_grant_of(&GrantOwner::User(user.id), grant_id, now)
+        .await?
+    {
+        return Ok(done(
+            &req,
+            &location,
+            "That grant was already revoked or has expired.",
+        ));
+    }
+    let entry = audited(&req, &page.operator, AuditKind::GrantsRevoked)
+        .user(user.id, &user.username)
+        .detail(format!("grant {grant_id}, in the console"));
+    state.store.record_audit(entry, now).await?;
+    Ok(done(
+        &req,
+        &location,
+        "Revoked the grant: its tokens no longer work.",
     ))
 }
 
