@@ -386,3 +386,74 @@ db_test! {
         assert!(follow(&browser, &response).await.contains("already revoked"));
     }
 }
+
+/// The secret a console page shows, if any (the second `code.secret`: the first is the id).
+fn shown_secret(page: &str) -> Option<String> {
+    let shown = page.split("<code class=\"secret\">").nth(2)?;
+    Some(shown[..shown.find('<')?].to_owned())
+}
+
+db_test! {
+    async fn a_client_created_in_the_console_shows_its_secret_once_and_it_works(app: TestApp) {
+        let (browser, _) = operator(&app, "ada").await;
+        let token = browser.form_token("/console/clients").await;
+        let response = browser
+            .post(
+                "/console/clients",
+                &[
+                    ("csrf_token", token.as_str()),
+                    ("client_name", "Billing <service>"),
+                    ("client_id", "billing"),
+                    ("client_credentials", "on"),
+                    ("scope", "read write"),
+                    ("token_endpoint_auth_method", "client_secret_basic"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Billing &lt;service&gt;") && !page.contains("Billing <service>"));
+        let secret = shown_secret(&page).expect("the secret is shown");
+        let status = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth("billing", Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+        let list = browser.get("/console/clients").await.text().await.unwrap();
+        assert!(list.contains("billing") && !list.contains(&secret));
+        assert_eq!(actors(&app, "client.created").await, [Some("user:ada".to_owned())]);
+
+        // The same id again, and metadata the rules refuse: the form comes back with the
+        // reason and what was typed; nothing is created.
+        for (id, redirect, why) in [
+            ("billing", "https://app.example/cb", "already exists"),
+            ("web", "http://evil.example/cb", "http"),
+        ] {
+            let response = browser
+                .post(
+                    "/console/clients",
+                    &[
+                        ("csrf_token", token.as_str()),
+                        ("client_name", "Again"),
+                        ("client_id", id),
+                        ("authorization_code", "on"),
+                        ("redirect_uris", redirect),
+                        ("token_endpoint_auth_method", "none"),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{id}");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("class=\"error\"") && page.contains(why), "{id}: {page}");
+            assert!(page.contains("value=\"Again\"") && shown_secret(&page).is_none());
+        }
+        assert!(app.store.find_client("web").await.unwrap().is_none());
+        assert_eq!(actors(&app, "client.created").await.len(), 1);
+    }
+}

@@ -34,7 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/console/clients")
                 .route(web::get().to(clients::list))
-                .default_service(web::to(|| method_not_allowed("GET"))),
+                .route(web::post().to(clients::create))
+                .default_service(web::to(|| method_not_allowed("GET, POST"))),
         )
         .service(post("/console/clients/{id}/secret", clients::rotate_secret))
         .service(
