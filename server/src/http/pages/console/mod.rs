@@ -114,8 +114,8 @@ impl ResponseError for ConsoleError {
             ),
             Self::NotOperator => (
                 "Not for this account",
-                "The operator console is for accounts with the admin role. An operator grants it \
-                 with `umbra user admin`.",
+                "The operator console is for accounts with the admin role, which an operator \
+                 grants on the command line (umbra user admin NAME).",
                 Some(("/account", "Your account")),
             ),
             Self::NoSecondFactor => (
