@@ -1636,3 +1636,61 @@ fn registration_tokens_are_created_once_listed_without_secrets_and_audited() {
         assert!(!detail.contains(token));
     }
 }
+
+#[test]
+fn user_admin_grants_and_revokes_the_console_role_warning_without_a_second_factor() {
+    let scratch = Scratch::new();
+    json(&run_with_stdin(
+        &scratch,
+        &["user", "create", "ada", "--password-stdin", "--json"],
+        "correct horse battery\n",
+    ));
+
+    let granted = scratch.run(&["user", "admin", "ada", "--json"]);
+    assert!(granted.status.success());
+    let stderr = String::from_utf8_lossy(&granted.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("second factor"),
+        "{stderr}"
+    );
+    let granted = json(&granted);
+    assert_eq!(
+        (granted["admin"].clone(), granted["second_factor"].clone()),
+        (true.into(), false.into())
+    );
+    assert_eq!(
+        json(&scratch.run(&["user", "show", "ada", "--json"]))["admin"],
+        true
+    );
+
+    json(&scratch.run(&["user", "totp", "enroll", "--username", "ada", "--json"]));
+    let again = scratch.run(&["user", "admin", "ada"]);
+    assert!(again.status.success() && again.stderr.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "ada may use the operator console"
+    );
+
+    let revoked = json(&scratch.run(&["user", "admin", "ada", "--revoke", "--json"]));
+    assert_eq!(revoked["admin"], false);
+    assert_eq!(
+        json(&scratch.run(&["user", "show", "ada", "--json"]))["admin"],
+        false
+    );
+    assert_one_line_error(&scratch.run(&["user", "admin", "bob"]), "no user");
+
+    let events = json(&scratch.run(&["audit", "list", "--user", "ada", "--json"]));
+    // Newest first, but events of the same second in no particular order.
+    let mut roles: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "user.admin_role")
+        .map(|e| (e["actor"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(
+        roles,
+        [("cli", "granted"), ("cli", "granted"), ("cli", "revoked")]
+    );
+}

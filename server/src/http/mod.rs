@@ -161,6 +161,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             api::account::regenerate,
         ))
         .service(get("/static/umbra.css", templates::stylesheet))
+        .configure(pages::console::routes)
         // JSON bodies of the enrolment API are as small as forms.
         .app_data(web::PayloadConfig::new(PAGE_FORM_LIMIT))
         .app_data(

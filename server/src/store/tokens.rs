@@ -12,8 +12,8 @@ use crate::oauth::token::TokenHash;
 use entity::{access_token, grant, refresh_token, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, Statement, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -386,20 +386,12 @@ impl Store {
     /// Marks a grant revoked; every token and code of it is inactive from now on, on this
     /// instance before it returns and on the others through the change log.
     pub(crate) async fn revoke_grant(&self, grant_id: Uuid, now: i64) -> Result<(), StoreError> {
-        let subject = grant_id.to_string();
         let txn = self.db.begin().await?;
-        let revoked = grant::Entity::update_many()
-            .col_expr(grant::Column::RevokedAt, Expr::value(now))
-            .filter(grant::Column::Id.eq(grant_id))
-            .filter(grant::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if revoked > 0 {
-            changes::record(&txn, ChangeKind::Grant, &subject).await?;
-        }
+        let only = Condition::all().add(grant::Column::Id.eq(grant_id));
+        super::grants::revoke_grants_in(&txn, only, now).await?;
         txn.commit().await?;
-        self.changed_here(ChangeKind::Grant, &subject);
+        // Also when it was revoked already: that revocation's own eviction may not have run.
+        self.grants_revoked_here(&[grant_id]);
         Ok(())
     }
 }

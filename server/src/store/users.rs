@@ -6,12 +6,13 @@
 //! under an older value are signed out. A new password and disabling an account also revoke
 //! every grant of the user in the same transaction, so no token outlives the change.
 use super::changes::{self, ChangeKind};
+use super::grants::{Revoked, revoke_grants_in};
 use super::{Store, StoreError};
 use entity::{grant, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
-    UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -207,18 +208,16 @@ impl Store {
             .await?
             .rows_affected
             > 0;
+        let mut revoked = Revoked::default();
         if found {
-            grant::Entity::update_many()
-                .col_expr(grant::Column::RevokedAt, Expr::value(now))
-                .filter(grant::Column::UserId.eq(id))
-                .filter(grant::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
+            let theirs = Condition::all().add(grant::Column::UserId.eq(id));
+            revoked = revoke_grants_in(&txn, theirs, now).await?;
             changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
         }
         txn.commit().await?;
         if found {
             self.changed_here(ChangeKind::User, &id.to_string());
+            self.grants_revoked_here(&revoked.ids);
         }
         Ok(found)
     }

@@ -38,6 +38,7 @@ macro_rules! db_test_with {
     };
 }
 
+mod admin_api;
 mod audiences;
 mod authorize_errors;
 mod bad_input;
@@ -48,6 +49,7 @@ mod code_flow;
 mod compose;
 mod consent;
 mod consent_binding;
+mod console;
 mod deleted_client;
 mod discovery;
 mod interop;
