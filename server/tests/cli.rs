@@ -520,6 +520,24 @@ fn second_factor_commands_enroll_show_reset_and_are_audited() {
     }
     let text = scratch.run(&["audit", "list"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("factor.reset\tada"));
+
+    let filtered = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec!["audit", "list", "--json"];
+        argv.extend_from_slice(args);
+        json(&scratch.run(&argv))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(filtered(&["--event", "factor.reset"]), ["factor.reset"]);
+    let factors = filtered(&["--event", "factor.", "--since", "1h"]);
+    assert!(!factors.is_empty() && factors.iter().all(|e| e.starts_with("factor.")));
+    assert!(filtered(&["--client", "nobody"]).is_empty());
+    let refused = scratch.run(&["audit", "list", "--since", "1w"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a duration is"));
 }
 
 #[test]
