@@ -45,7 +45,7 @@ pub use retry::Retries;
 pub use sign_in_limits::SignInSlot;
 pub use token_cache::{Lookup, Ticket, TokenCache};
 pub use tokens::NewAccessToken;
-pub use users::{ProfileChange, User, normalize_username};
+pub use users::{ProfileChange, User, UserPage, UserQuery, UserUpdate, normalize_username};
 
 use issue_batch::IssueBatch;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr};
