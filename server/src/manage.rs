@@ -35,7 +35,10 @@ pub fn resource_name(name: &str) -> Result<String, ManageError> {
 
 /// Checks that each client exists and is confidential, since a resource server proves who it
 /// is with its secret when it introspects; the list without repeats.
-pub async fn introspectors(store: &Store, client_ids: &[String]) -> Result<Vec<String>, ManageError> {
+pub async fn introspectors(
+    store: &Store,
+    client_ids: &[String],
+) -> Result<Vec<String>, ManageError> {
     let mut checked: Vec<String> = Vec::with_capacity(client_ids.len());
     for client_id in client_ids {
         if checked.contains(client_id) {

@@ -165,7 +165,11 @@ impl ResourceCommand {
 impl UpdateArgs {
     /// Checks the new values; refuses a command that changes nothing.
     async fn change(&self, store: &Store) -> anyhow::Result<ResourceChange> {
-        let name = self.name.as_deref().map(manage::resource_name).transpose()?;
+        let name = self
+            .name
+            .as_deref()
+            .map(manage::resource_name)
+            .transpose()?;
         let scopes = match (&self.scopes, self.no_scopes) {
             (_, true) => Some(ScopeSet::default()),
             (Some(scopes), false) => Some(parse_scopes(scopes)?),
@@ -208,4 +212,3 @@ async fn show(store: &Store, identifier: &str, json: bool) -> anyhow::Result<()>
     output::print(json, &view.0, &view.text());
     Ok(())
 }
-

@@ -17,8 +17,8 @@ use super::{Store, StoreError};
 use entity::{grant, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    TransactionTrait, UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -50,9 +50,13 @@ pub struct User {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserUpdate {
     /// Written; the row's new version.
-    Done { version: i64 },
+    Done {
+        version: i64,
+    },
     /// The row has moved on since the caller read it (another writer won).
-    VersionMismatch { current: i64 },
+    VersionMismatch {
+        current: i64,
+    },
     NotFound,
 }
 
@@ -390,7 +394,7 @@ impl Store {
         if let Some(prefix) = &query.username_prefix {
             // The leading characters compared rather than LIKE: nothing to escape.
             let prefix = normalize_username(prefix);
-            let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+            let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
             select = select.filter(
                 Expr::expr(
                     Func::cust("SUBSTR")

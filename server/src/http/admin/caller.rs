@@ -93,7 +93,8 @@ async fn admin_client(state: &AppState, presented: &str) -> Result<String, Probl
     );
     let details = answer.details.ok_or(Problem::InvalidToken)?;
     // A client's own token: no user, no actor, its subject is the client itself.
-    let own = details.username.is_none() && details.act.is_none() && details.sub == details.client_id;
+    let own =
+        details.username.is_none() && details.act.is_none() && details.sub == details.client_id;
     if !own || !ScopeSet::from_stored(&details.scope).contains(ADMIN_SCOPE) {
         return Err(Problem::InsufficientScope);
     }

@@ -107,7 +107,9 @@ impl Problem {
     fn detail(&self) -> String {
         match self {
             Self::MissingToken => "a bearer access token is required".into(),
-            Self::InvalidToken => "the access token is expired, revoked, malformed or invalid".into(),
+            Self::InvalidToken => {
+                "the access token is expired, revoked, malformed or invalid".into()
+            }
             Self::InsufficientScope => format!(
                 "a client's access token with the {} scope is required",
                 super::ADMIN_SCOPE
@@ -143,9 +145,8 @@ impl Problem {
     /// A JSON body that did not decode, in words that never repeat its values.
     pub fn of_json(err: JsonPayloadError) -> Self {
         match err {
-            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-                Self::TooLarge(limit)
-            }
+            JsonPayloadError::Overflow { limit }
+            | JsonPayloadError::OverflowKnownLength { limit, .. } => Self::TooLarge(limit),
             JsonPayloadError::ContentType => Self::UnsupportedMediaType,
             JsonPayloadError::Deserialize(err) => match ApiError::invalid_json(&err) {
                 ApiError::InvalidRequest(detail) => Self::BadRequest(detail),
