@@ -200,6 +200,8 @@ impl ClientInput {
             resources: Default::default(),
             assertion_keys: None,
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
             openid: Default::default(),
         }
     }

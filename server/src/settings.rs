@@ -550,7 +550,7 @@ impl Settings {
         Ok(settings)
     }
 
-    /// `UMBRA__SECTION__KEY` variables; the one list-valued key is comma-separated.
+    /// `UMBRA__SECTION__KEY` variables; list-valued keys are comma-separated.
     fn environment_source() -> config::Environment {
         config::Environment::with_prefix("UMBRA")
             .prefix_separator("__")
@@ -558,6 +558,8 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.trusted_proxies")
+            .with_list_parse_key("registration.grant_types")
+            .with_list_parse_key("registration.scopes")
     }
 
     /// The built-in defaults alone, ignoring files and the environment (for tests and tools

@@ -274,6 +274,8 @@ impl TestApp {
                     assertion_keys: None,
                     resources: Default::default(),
                     introspection_signed_response_alg: spec.introspection_signed_response_alg,
+                    version: 1,
+                    secret_expires_at: None,
                     openid: OpenIdRegistration {
                         id_token_alg: spec.id_token_alg,
                         post_logout_redirect_uris: spec

@@ -56,6 +56,8 @@ async fn key_resource_server(umbra: &Umbra, alg: SigningAlg) -> (String, Asserti
                 assertion_keys: Some(ClientKeys::Inline(jwks)),
                 resources: Default::default(),
                 introspection_signed_response_alg: None,
+                version: 1,
+                secret_expires_at: None,
                 openid: Default::default(),
             },
             umbra::clock::now(),

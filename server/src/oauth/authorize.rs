@@ -303,6 +303,8 @@ mod tests {
             openid: Default::default(),
             resources: Default::default(),
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
         }
     }
 

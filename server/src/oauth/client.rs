@@ -34,6 +34,12 @@ pub struct Client {
     pub assertion_keys: Option<ClientKeys>,
     /// What it registered as an OpenID Connect relying party.
     pub openid: OpenIdRegistration,
+    /// Moves with every change of the stored record (1 when created): what an update made
+    /// with `If-Match` compares.
+    pub version: i64,
+    /// When its secret stops authenticating (RFC 7591 `client_secret_expires_at`, seconds
+    /// since the epoch); `None`: never.
+    pub secret_expires_at: Option<i64>,
 }
 
 /// What a relying party registers for OpenID Connect (OpenID Connect Registration 1.0 §2,
@@ -85,11 +91,15 @@ impl Client {
     }
 
     /// Checks a presented secret in constant time. Secrets are server-generated and carry a
-    /// checksum, so a malformed one is refused before hashing.
-    pub fn verify_secret(&self, presented: &str) -> bool {
+    /// checksum, so a malformed one is refused before hashing. A secret past its
+    /// `client_secret_expires_at` no longer verifies (RFC 7591 §3.2.1).
+    pub fn verify_secret(&self, presented: &str, now: i64) -> bool {
         let Some(expected) = &self.secret_hash else {
             return false;
         };
+        if self.secret_expires_at.is_some_and(|expires| now >= expires) {
+            return false;
+        }
         match token::parse(presented) {
             Some(parsed) if parsed.kind == TokenKind::ClientSecret => parsed.hash.ct_eq(expected),
             _ => false,
@@ -130,6 +140,8 @@ mod tests {
             resources: Default::default(),
             introspection_signed_response_alg: None,
             assertion_keys: None,
+            version: 1,
+            secret_expires_at: None,
         }
     }
 
@@ -138,9 +150,20 @@ mod tests {
         let secret = Token::generate(TokenKind::ClientSecret).unwrap();
         let other = Token::generate(TokenKind::ClientSecret).unwrap();
         let client = confidential(&secret);
-        assert!(client.verify_secret(secret.expose()));
-        assert!(!client.verify_secret(other.expose()));
-        assert!(!client.verify_secret(""));
+        assert!(client.verify_secret(secret.expose(), 0));
+        assert!(!client.verify_secret(other.expose(), 0));
+        assert!(!client.verify_secret("", 0));
+    }
+
+    #[test]
+    fn a_secret_verifies_until_it_expires() {
+        let secret = Token::generate(TokenKind::ClientSecret).unwrap();
+        let client = Client {
+            secret_expires_at: Some(100),
+            ..confidential(&secret)
+        };
+        assert!(client.verify_secret(secret.expose(), 99));
+        assert!(!client.verify_secret(secret.expose(), 100));
     }
 
     #[test]
@@ -150,7 +173,7 @@ mod tests {
             secret_hash: Some(Token::generate(TokenKind::AccessToken).unwrap().hash()),
             ..confidential(&secret)
         };
-        assert!(!client.verify_secret(secret.expose()));
+        assert!(!client.verify_secret(secret.expose(), 0));
     }
 
     #[test]
@@ -161,6 +184,6 @@ mod tests {
             ..confidential(&secret)
         };
         assert!(client.is_public());
-        assert!(!client.verify_secret(secret.expose()));
+        assert!(!client.verify_secret(secret.expose(), 0));
     }
 }

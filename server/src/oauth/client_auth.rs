@@ -139,14 +139,18 @@ impl ClientCredentials {
     /// `client_id`: a client registered for one method cannot use another. Every failure
     /// gives the same answer, so the response does not tell which part was wrong. An
     /// assertion is checked elsewhere (it needs the client's keys and the store) and never
-    /// passes here.
-    pub fn authenticate<C: Borrow<Client>>(&self, client: Option<C>) -> Result<C, OAuthError> {
+    /// passes here. A secret past its expiry fails like a wrong one.
+    pub fn authenticate<C: Borrow<Client>>(
+        &self,
+        client: Option<C>,
+        now: i64,
+    ) -> Result<C, OAuthError> {
         let authenticated = client.filter(|client| {
             let client: &Client = client.borrow();
             match (self.method, &self.secret) {
                 (AuthMethod::None, None) => client.is_public(),
                 (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost, Some(secret)) => {
-                    client.verify_secret(secret.expose_secret())
+                    client.verify_secret(secret.expose_secret(), now)
                 }
                 _ => false,
             }
@@ -355,16 +359,18 @@ mod tests {
             assertion_keys: None,
             resources: Default::default(),
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
             openid: Default::default(),
         };
-        assert!(creds.authenticate(Some(&public)).is_err());
+        assert!(creds.authenticate(Some(&public), 0).is_err());
     }
 
     #[test]
     fn a_failed_body_authentication_is_challenged_too() {
         let params = Params::parse(b"client_id=a&client_secret=wrong").unwrap();
         let creds = ClientCredentials::extract(None, &params).unwrap();
-        let err = creds.authenticate::<Client>(None).unwrap_err();
+        let err = creds.authenticate::<Client>(None, 0).unwrap_err();
         assert_eq!(err.status(), 401);
         assert!(err.basic_challenge());
     }

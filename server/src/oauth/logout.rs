@@ -117,6 +117,8 @@ mod tests {
             },
             assertion_keys: None,
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod registration;
 pub mod resource;
 pub mod revocation;
 pub mod scope;

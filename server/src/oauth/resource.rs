@@ -312,6 +312,8 @@ mod tests {
                 introspects_for: vec![],
             },
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
         }
     }
 

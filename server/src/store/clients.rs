@@ -10,11 +10,11 @@ use crate::oauth::grant_type::GrantType;
 use crate::oauth::resource::ResourceAccess;
 use crate::oauth::scope::ScopeSet;
 use crate::oauth::token::TokenHash;
-use entity::client;
-use sea_orm::sea_query::Expr;
+use entity::{client, client_resource};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
 use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr, TransactionTrait,
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,7 @@ impl Store {
             updated_at: Set(now),
             version: Set(1),
             registration_token_hash: NotSet,
-            client_secret_expires_at: NotSet,
+            client_secret_expires_at: Set(new.secret_expires_at),
         };
         let (row, id) = (&row, new.id.as_str());
         self.retrying("create_client", move || async move {
@@ -146,11 +146,13 @@ impl Store {
             > 0)
     }
 
-    /// Replaces the secret hash. `false` if the client is unknown.
+    /// Replaces the secret hash, and when the new secret expires (`None`: never). `false` if
+    /// the client is unknown.
     pub async fn set_client_secret(
         &self,
         id: &str,
         secret_hash: TokenHash,
+        secret_expires_at: Option<i64>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let update = client::Entity::update_many()
@@ -158,6 +160,11 @@ impl Store {
                 client::Column::SecretHash,
                 Expr::value(secret_hash.as_bytes().to_vec()),
             )
+            .col_expr(
+                client::Column::ClientSecretExpiresAt,
+                Expr::value(secret_expires_at),
+            )
+            .col_expr(client::Column::Version, next_version())
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(id));
         Ok(self
@@ -178,6 +185,7 @@ impl Store {
         let update = client::Entity::update_many()
             .col_expr(client::Column::Jwks, Expr::value(jwks))
             .col_expr(client::Column::JwksUri, Expr::value(jwks_uri))
+            .col_expr(client::Column::Version, next_version())
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(id))
             .filter(
@@ -190,6 +198,165 @@ impl Store {
             .await?
             > 0)
     }
+}
+
+/// What [`Store::replace_client`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The metadata is replaced; the row's version is now `version`.
+    Done {
+        version: i64,
+    },
+    /// The row is at `current`, not at the version the caller read: someone changed it
+    /// since, and nothing was written (an `If-Match` precondition failed).
+    VersionMismatch {
+        current: i64,
+    },
+    NotFound,
+}
+
+impl Store {
+    /// Replaces the metadata of `client.id` with `client`'s (an admin PUT, an RFC 7592 §2.2
+    /// update), and with `resources: Some(..)` its resource links: links to resources not
+    /// listed go, listed ones are added with every scope, and those already there keep the
+    /// scopes they had. The secret and its expiry are not touched (see
+    /// [`Store::set_client_secret`]), so a stale copy cannot bring back a rotated secret.
+    ///
+    /// With `if_version`, the write happens only if the row is still at that version: one
+    /// conditional UPDATE, so of two updates made from the same read exactly one wins and
+    /// the other gets `VersionMismatch`. Every update moves the version.
+    pub async fn replace_client(
+        &self,
+        client: &Client,
+        resources: Option<&[String]>,
+        if_version: Option<i64>,
+        now: i64,
+    ) -> Result<Replaced, StoreError> {
+        let redirect_uris = serde_json::to_string(&client.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let post_logout_redirect_uris =
+            serde_json::to_string(&client.openid.post_logout_redirect_uris)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (jwks, jwks_uri) = key_columns(client.assertion_keys.as_ref());
+        let mut update = client::Entity::update_many()
+            .col_expr(client::Column::Name, Expr::value(client.name.clone()))
+            .col_expr(client::Column::RedirectUris, Expr::value(redirect_uris))
+            .col_expr(
+                client::Column::GrantTypes,
+                Expr::value(join(client.grant_types.iter().map(|g| g.as_str()))),
+            )
+            .col_expr(
+                client::Column::Scopes,
+                Expr::value(client.scopes.to_string()),
+            )
+            .col_expr(
+                client::Column::CanIntrospect,
+                Expr::value(client.can_introspect),
+            )
+            .col_expr(
+                client::Column::SkipConsent,
+                Expr::value(client.skip_consent),
+            )
+            .col_expr(client::Column::Require2fa, Expr::value(client.require_2fa))
+            .col_expr(
+                client::Column::DefaultResource,
+                Expr::value(client.resources.default.clone()),
+            )
+            .col_expr(
+                client::Column::IntrospectionSignedResponseAlg,
+                Expr::value(
+                    client
+                        .introspection_signed_response_alg
+                        .map(|alg| alg.as_str().to_owned()),
+                ),
+            )
+            .col_expr(client::Column::Jwks, Expr::value(jwks))
+            .col_expr(client::Column::JwksUri, Expr::value(jwks_uri))
+            .col_expr(
+                client::Column::IdTokenSignedResponseAlg,
+                Expr::value(
+                    client
+                        .openid
+                        .id_token_alg
+                        .map(|alg| alg.as_str().to_owned()),
+                ),
+            )
+            .col_expr(
+                client::Column::PostLogoutRedirectUris,
+                Expr::value(post_logout_redirect_uris),
+            )
+            .col_expr(client::Column::Version, next_version())
+            .col_expr(client::Column::UpdatedAt, Expr::value(now))
+            .filter(client::Column::Id.eq(client.id.as_str()));
+        if let Some(version) = if_version {
+            update = update.filter(client::Column::Version.eq(version));
+        }
+        let statement = update.build(self.db.get_database_backend());
+        let id = client.id.as_str();
+        let replaced = self
+            .retrying("replace_client", || {
+                let statement = statement.clone();
+                async move {
+                    let txn = self.db.begin().await?;
+                    let affected = txn.execute_raw(statement).await?.rows_affected();
+                    let current = client::Entity::find_by_id(id.to_owned())
+                        .select_only()
+                        .column(client::Column::Version)
+                        .into_tuple::<i64>()
+                        .one(&txn)
+                        .await?;
+                    let Some(current) = current else {
+                        return Ok(Replaced::NotFound);
+                    };
+                    if affected == 0 {
+                        return Ok(Replaced::VersionMismatch { current });
+                    }
+                    if let Some(resources) = resources {
+                        replace_links(&txn, id, resources).await?;
+                    }
+                    changes::record(&txn, ChangeKind::Client, id).await?;
+                    txn.commit().await?;
+                    Ok(Replaced::Done { version: current })
+                }
+            })
+            .await?;
+        if matches!(replaced, Replaced::Done { .. }) {
+            self.changed_here(ChangeKind::Client, id);
+        }
+        Ok(replaced)
+    }
+}
+
+/// Makes `resources` the resources `client_id` may ask tokens for (see
+/// [`Store::replace_client`]).
+async fn replace_links<C: ConnectionTrait>(
+    db: &C,
+    client_id: &str,
+    resources: &[String],
+) -> Result<(), StoreError> {
+    client_resource::Entity::delete_many()
+        .filter(client_resource::Column::ClientId.eq(client_id))
+        .filter(client_resource::Column::Resource.is_not_in(resources.iter().cloned()))
+        .exec(db)
+        .await?;
+    for identifier in resources {
+        client_resource::Entity::insert(client_resource::ActiveModel {
+            resource: Set(identifier.clone()),
+            client_id: Set(client_id.to_owned()),
+            scopes: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                client_resource::Column::Resource,
+                client_resource::Column::ClientId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The `jwks` and `jwks_uri` columns of a client's keys.
@@ -215,6 +382,7 @@ impl Store {
                 client::Column::IntrospectionSignedResponseAlg,
                 Expr::value(alg.map(|alg| alg.as_str().to_owned())),
             )
+            .col_expr(client::Column::Version, next_version())
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(id));
         Ok(self
@@ -227,6 +395,12 @@ impl Store {
             .await?
             > 0)
     }
+}
+
+/// `version + 1`: every update of a client row moves its version, so that an update made
+/// with `If-Match` on an older one is refused ([`Store::replace_client`]).
+pub(super) fn next_version() -> SimpleExpr {
+    Expr::col(client::Column::Version).add(1)
 }
 
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -290,6 +464,8 @@ fn to_client(row: client::Model) -> Result<Client, StoreError> {
         },
         introspection_signed_response_alg,
         openid,
+        version: row.version,
+        secret_expires_at: row.client_secret_expires_at,
     })
 }
 
@@ -439,7 +615,49 @@ mod tests {
             openid: Default::default(),
             resources: ResourceAccess::default(),
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_replacement_made_from_a_stale_version_is_refused_and_every_update_moves_it() {
+        let store = store().await;
+        let created = store.create_client(client("svc"), 0).await.unwrap();
+        assert_eq!(created.version, 1);
+        let mut changed = created.clone();
+        changed.name = "Renamed".into();
+
+        let first = store.replace_client(&changed, None, Some(1), 5).await;
+        let stale = store.replace_client(&changed, None, Some(1), 6).await;
+
+        assert_eq!(first.unwrap(), Replaced::Done { version: 2 });
+        assert_eq!(stale.unwrap(), Replaced::VersionMismatch { current: 2 });
+        assert_eq!(
+            store.find_client("svc").await.unwrap().unwrap().name,
+            "Renamed"
+        );
+        let secret =
+            crate::oauth::token::Token::generate(crate::oauth::token::TokenKind::ClientSecret)
+                .unwrap();
+        assert!(
+            store
+                .set_client_secret("svc", secret.hash(), Some(77), 7)
+                .await
+                .unwrap()
+        );
+        let stored = store.find_client("svc").await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.secret_expires_at), (3, Some(77)));
+        let unconditional = store.replace_client(&changed, None, None, 8).await.unwrap();
+        assert_eq!(unconditional, Replaced::Done { version: 4 });
+        let stored = store.find_client("svc").await.unwrap().unwrap();
+        assert_eq!(
+            stored.secret_hash,
+            Some(secret.hash()),
+            "a replacement keeps the secret"
+        );
+        let unknown = store.replace_client(&client("nobody"), None, None, 9).await;
+        assert_eq!(unknown.unwrap(), Replaced::NotFound);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub use assertions::AssertionUse;
 pub use audit::{Actor, AuditCursor, AuditEntry, AuditKind, AuditPage, AuditQuery, AuditRecord};
 pub use changes::{Change, ChangeKind, ChangePoller, Follower};
 pub use cleanup::{CleanupReport, spawn_cleanup};
-pub use clients::ClientCache;
+pub use clients::{ClientCache, Replaced};
 pub use codes::NewAuthorizationCode;
 pub use connect::connect;
 pub use consents::{Approval, ConsentView};

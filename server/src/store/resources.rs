@@ -1,6 +1,7 @@
 //! Resources (RFC 8707) and their links to clients: which clients introspect for a resource,
 //! which may ask tokens for it and with which scopes, and each client's default resource.
 use super::changes::{self, ChangeKind};
+use super::clients::next_version;
 use super::{Store, StoreError};
 use crate::oauth::resource::{AllowedResource, Audience, ResourceAccess};
 use crate::oauth::scope::ScopeSet;
@@ -141,6 +142,7 @@ impl Store {
                     client::Column::DefaultResource,
                     Expr::value(Option::<String>::None),
                 )
+                .col_expr(client::Column::Version, next_version())
                 .filter(client::Column::DefaultResource.eq(identifier))
                 .exec(&txn)
                 .await?;
@@ -171,6 +173,12 @@ impl Store {
         self.retrying("allow_client_resource", move || async move {
             let txn = self.db.begin().await?;
             allow_link(&txn, client_id, identifier, scopes).await?;
+            // What the client may do is part of its record: its version moves.
+            client::Entity::update_many()
+                .col_expr(client::Column::Version, next_version())
+                .filter(client::Column::Id.eq(client_id))
+                .exec(&txn)
+                .await?;
             changes::record(&txn, ChangeKind::Client, client_id).await?;
             txn.commit().await?;
             Ok(())
@@ -202,6 +210,13 @@ impl Store {
                 .filter(client::Column::DefaultResource.eq(identifier))
                 .exec(&txn)
                 .await?;
+            if removed > 0 {
+                client::Entity::update_many()
+                    .col_expr(client::Column::Version, next_version())
+                    .filter(client::Column::Id.eq(client_id))
+                    .exec(&txn)
+                    .await?;
+            }
             changes::record(&txn, ChangeKind::Client, client_id).await?;
             txn.commit().await?;
             Ok(removed > 0)
@@ -222,6 +237,7 @@ impl Store {
                 client::Column::DefaultResource,
                 Expr::value(identifier.map(str::to_owned)),
             )
+            .col_expr(client::Column::Version, next_version())
             .col_expr(client::Column::UpdatedAt, Expr::value(now))
             .filter(client::Column::Id.eq(client_id));
         Ok(self

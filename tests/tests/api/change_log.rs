@@ -79,7 +79,7 @@ async fn rotate_secret(app: &TestApp, client: &TestClient) -> TestClient {
     let secret = Token::generate(TokenKind::ClientSecret).unwrap();
     let rotated = app
         .store
-        .set_client_secret(&client.id, secret.hash(), umbra::clock::now())
+        .set_client_secret(&client.id, secret.hash(), None, umbra::clock::now())
         .await
         .unwrap();
     assert!(rotated);

@@ -87,6 +87,8 @@ async fn register(app: &TestApp, keys: ClientKeys) -> String {
                 assertion_keys: Some(keys),
                 resources: Default::default(),
                 introspection_signed_response_alg: None,
+                version: 1,
+                secret_expires_at: None,
                 openid: Default::default(),
             },
             umbra::clock::now(),

@@ -26,7 +26,7 @@ pub async fn authenticate(
         .await?;
     let client = match &credentials.assertion {
         Some(assertion) => authenticate_assertion(state, request, assertion, client).await?,
-        None => credentials.authenticate(client)?,
+        None => credentials.authenticate(client, clock::now())?,
     };
     tracing::Span::current().record("client_id", client.id.as_str());
     Ok(client)

@@ -173,6 +173,8 @@ mod tests {
                 introspects_for: vec![ORDERS.into()],
             },
             introspection_signed_response_alg: None,
+            version: 1,
+            secret_expires_at: None,
         }
     }
 
