@@ -1,7 +1,11 @@
 //! Operator actions shared by the `umbra` CLI and the admin API: the checks of what an
 //! operator asks that need the store, and what both show. One place, so that the two front
 //! ends never disagree on a rule.
+use crate::keys::SigningAlg;
+use crate::oauth::client_auth::AuthMethod;
+use crate::oauth::registration::Registration;
 use crate::oauth::resource::validate_identifier;
+use crate::oauth::token::{Token, TokenKind};
 use crate::store::{Resource, Store, StoreError};
 use serde::Serialize;
 
@@ -11,6 +15,12 @@ pub enum ManageError {
     /// The request itself is wrong; the message says how, in one line.
     #[error("{0}")]
     Invalid(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operating system's random generator failed.
+    #[error("the random number generator failed")]
+    Random,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -110,4 +120,81 @@ impl ResourceView {
             clients,
         }
     }
+}
+
+/// What a new client refers to must exist before it is written, so that a typo registers
+/// nothing: the resources it may ask for, and an active key for the algorithm of its ID
+/// tokens.
+pub async fn client_prerequisites(
+    store: &Store,
+    resources: &[String],
+    id_token_alg: Option<SigningAlg>,
+    now: i64,
+) -> Result<(), ManageError> {
+    for identifier in resources {
+        if store.find_resource(identifier).await?.is_none() {
+            return Err(ManageError::Invalid(format!("no resource {identifier:?}")));
+        }
+    }
+    if let Some(alg) = id_token_alg {
+        let keys = crate::keys::list(store, now).await.map_err(|e| match e {
+            crate::keys::KeyError::Store(e) => ManageError::Store(e),
+            other => ManageError::Invalid(other.to_string()),
+        })?;
+        if !keys
+            .iter()
+            .any(|k| k.alg == alg.as_str() && k.state == "active")
+        {
+            return Err(ManageError::Invalid(format!(
+                "no active {alg} signing key: create one first (`umbra keys rotate --alg {alg}`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`client_prerequisites`] of a registration.
+pub async fn registration_prerequisites(
+    store: &Store,
+    registration: &Registration,
+    now: i64,
+) -> Result<(), ManageError> {
+    client_prerequisites(
+        store,
+        &registration.resources,
+        registration.client.openid.id_token_alg,
+        now,
+    )
+    .await
+}
+
+/// Draws a new secret for client `id` and stores its hash (the old one stops working); the
+/// secret, shown once. A public or `private_key_jwt` client has no secret to rotate.
+pub async fn rotate_client_secret(store: &Store, id: &str, now: i64) -> Result<Token, ManageError> {
+    let client = store
+        .find_client(id)
+        .await?
+        .ok_or_else(|| ManageError::NotFound(format!("no client with id {id:?}")))?;
+    match client.auth_method() {
+        AuthMethod::None => {
+            return Err(ManageError::Invalid(format!(
+                "client {id:?} is public and has no secret"
+            )));
+        }
+        AuthMethod::PrivateKeyJwt => {
+            return Err(ManageError::Invalid(format!(
+                "client {id:?} authenticates with private_key_jwt and has no secret; replace \
+                 its keys instead"
+            )));
+        }
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {}
+    }
+    let secret = Token::generate(TokenKind::ClientSecret).map_err(|_| ManageError::Random)?;
+    if !store
+        .set_client_secret(id, secret.hash(), None, now)
+        .await?
+    {
+        return Err(ManageError::NotFound(format!("no client with id {id:?}")));
+    }
+    Ok(secret)
 }

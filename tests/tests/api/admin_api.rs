@@ -568,3 +568,180 @@ db_test! {
         }
     }
 }
+
+/// A client created through the admin API as the tests' client type, with `secret`.
+async fn as_test_client(app: &TestApp, id: &str, secret: Option<&str>) -> umbra_tests::TestClient {
+    umbra_tests::TestClient {
+        id: id.to_owned(),
+        secret: secret.map(str::to_owned),
+        record: app.store.find_client(id).await.unwrap().unwrap(),
+    }
+}
+
+db_test! {
+    async fn clients_are_created_listed_shown_replaced_rotated_and_deleted_with_audit(app: TestApp) {
+        let (admin, token) = app.admin_client().await;
+        let actor = format!("client:{}", admin.id);
+        let t = Some(token.as_str());
+
+        let body = json!({"client_name": "Billing", "grant_types": ["client_credentials"], "scope": "read write"});
+        let response = app.admin(Method::POST, "/admin/clients", t).json(&body).send().await.unwrap();
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(response.headers()["etag"], "\"1\"");
+        let created = json_of(response, StatusCode::CREATED).await;
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        let billing = as_test_client(&app, &id, Some(&secret)).await;
+        let issued = app.issue_token(&billing).await;
+        assert!(!issued.is_empty());
+        // A policy refusal is a 400 problem.
+        let bad = json!({"client_name": "x", "redirect_uris": ["not a uri"], "grant_types": ["authorization_code"]});
+        let response = app.admin(Method::POST, "/admin/clients", t).json(&bad).send().await.unwrap();
+        problem(response, StatusCode::BAD_REQUEST).await;
+
+        // List: filters and pages.
+        for name in ["billing-b", "Billing-c"] {
+            let body = json!({"client_name": name, "grant_types": ["client_credentials"]});
+            let response = app.admin(Method::POST, "/admin/clients", t).json(&body).send().await.unwrap();
+            json_of(response, StatusCode::CREATED).await;
+        }
+        let web = app.web_app(false).await;
+        let response = app.admin(Method::GET, "/admin/clients?name=BILL&limit=2", t).send().await.unwrap();
+        let page = json_of(response, StatusCode::OK).await;
+        assert_eq!(page["clients"].as_array().unwrap().len(), 2, "{page}");
+        assert!(page["clients"][0].get("client_secret").is_none());
+        let next = page["next"].as_str().unwrap();
+        let response = app.admin(Method::GET, &format!("/admin/clients?name=bill&limit=2&cursor={next}"), t).send().await.unwrap();
+        let page = json_of(response, StatusCode::OK).await;
+        assert_eq!(page["clients"].as_array().unwrap().len(), 1, "{page}");
+        assert!(page.get("next").is_none());
+        let response = app.admin(Method::GET, "/admin/clients?grant_type=authorization_code", t).send().await.unwrap();
+        let page = json_of(response, StatusCode::OK).await;
+        let ids: Vec<&str> = page["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [web.id.as_str()]);
+        let response = app.admin(Method::GET, "/admin/clients?grant_type=password", t).send().await.unwrap();
+        problem(response, StatusCode::BAD_REQUEST).await;
+
+        // Show and replace.
+        let path = format!("/admin/clients/{id}");
+        let response = app.admin(Method::GET, &path, t).send().await.unwrap();
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        let mut shown = json_of(response, StatusCode::OK).await;
+        shown["client_name"] = json!("Billing v2");
+        shown["scope"] = json!("read");
+        let response = app.admin(Method::PUT, &path, t).json(&shown).send().await.unwrap();
+        problem(response, StatusCode::PRECONDITION_REQUIRED).await;
+        let response = app.admin(Method::PUT, &path, t).header("if-match", &etag).json(&shown).send().await.unwrap();
+        assert_ne!(response.headers()["etag"].to_str().unwrap(), etag);
+        let replaced = json_of(response, StatusCode::OK).await;
+        assert_eq!(replaced["client_name"], "Billing v2");
+        assert_eq!(replaced["scope"], "read");
+        let response = app.admin(Method::PUT, &path, t).header("if-match", &etag).json(&shown).send().await.unwrap();
+        problem(response, StatusCode::PRECONDITION_FAILED).await;
+        // The secret survived the replacement.
+        app.issue_token(&billing).await;
+
+        // Rotate: the old secret stops, the new one works.
+        let response = app.admin(Method::POST, &format!("{path}/secret"), t).send().await.unwrap();
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let rotated = json_of(response, StatusCode::OK).await;
+        let new_secret = rotated["client_secret"].as_str().unwrap();
+        assert_ne!(new_secret, secret);
+        let response = app.post_token(Some(&billing), &[("grant_type", "client_credentials")]).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        app.issue_token(&as_test_client(&app, &id, Some(new_secret)).await).await;
+        let public = app.web_app(true).await;
+        let response = app.admin(Method::POST, &format!("/admin/clients/{}/secret", public.id), t).send().await.unwrap();
+        problem(response, StatusCode::BAD_REQUEST).await;
+
+        // Delete.
+        let response = app.admin(Method::DELETE, &path, t).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        for method in [Method::GET, Method::DELETE] {
+            let response = app.admin(method, &path, t).send().await.unwrap();
+            problem(response, StatusCode::NOT_FOUND).await;
+        }
+
+        for event in ["client.updated", "client.secret_rotated", "client.deleted"] {
+            let events = audited(&app, event).await;
+            assert_eq!(events.len(), 1, "{event}");
+            assert_eq!(events[0].actor.as_deref(), Some(actor.as_str()), "{event}");
+            assert_eq!(events[0].client_id.as_deref(), Some(id.as_str()), "{event}");
+        }
+        assert_eq!(audited(&app, "client.created").await.len(), 3);
+    }
+}
+
+db_test! {
+    async fn of_24_concurrent_replacements_with_one_if_match_exactly_one_wins(app: TestApp) {
+        let (_, token) = app.admin_client().await;
+        let service = app.service_client("read").await;
+        let path = format!("/admin/clients/{}", service.id);
+        let response = app.admin(Method::GET, &path, Some(&token)).send().await.unwrap();
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        let shown = json_of(response, StatusCode::OK).await;
+
+        let puts = (0..24).map(|i| {
+            let mut body = shown.clone();
+            body["client_name"] = json!(format!("Service {i}"));
+            app.admin(Method::PUT, &path, Some(&token)).header("if-match", &etag).json(&body).send()
+        });
+        let statuses: Vec<StatusCode> = join_all(puts).await.into_iter().map(|r| r.unwrap().status()).collect();
+
+        let won = statuses.iter().filter(|s| s.is_success()).count();
+        let stale = statuses.iter().filter(|s| **s == StatusCode::PRECONDITION_FAILED).count();
+        assert_eq!((won, stale), (1, 23), "{statuses:?}");
+        assert_eq!(audited(&app, "client.updated").await.len(), 1);
+    }
+}
+
+db_test! {
+    async fn a_create_with_a_chosen_id_repeated_concurrently_makes_one_client(app: TestApp) {
+        let (_, token) = app.admin_client().await;
+        let body = json!({"client_id": "ci-deployer", "client_name": "Deployer",
+                          "grant_types": ["client_credentials"], "scope": "read"});
+
+        let creates = (0..12).map(|_| app.admin(Method::POST, "/admin/clients", Some(&token)).json(&body).send());
+        let responses: Vec<Response> = join_all(creates).await.into_iter().map(Result::unwrap).collect();
+
+        let statuses: Vec<StatusCode> = responses.iter().map(Response::status).collect();
+        let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+        let found = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!((created, found), (1, 11), "{statuses:?}");
+        for response in responses {
+            let status = response.status();
+            let body = json_of(response, status).await;
+            assert_eq!(body["client_id"], "ci-deployer");
+            assert_eq!(body.get("client_secret").is_some(), status == StatusCode::CREATED, "{body}");
+        }
+        assert_eq!(audited(&app, "client.created").await.len(), 1);
+        let other = json!({"client_id": "ci-deployer", "client_name": "Someone else",
+                           "grant_types": ["client_credentials"], "scope": "read"});
+        let response = app.admin(Method::POST, "/admin/clients", Some(&token)).json(&other).send().await.unwrap();
+        problem(response, StatusCode::CONFLICT).await;
+    }
+}
+
+db_test! {
+    async fn a_client_whose_admin_scope_is_taken_away_is_refused_at_the_next_call(app: TestApp) {
+        let (admin, token) = app.admin_client().await;
+        let response = app.admin(Method::GET, "/admin/users", Some(&token)).send().await.unwrap();
+        json_of(response, StatusCode::OK).await;
+        let mut record = app.store.find_client(&admin.id).await.unwrap().unwrap();
+        record.scopes = umbra::oauth::scope::ScopeSet::parse("read").unwrap();
+        app.store.replace_client(&record, None, None, umbra::clock::now()).await.unwrap();
+
+        // The app learns of the change from the change log (its client cache).
+        let deadline = std::time::Instant::now() + FROM_THE_DATABASE;
+        loop {
+            let response = app.admin(Method::GET, "/admin/users", Some(&token)).send().await.unwrap();
+            if response.status() == StatusCode::FORBIDDEN {
+                problem(response, StatusCode::FORBIDDEN).await;
+                break;
+            }
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(std::time::Instant::now() < deadline, "still administering");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

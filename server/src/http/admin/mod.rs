@@ -10,7 +10,7 @@
 //! checks that the OpenAPI document ([`openapi::AdminDoc`]) describes every entry of it.
 mod audit;
 pub mod caller;
-
+mod clients;
 mod grants;
 mod keys;
 pub mod openapi;
@@ -24,7 +24,7 @@ use problem::Problem;
 
 /// The scope an access token needs to use the admin API. A client gets it only if an
 /// operator put it in its scopes (`umbra client create ops --scope umbra:admin`).
-pub const ADMIN_SCOPE: &str = "umbra:admin";
+pub use crate::oauth::registration::ADMIN_SCOPE;
 
 /// Largest JSON body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -118,6 +118,16 @@ pub static ROUTES: &[AdminRoute] = &[
         "/admin/users/{id}/consents/{client_id}",
         |r| r.to(users::withdraw_consent),
     ),
+    route(Verb::Get, "/admin/clients", |r| r.to(clients::list)),
+    route(Verb::Post, "/admin/clients", |r| r.to(clients::create)),
+    route(Verb::Get, "/admin/clients/{id}", |r| r.to(clients::show)),
+    route(Verb::Put, "/admin/clients/{id}", |r| r.to(clients::replace)),
+    route(Verb::Delete, "/admin/clients/{id}", |r| {
+        r.to(clients::delete)
+    }),
+    route(Verb::Post, "/admin/clients/{id}/secret", |r| {
+        r.to(clients::rotate_secret)
+    }),
     route(Verb::Get, "/admin/clients/{id}/grants", |r| {
         r.to(grants::of_client)
     }),

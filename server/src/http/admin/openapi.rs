@@ -2,10 +2,11 @@
 //! listener. Every operation requires the bearer token and may answer the problems every
 //! call can meet (400, 401, 403, 503); those are added here once rather than on each handler.
 use super::problem::ProblemBody;
-use super::{ROUTES, audit, grants, keys, resources, users};
+use super::{ROUTES, audit, clients, grants, keys, resources, users};
 use crate::http::admin::ADMIN_SCOPE;
 use crate::keys::KeySummary;
 use crate::manage::{AllowedClientView, ResourceView};
+use crate::oauth::registration::ClientMetadata;
 use crate::second_factor::{FactorStatus, FactorSummary};
 use crate::store::{AuditRecord, GrantView};
 use actix_web::HttpResponse;
@@ -21,6 +22,12 @@ use utoipa::{Modify, OpenApi};
         description = "Administration of Umbra over JSON: clients, resources, users, grants, consents, the audit log and signing keys. Every call presents a client's own access token (client_credentials) with the scope `umbra:admin`. Errors are RFC 7807 problem details. Updates need `If-Match` with the `ETag` of the version they replace."
     ),
     paths(
+        clients::list,
+        clients::create,
+        clients::show,
+        clients::replace,
+        clients::delete,
+        clients::rotate_secret,
         users::list,
         users::create,
         users::show,
@@ -50,6 +57,11 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         ProblemBody,
+        ClientMetadata,
+        clients::ClientView,
+        clients::CreatedClient,
+        clients::NewSecret,
+        clients::ClientList,
         users::UserView,
         users::UserList,
         users::NewUser,

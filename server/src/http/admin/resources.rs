@@ -18,6 +18,8 @@ impl From<ManageError> for Problem {
     fn from(err: ManageError) -> Self {
         match err {
             ManageError::Invalid(message) => Problem::BadRequest(message),
+            ManageError::NotFound(message) => Problem::NotFound(message),
+            ManageError::Random => Problem::internal(err),
             ManageError::Store(err) => err.into(),
         }
     }
