@@ -152,6 +152,9 @@ async fn json_of(response: Response, status: StatusCode) -> Value {
     serde_json::from_str(&body).unwrap_or(Value::Null)
 }
 
+/// A request with bad input: method, path, content type and body, and the status it gets.
+type BadCase = (Method, String, Option<(&'static str, Vec<u8>)>, StatusCode);
+
 /// The audit events named `event`, newest first.
 async fn audited(app: &TestApp, event: &str) -> Vec<umbra::store::AuditRecord> {
     let query = AuditQuery {
@@ -507,7 +510,7 @@ db_test! {
         let t = Some(token.as_str());
         let user = app.create_user("grace", PASSWORD).await;
         let user_path = format!("/admin/users/{}", user.id);
-        let cases: Vec<(Method, String, Option<(&str, Vec<u8>)>, StatusCode)> = vec![
+        let cases: Vec<BadCase> = vec![
             (Method::POST, "/admin/users".into(), Some(("application/json", b"{\"username\": ".to_vec())), StatusCode::BAD_REQUEST),
             (Method::POST, "/admin/users".into(), Some(("application/json", br#"{"username": "x", "password": 12345678}"#.to_vec())), StatusCode::BAD_REQUEST),
             (Method::POST, "/admin/users".into(), Some(("application/json", br#"{"username": "x", "password": "long enough", "role": "god"}"#.to_vec())), StatusCode::BAD_REQUEST),
