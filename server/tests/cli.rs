@@ -521,6 +521,24 @@ fn second_factor_commands_enroll_show_reset_and_are_audited() {
     }
     let text = scratch.run(&["audit", "list"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("factor.reset\tada"));
+
+    let filtered = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec!["audit", "list", "--json"];
+        argv.extend_from_slice(args);
+        json(&scratch.run(&argv))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(filtered(&["--event", "factor.reset"]), ["factor.reset"]);
+    let factors = filtered(&["--event", "factor.", "--since", "1h"]);
+    assert!(!factors.is_empty() && factors.iter().all(|e| e.starts_with("factor.")));
+    assert!(filtered(&["--client", "nobody"]).is_empty());
+    let refused = scratch.run(&["audit", "list", "--since", "1w"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a duration is"));
 }
 
 #[test]
@@ -1571,4 +1589,127 @@ fn serve_without_migrating_refuses_a_schema_older_than_it_needs_and_names_the_co
         server.kill().ok();
         server.wait().ok();
     }
+}
+
+#[test]
+fn registration_tokens_are_created_once_listed_without_secrets_and_audited() {
+    for scratch in Scratch::on_each_database() {
+        let created = json(&scratch.run(&[
+            "client",
+            "registration-token",
+            "create",
+            "--max-uses",
+            "3",
+            "--expires",
+            "1h",
+            "--description",
+            "CI pipeline",
+            "--json",
+        ]));
+        let token = created["token"].as_str().unwrap();
+        assert!(token.starts_with("it_") && token.len() == 52, "{token}");
+        assert_eq!(created["max_uses"], 3);
+        let now = umbra::clock::now();
+        let expires_at = created["expires_at"].as_i64().unwrap();
+        assert!(
+            (now + 3590..=now + 3600).contains(&expires_at),
+            "{expires_at}"
+        );
+
+        let listed = scratch.run(&["client", "registration-token", "list", "--json"]);
+        let listed_text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(
+            !listed_text.contains(token),
+            "a listing never shows the token"
+        );
+        let listed = json(&listed);
+        assert_eq!(listed[0]["id"], created["id"]);
+        assert_eq!(listed[0]["uses"], 0);
+        assert_eq!(listed[0]["description"], "CI pipeline");
+        let text = scratch.run(&["client", "registration-token", "list"]);
+        assert!(String::from_utf8_lossy(&text.stdout).contains("0/3 used\tusable"));
+
+        for (args, mentions) in [
+            (&["--max-uses", "3", "--expires", "1w"][..], "duration"),
+            (&["--max-uses", "3", "--expires", "400d"], "365 days"),
+            (&["--max-uses", "0", "--expires", "1h"], "max-uses"),
+        ] {
+            let mut argv = vec!["client", "registration-token", "create"];
+            argv.extend(args);
+            let output = scratch.run(&argv);
+            assert!(!output.status.success(), "{args:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+        }
+
+        let events = json(&scratch.run(&["audit", "list", "--json"]));
+        let event = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "registration_token.created")
+            .expect("an audit event");
+        assert_eq!(event["actor"], "cli");
+        let detail = event["detail"].as_str().unwrap();
+        assert!(detail.contains(created["id"].as_str().unwrap()), "{detail}");
+        assert!(!detail.contains(token));
+    }
+}
+
+#[test]
+fn user_admin_grants_and_revokes_the_console_role_warning_without_a_second_factor() {
+    let scratch = Scratch::new();
+    json(&run_with_stdin(
+        &scratch,
+        &["user", "create", "ada", "--password-stdin", "--json"],
+        "correct horse battery\n",
+    ));
+
+    let granted = scratch.run(&["user", "admin", "ada", "--json"]);
+    assert!(granted.status.success());
+    let stderr = String::from_utf8_lossy(&granted.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("second factor"),
+        "{stderr}"
+    );
+    let granted = json(&granted);
+    assert_eq!(
+        (granted["admin"].clone(), granted["second_factor"].clone()),
+        (true.into(), false.into())
+    );
+    assert_eq!(
+        json(&scratch.run(&["user", "show", "ada", "--json"]))["admin"],
+        true
+    );
+
+    json(&scratch.run(&["user", "totp", "enroll", "--username", "ada", "--json"]));
+    let again = scratch.run(&["user", "admin", "ada"]);
+    assert!(again.status.success() && again.stderr.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "ada may use the operator console"
+    );
+
+    let revoked = json(&scratch.run(&["user", "admin", "ada", "--revoke", "--json"]));
+    assert_eq!(revoked["admin"], false);
+    assert_eq!(
+        json(&scratch.run(&["user", "show", "ada", "--json"]))["admin"],
+        false
+    );
+    assert_one_line_error(&scratch.run(&["user", "admin", "bob"]), "no user");
+
+    let events = json(&scratch.run(&["audit", "list", "--user", "ada", "--json"]));
+    // Newest first, but events of the same second in no particular order.
+    let mut roles: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "user.admin_role")
+        .map(|e| (e["actor"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(
+        roles,
+        [("cli", "granted"), ("cli", "granted"), ("cli", "revoked")]
+    );
 }

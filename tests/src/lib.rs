@@ -546,6 +546,51 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// An initial access token for `POST /register` (RFC 7591 §3), good for `max_uses`
+    /// registrations during `lifetime_secs` (zero or less: expired already).
+    pub async fn initial_access_token(&self, max_uses: i32, lifetime_secs: i64) -> String {
+        let token = Token::generate(TokenKind::InitialAccessToken).unwrap();
+        let now = umbra::clock::now();
+        self.store
+            .create_initial_access_token(&token.hash(), None, max_uses, now + lifetime_secs, now)
+            .await
+            .expect("initial access token stored");
+        token.into_string()
+    }
+
+    /// `POST /register` with `metadata` as JSON, with `Authorization: Bearer <token>` when
+    /// a token is given.
+    pub async fn post_register(
+        &self,
+        token: Option<&str>,
+        metadata: &serde_json::Value,
+    ) -> Response {
+        let mut request = self.http.post(self.url("/register")).json(metadata);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// The client a successful registration response describes, with its secret.
+    pub async fn registered_client(&self, registration: &serde_json::Value) -> TestClient {
+        let id = registration["client_id"]
+            .as_str()
+            .expect("a client_id")
+            .to_owned();
+        let record = self
+            .store
+            .find_client(&id)
+            .await
+            .unwrap()
+            .expect("the client is stored");
+        TestClient {
+            id,
+            secret: registration["client_secret"].as_str().map(str::to_owned),
+            record,
+        }
+    }
+
     /// The introspection answer for `token`, asserting the call itself succeeded.
     pub async fn introspection_of(&self, caller: &TestClient, token: &str) -> serde_json::Value {
         let response = self.introspect(caller, token).await;

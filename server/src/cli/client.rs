@@ -1,6 +1,8 @@
 //! `umbra client create | list | show | delete | rotate-secret | set-keys`, and which
 //! resources (RFC 8707) a client may ask tokens for: `allow-resource | deny-resource |
-//! default-resource`; signed introspection answers (RFC 9701): `introspection-signing`.
+//! default-resource`; signed introspection answers (RFC 9701): `introspection-signing`;
+//! initial access tokens for dynamic registration: `registration-token`.
+use super::registration_token::RegistrationTokenCommand;
 use super::{output, parse_scopes, resource};
 use crate::clock;
 use crate::keys::{self, SigningAlg};
@@ -91,6 +93,10 @@ pub enum ClientCommand {
         #[arg(long)]
         none: bool,
     },
+    /// Initial access tokens: an operator's permission for software to register clients
+    /// itself at POST /register (RFC 7591).
+    #[command(subcommand)]
+    RegistrationToken(RegistrationTokenCommand),
 }
 
 #[derive(Debug, Args)]
@@ -535,6 +541,7 @@ impl ClientCommand {
                 alg,
                 none: _,
             } => introspection_signing(store, &client_id, alg, json).await?,
+            Self::RegistrationToken(command) => command.run(store, json).await?,
         }
         Ok(())
     }

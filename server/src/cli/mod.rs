@@ -6,6 +6,7 @@ mod audit;
 mod client;
 mod keys;
 mod output;
+mod registration_token;
 mod resource;
 mod two_factor;
 mod user;
@@ -156,4 +157,58 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 fn parse_scopes(values: &[String]) -> anyhow::Result<ScopeSet> {
     ScopeSet::parse(&values.join(" "))
         .map_err(|_| anyhow::anyhow!("a scope may not contain spaces, quotes or backslashes"))
+}
+
+/// The longest duration a command takes (a token's lifetime, how far back to look).
+const MAX_DURATION_SECS: i64 = 365 * 24 * 3600;
+
+/// `90`, `90s`, `30m`, `1h`, `7d`: a positive number of seconds, at most a year.
+pub(crate) fn parse_duration(given: &str) -> Result<i64, String> {
+    let given = given.trim();
+    let (number, unit) = match given.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => given.split_at(at),
+        None => (given, "s"),
+    };
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err("a duration is seconds or a number with s, m, h or d (e.g. 1h, 7d)".into());
+        }
+    };
+    let secs = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|secs| (1..=MAX_DURATION_SECS).contains(secs))
+        .ok_or_else(|| "a duration is from 1 second to 365 days (e.g. 1h, 7d)".to_owned())?;
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_or_a_number_with_a_unit() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1w",
+            "h",
+            "366d",
+            "99999999999999999999",
+            "1.5h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

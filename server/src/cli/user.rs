@@ -1,5 +1,5 @@
-//! `umbra user create | update | list | show | disable | enable | set-password | delete | 2fa |
-//! totp`.
+//! `umbra user create | update | list | show | disable | enable | set-password | delete | admin |
+//! 2fa | totp`.
 //!
 //! Passwords never come from the command line (it shows in `ps` and shell history): they are
 //! read from standard input with `--password-stdin`, or prompted for without echo.
@@ -10,7 +10,7 @@ use crate::auth::password::{Passwords, check_policy};
 use crate::auth::{MAX_PASSWORD_LEN, validate_display_name, validate_username};
 use crate::clock;
 use crate::settings::Settings;
-use crate::store::{ProfileChange, Store, User};
+use crate::store::{Actor, AuditEntry, AuditKind, ProfileChange, Store, User};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
@@ -62,6 +62,14 @@ pub enum UserCommand {
     },
     /// Delete a user with their grants, tokens and consents.
     Delete { username: String },
+    /// Grant the operator console role (`/console`), or take it away with --revoke. The
+    /// console also wants a second factor, proved at sign-in.
+    Admin {
+        username: String,
+        /// Take the role away.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Second-factor status and an operator's reset.
     #[command(name = "2fa", subcommand)]
     TwoFactor(TwoFactorCommand),
@@ -118,6 +126,8 @@ struct UserView<'a> {
     email: Option<&'a str>,
     email_verified: bool,
     disabled: bool,
+    /// May use the operator console.
+    admin: bool,
     created_at: i64,
 }
 
@@ -130,6 +140,7 @@ impl<'a> UserView<'a> {
             email: user.email.as_deref(),
             email_verified: user.email_verified,
             disabled: user.disabled,
+            admin: user.admin,
             created_at: user.created_at,
         }
     }
@@ -146,6 +157,7 @@ impl<'a> UserView<'a> {
             ("name", self.name.unwrap_or_default().to_owned()),
             ("email", email),
             ("disabled", self.disabled.to_string()),
+            ("admin", self.admin.to_string()),
         ])
     }
 }
@@ -253,6 +265,7 @@ impl UserCommand {
                     ),
                 );
             }
+            Self::Admin { username, revoke } => set_admin(store, &username, !revoke, json).await?,
             Self::TwoFactor(command) => command.run(store, settings, json).await?,
             Self::Totp(command) => command.run(store, settings, json).await?,
             Self::Delete { username } => {
@@ -300,6 +313,46 @@ async fn set_disabled(
     output::print(
         json,
         &serde_json::json!({"username": user.username, "disabled": disabled}),
+        &text,
+    );
+    Ok(())
+}
+
+/// Grants or takes away the console role, audited as the command line's doing. Granting it to
+/// a user without a confirmed second factor is allowed (they may enrol one next), with a
+/// warning: until they do, the console refuses them.
+async fn set_admin(store: &Store, username: &str, admin: bool, json: bool) -> anyhow::Result<()> {
+    let user = find(store, username).await?;
+    let now = clock::now();
+    if !store.set_user_admin(user.id, admin, now).await? {
+        bail!("no user named {username:?}");
+    }
+    let detail = if admin { "granted" } else { "revoked" };
+    let entry = AuditEntry::new(AuditKind::AdminRoleChanged)
+        .user(user.id, &user.username)
+        .actor(&Actor::Cli)
+        .detail(detail);
+    store.record_audit(entry, now).await?;
+    let second_factor = !store.confirmed_factors(user.id).await?.is_empty();
+    if admin && !second_factor {
+        eprintln!(
+            "umbra: warning: {} has no confirmed second factor; the console refuses them until they \
+             enrol one (on /account, or `umbra user totp enroll`)",
+            user.username
+        );
+    }
+    let text = if admin {
+        format!("{} may use the operator console", user.username)
+    } else {
+        format!("{} may no longer use the operator console", user.username)
+    };
+    output::print(
+        json,
+        &serde_json::json!({
+            "username": user.username,
+            "admin": admin,
+            "second_factor": second_factor,
+        }),
         &text,
     );
     Ok(())

@@ -51,6 +51,17 @@ impl ResponseError for OAuthError {
                 HeaderValue::from_static("Basic realm=\"umbra\", charset=\"UTF-8\""),
             ));
         }
+        if self.bearer_challenge() {
+            // The description is in the RFC 6749 §5.2 set: safe inside a quoted-string.
+            let challenge = format!(
+                "Bearer realm=\"umbra\", error=\"{}\", error_description=\"{}\"",
+                self.code().as_str(),
+                self.description()
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
@@ -321,18 +332,7 @@ impl From<StoreError> for ApiError {
 impl ApiError {
     /// A JSON body that did not decode: `invalid_request` naming the problem, never the value.
     pub fn invalid_json(err: &serde_json::Error) -> Self {
-        use serde_json::error::Category;
-        let problem = match err.classify() {
-            Category::Data => body_problem(&err.to_string()),
-            // serde_json's syntax messages are fixed texts; only the position is added.
-            Category::Syntax | Category::Eof => format!(
-                "it is not valid JSON (line {}, column {})",
-                err.line(),
-                err.column()
-            ),
-            Category::Io => "it could not be read".to_owned(),
-        };
-        Self::InvalidRequest(format!("the JSON body is invalid: {problem}"))
+        Self::InvalidRequest(json_problem(err))
     }
 
     fn code_and_description(&self) -> (&'static str, String) {
@@ -424,6 +424,22 @@ impl ResponseError for ApiError {
             error_description: &description,
         })
     }
+}
+
+/// `the JSON body is invalid: …`, naming the problem, never the value.
+pub fn json_problem(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let problem = match err.classify() {
+        Category::Data => body_problem(&err.to_string()),
+        // serde_json's syntax messages are fixed texts; only the position is added.
+        Category::Syntax | Category::Eof => format!(
+            "it is not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ),
+        Category::Io => "it could not be read".to_owned(),
+    };
+    format!("the JSON body is invalid: {problem}")
 }
 
 /// What is wrong with a body that serde refused, in words that never repeat the body.

@@ -67,6 +67,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             metadata::metadata,
         ))
         .service(get("/jwks.json", oauth::jwks::jwks))
+        .service(post("/register", oauth::registration::register))
+        .service(
+            web::resource("/register/{client_id}")
+                .route(web::get().to(oauth::registration::read))
+                .route(web::put().to(oauth::registration::update))
+                .route(web::delete().to(oauth::registration::delete))
+                .default_service(web::to(|| method_not_allowed("GET, PUT, DELETE"))),
+        )
         .service(get(
             "/.well-known/openid-configuration",
             metadata::openid_configuration,
@@ -154,6 +162,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             api::account::regenerate,
         ))
         .service(get("/static/umbra.css", templates::stylesheet))
+        .configure(pages::console::routes)
         // JSON bodies of the enrolment API are as small as forms.
         .app_data(web::PayloadConfig::new(PAGE_FORM_LIMIT))
         .app_data(

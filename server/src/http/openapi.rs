@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of the JSON and form endpoints, generated from the handlers'
 //! annotations and served at `GET /openapi.json`. The HTML pages are not part of it.
 use super::health;
-use super::oauth::{introspect, metadata, revocations, revoke, token, userinfo};
+use super::oauth::{introspect, metadata, registration, revocations, revoke, token, userinfo};
 use super::schemas::{ErrorResponse, Health, TokenActionRequest, TokenRequest};
 use crate::oauth::grants::TokenResponse;
 use crate::oauth::introspection::{ActiveToken, Introspection};
@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Umbra",
-        description = "OAuth 2.0 authorization server with opaque tokens: token issuance (RFC 6749), introspection (RFC 7662), revocation (RFC 7009) and metadata (RFC 8414); OpenID Connect UserInfo and discovery."
+        description = "OAuth 2.0 authorization server with opaque tokens: token issuance (RFC 6749), introspection (RFC 7662), revocation (RFC 7009), metadata (RFC 8414) and dynamic client registration (RFC 7591, RFC 7592); OpenID Connect UserInfo and discovery."
     ),
     paths(
         token::token,
@@ -25,6 +25,10 @@ use utoipa::{Modify, OpenApi};
         userinfo::userinfo,
         userinfo::userinfo_post,
         crate::http::oauth::jwks::jwks,
+        registration::register,
+        registration::read,
+        registration::update,
+        registration::delete,
         health::live,
         health::ready,
         openapi_json
@@ -36,7 +40,9 @@ use utoipa::{Modify, OpenApi};
         Introspection,
         ActiveToken,
         ErrorResponse,
-        Health
+        Health,
+        crate::oauth::registration::ClientMetadata,
+        registration::RegistrationResponse
     )),
     modifiers(&ClientAuthentication)
 )]

@@ -6,7 +6,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 21] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("home.html", include_str!("../../templates/home.html")),
     ("error.html", include_str!("../../templates/error.html")),
@@ -36,6 +36,39 @@ const TEMPLATES: [(&str, &str); 12] = [
     (
         "recovery_codes.html",
         include_str!("../../templates/recovery_codes.html"),
+    ),
+    (
+        "console_base.html",
+        include_str!("../../templates/console_base.html"),
+    ),
+    ("console.html", include_str!("../../templates/console.html")),
+    (
+        "console_clients.html",
+        include_str!("../../templates/console_clients.html"),
+    ),
+    (
+        "console_secret.html",
+        include_str!("../../templates/console_secret.html"),
+    ),
+    (
+        "console_client_delete.html",
+        include_str!("../../templates/console_client_delete.html"),
+    ),
+    (
+        "console_users.html",
+        include_str!("../../templates/console_users.html"),
+    ),
+    (
+        "console_user.html",
+        include_str!("../../templates/console_user.html"),
+    ),
+    (
+        "console_audit.html",
+        include_str!("../../templates/console_audit.html"),
+    ),
+    (
+        "console_refused.html",
+        include_str!("../../templates/console_refused.html"),
     ),
 ];
 
@@ -132,8 +165,13 @@ mod tests {
             qr_code => "data:image/svg+xml;base64,AA==", secret_groups => vec!["JBSW", "Y3DP"], otpauth_uri => "otpauth://totp/x",
             kind => "email", label => "E-mail", codes => vec!["abcd-efgh-jkmn"], resume => true,
             client_id => "app", post_logout_redirect_uri => "https://app.example/bye", state => "s\"1",
+            operator => "ada", section => "users", notice => "Done <b>",
+            counts => minijinja::context! { clients => 1, users => 2, disabled_users => 0, admins => 1 },
+            user => minijinja::context! { id => "u1", username => "bob <i>", disabled => false, admin => true, created => "2026-12-01 00:00 UTC" },
+            filters => minijinja::context! { user => "", client => "", event => "client.", since => "", until => "" },
         };
-        for (name, _) in TEMPLATES.iter().filter(|(name, _)| *name != "base.html") {
+        let layouts = ["base.html", "console_base.html"];
+        for (name, _) in TEMPLATES.iter().filter(|(name, _)| !layouts.contains(name)) {
             let response = templates().page(StatusCode::OK, name, &context);
             assert_eq!(response.status(), StatusCode::OK, "{name}");
         }

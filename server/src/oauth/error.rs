@@ -44,6 +44,20 @@ pub enum ErrorCode {
     /// OpenID Connect Core §3.1.2.6: `prompt=none` was asked but the user must do something
     /// other than sign in or consent (here: enrol a second factor the client requires).
     InteractionRequired,
+    /// RFC 6750 §3.1: "The access token provided is expired, revoked, malformed, or invalid
+    /// for other reasons." Here: an initial or registration access token (RFC 7591 §3,
+    /// RFC 7592 §3).
+    InvalidToken,
+    /// RFC 7591 §3.2.2: "The value of one or more redirection URIs is invalid."
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: "The value of one of the client metadata fields is invalid and the
+    /// server has rejected this request."
+    InvalidClientMetadata,
+    /// RFC 7591 §3.2.2: "The software statement presented is invalid."
+    InvalidSoftwareStatement,
+    /// RFC 7591 §3.2.2: "The software statement presented is not approved for use by this
+    /// authorization server."
+    UnapprovedSoftwareStatement,
     /// "The authorization server encountered an unexpected condition that prevented it from
     /// fulfilling the request."
     ServerError,
@@ -69,6 +83,11 @@ impl ErrorCode {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -78,7 +97,7 @@ impl ErrorCode {
     /// 400 for the rest of the client's mistakes; 500 and 503 for the server's own trouble.
     pub fn default_status(self) -> u16 {
         match self {
-            Self::InvalidClient => 401,
+            Self::InvalidClient | Self::InvalidToken => 401,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
             _ => 400,
@@ -189,13 +208,19 @@ impl OAuthError {
         self.status
     }
 
-    /// Whether the response carries `WWW-Authenticate: Basic`: every 401 does. RFC 6749 §5.2
-    /// requires it when the client used the Authorization header, and RFC 9110 §15.5.2 of
-    /// any 401 ("The server generating a 401 response MUST send a WWW-Authenticate header
-    /// field"), so a client that sent its credentials in the body learns the same way that
-    /// Basic is accepted.
+    /// Whether the response carries `WWW-Authenticate: Basic`: every 401 but a bearer
+    /// token's does. RFC 6749 §5.2 requires it when the client used the Authorization header,
+    /// and RFC 9110 §15.5.2 of any 401 ("The server generating a 401 response MUST send a
+    /// WWW-Authenticate header field"), so a client that sent its credentials in the body
+    /// learns the same way that Basic is accepted.
     pub fn basic_challenge(&self) -> bool {
-        self.status == 401
+        self.status == 401 && !self.bearer_challenge()
+    }
+
+    /// Whether the response carries `WWW-Authenticate: Bearer` with the error (RFC 6750 §3):
+    /// a bearer token was refused.
+    pub fn bearer_challenge(&self) -> bool {
+        self.code == ErrorCode::InvalidToken
     }
 
     pub fn cause(&self) -> Option<&str> {
@@ -236,7 +261,12 @@ mod tests {
         );
     }
 
-    const ALL_CODES: [ErrorCode; 14] = [
+    const ALL_CODES: [ErrorCode; 19] = [
+        ErrorCode::InvalidToken,
+        ErrorCode::InvalidRedirectUri,
+        ErrorCode::InvalidClientMetadata,
+        ErrorCode::InvalidSoftwareStatement,
+        ErrorCode::UnapprovedSoftwareStatement,
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
         ErrorCode::InvalidGrant,
@@ -300,11 +330,18 @@ mod tests {
     }
 
     #[test]
-    fn every_401_carries_the_basic_challenge_and_nothing_else_does() {
+    fn every_401_carries_one_challenge_and_nothing_else_does() {
         for code in ALL_CODES {
             let err = OAuthError::new(code, "x");
-            assert_eq!(err.basic_challenge(), err.status() == 401, "{code:?}");
+            let challenges = [err.basic_challenge(), err.bearer_challenge()];
+            let expected = usize::from(err.status() == 401);
+            assert_eq!(
+                challenges.iter().filter(|c| **c).count(),
+                expected,
+                "{code:?}"
+            );
         }
+        assert!(OAuthError::new(ErrorCode::InvalidToken, "x").bearer_challenge());
         assert!(
             OAuthError::invalid_request("x")
                 .with_status(401)

@@ -10,6 +10,7 @@
 use super::client::{Client, MAX_CLIENT_ID_LEN, OpenIdRegistration, is_valid_client_id};
 use super::client_auth::AuthMethod;
 use super::client_jwks::{ClientJwks, ClientKeys, validate_jwks_uri};
+use super::error::{ErrorCode, OAuthError};
 use super::grant_type::GrantType;
 use super::redirect_uri::{self, RedirectUriError};
 use super::resource::ResourceAccess;
@@ -135,6 +136,20 @@ pub enum MetadataError {
     /// The operating system's random generator failed: no id or secret could be drawn.
     #[error("the random number generator failed")]
     Random,
+}
+
+impl From<MetadataError> for OAuthError {
+    fn from(err: MetadataError) -> Self {
+        match err {
+            MetadataError::InvalidRedirectUri(description) => {
+                OAuthError::new(ErrorCode::InvalidRedirectUri, description)
+            }
+            MetadataError::InvalidClientMetadata(description) => {
+                OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+            }
+            MetadataError::Random => OAuthError::server_error(err),
+        }
+    }
 }
 
 /// A client checked and ready to store, with its secret in plaintext (shown once) and the
@@ -426,15 +441,14 @@ impl ClientMetadata {
                     .map_err(|why| invalid(format!("jwks: {why}")))?;
                 Ok(Some(ClientKeys::Inline(jwks)))
             }
+            // A URL the server would fetch, named by whoever reaches /register: it could point
+            // at hosts inside the network (SSRF). Self-registered clients give their keys inline.
+            (None, Some(_)) if !policy.trusted => Err(invalid(
+                "jwks_uri is not accepted from a self-registered client: give the keys as jwks",
+            )),
             (None, Some(uri)) => {
-                let insecure = policy.trusted && policy.allow_insecure_jwks_uri;
-                validate_jwks_uri(uri, insecure)
+                validate_jwks_uri(uri, policy.allow_insecure_jwks_uri)
                     .map_err(|why| invalid(format!("jwks_uri {uri:?} {why}")))?;
-                // A self-registered client names a URL the server will fetch: plain http is
-                // an operator's development choice, never the client's.
-                if !policy.trusted && !uri.starts_with("https://") {
-                    return Err(invalid(format!("jwks_uri {uri:?} must be an https URL")));
-                }
                 Ok(Some(ClientKeys::Uri(uri.clone())))
             }
             (None, None) => Ok(None),
@@ -807,14 +821,24 @@ mod tests {
     }
 
     #[test]
-    fn a_self_registered_client_publishes_its_keys_over_https_only() {
-        let m = |uri: &str| {
-            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri,
-                   "grant_types": ["client_credentials"]})
+    fn a_self_registered_client_gives_its_keys_inline_never_a_url_to_fetch() {
+        let with = |keys: serde_json::Value| {
+            let mut m = json!({"token_endpoint_auth_method": "private_key_jwt",
+                               "grant_types": ["client_credentials"]});
+            m.as_object_mut()
+                .unwrap()
+                .extend(keys.as_object().unwrap().clone());
+            m
         };
-        assert!(register(m("https://svc.example/jwks"), &dcr()).is_ok());
-        let err = register(m("http://127.0.0.1:8080/jwks"), &dcr()).unwrap_err();
-        assert!(err.contains("https"), "{err}");
+        assert!(register(with(json!({"jwks": jwks(false)})), &dcr()).is_ok());
+        for uri in [
+            "https://svc.example/jwks",
+            "https://10.0.0.1/jwks",
+            "http://127.0.0.1/k",
+        ] {
+            let err = register(with(json!({ "jwks_uri": uri })), &dcr()).unwrap_err();
+            assert!(err.contains("not accepted"), "{uri}: {err}");
+        }
     }
 
     #[test]

@@ -23,7 +23,10 @@ impl RevocationTarget {
         match parsed.kind {
             TokenKind::AccessToken => Some(Self::AccessToken(parsed.hash)),
             TokenKind::RefreshToken => Some(Self::RefreshToken(parsed.hash)),
-            TokenKind::AuthorizationCode | TokenKind::ClientSecret => None,
+            TokenKind::AuthorizationCode
+            | TokenKind::ClientSecret
+            | TokenKind::InitialAccessToken
+            | TokenKind::RegistrationAccessToken => None,
         }
     }
 

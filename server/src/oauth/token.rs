@@ -24,6 +24,10 @@ pub enum TokenKind {
     RefreshToken,
     AuthorizationCode,
     ClientSecret,
+    /// An operator's permission to register clients (RFC 7591 §3 "initial access token").
+    InitialAccessToken,
+    /// A self-registered client's key to its registration (RFC 7592 §3).
+    RegistrationAccessToken,
 }
 
 impl TokenKind {
@@ -33,6 +37,8 @@ impl TokenKind {
             Self::RefreshToken => "rt",
             Self::AuthorizationCode => "ac",
             Self::ClientSecret => "cs",
+            Self::InitialAccessToken => "it",
+            Self::RegistrationAccessToken => "ra",
         }
     }
 
@@ -42,6 +48,8 @@ impl TokenKind {
             Self::RefreshToken,
             Self::AuthorizationCode,
             Self::ClientSecret,
+            Self::InitialAccessToken,
+            Self::RegistrationAccessToken,
         ]
         .into_iter()
         .find(|kind| kind.prefix() == prefix)
@@ -222,6 +230,8 @@ mod tests {
             TokenKind::RefreshToken,
             TokenKind::AuthorizationCode,
             TokenKind::ClientSecret,
+            TokenKind::InitialAccessToken,
+            TokenKind::RegistrationAccessToken,
         ] {
             let token = Token::generate(kind).unwrap();
             assert_eq!(parse(token.expose()).unwrap().kind, kind);

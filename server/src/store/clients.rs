@@ -13,8 +13,8 @@ use crate::oauth::token::TokenHash;
 use entity::{client, client_resource};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
 use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,73 +35,23 @@ impl Store {
         resources: &[String],
         now: i64,
     ) -> Result<Client, StoreError> {
-        let redirect_uris = serde_json::to_string(&new.redirect_uris)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (jwks, jwks_uri) = key_columns(new.assertion_keys.as_ref());
-        let post_logout_redirect_uris =
-            serde_json::to_string(&new.openid.post_logout_redirect_uris)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row = client::ActiveModel {
-            id: Set(new.id.clone()),
-            name: Set(new.name.clone()),
-            secret_hash: Set(new.secret_hash.map(|h| h.as_bytes().to_vec())),
-            redirect_uris: Set(redirect_uris),
-            grant_types: Set(join(new.grant_types.iter().map(|g| g.as_str()))),
-            scopes: Set(new.scopes.to_string()),
-            can_introspect: Set(new.can_introspect),
-            skip_consent: Set(new.skip_consent),
-            require_2fa: Set(new.require_2fa),
-            default_resource: Set(new.resources.default.clone()),
-            introspection_signed_response_alg: Set(new
-                .introspection_signed_response_alg
-                .map(|alg| alg.as_str().to_owned())),
-            jwks: Set(jwks),
-            jwks_uri: Set(jwks_uri),
-            id_token_signed_response_alg: Set(new
-                .openid
-                .id_token_alg
-                .map(|alg| alg.as_str().to_owned())),
-            post_logout_redirect_uris: Set(post_logout_redirect_uris),
-            created_at: Set(now),
-            updated_at: Set(now),
-            version: Set(1),
-            registration_token_hash: NotSet,
-            client_secret_expires_at: Set(new.secret_expires_at),
-        };
+        let row = client_row(&new, now)?;
         let (row, id) = (&row, new.id.as_str());
         self.retrying("create_client", move || async move {
-            self.insert_client(row.clone(), id, resources).await
+            let txn = self.db.begin().await?;
+            insert_client(&txn, row.clone(), id, resources).await?;
+            txn.commit().await?;
+            Ok(())
         })
         .await?;
         self.with_resources(new).await
     }
 
-    /// The transaction of [`Store::create_client_with_resources`].
-    async fn insert_client(
-        &self,
-        row: client::ActiveModel,
-        id: &str,
-        resources: &[String],
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        match client::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(StoreError::Conflict(format!(
-                    "a client with id {id:?} already exists"
-                )));
-            }
-            Err(err) => return Err(err.into()),
-        }
-        for identifier in resources {
-            allow_link(&txn, id, identifier, None).await?;
-        }
-        changes::record(&txn, ChangeKind::Client, id).await?;
-        txn.commit().await?;
-        Ok(())
+    /// `client` with what it may do with resources, read from the link tables.
+    pub(super) async fn with_resources(&self, mut client: Client) -> Result<Client, StoreError> {
+        let default = client.resources.default.take();
+        client.resources = self.resource_access(&client.id, default).await?;
+        Ok(client)
     }
 
     pub async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
@@ -115,13 +65,6 @@ impl Store {
             return Ok(None);
         };
         self.with_resources(to_client(row)?).await.map(Some)
-    }
-
-    /// `client` with what it may do with resources, read from the link tables.
-    async fn with_resources(&self, mut client: Client) -> Result<Client, StoreError> {
-        let default = client.resources.default.take();
-        client.resources = self.resource_access(&client.id, default).await?;
-        Ok(client)
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -200,6 +143,70 @@ impl Store {
     }
 }
 
+/// The row of a new client (version 1, no registration access token).
+pub(super) fn client_row(new: &Client, now: i64) -> Result<client::ActiveModel, StoreError> {
+    let redirect_uris = serde_json::to_string(&new.redirect_uris)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (jwks, jwks_uri) = key_columns(new.assertion_keys.as_ref());
+    let post_logout_redirect_uris = serde_json::to_string(&new.openid.post_logout_redirect_uris)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(client::ActiveModel {
+        id: Set(new.id.clone()),
+        name: Set(new.name.clone()),
+        secret_hash: Set(new.secret_hash.map(|h| h.as_bytes().to_vec())),
+        redirect_uris: Set(redirect_uris),
+        grant_types: Set(join(new.grant_types.iter().map(|g| g.as_str()))),
+        scopes: Set(new.scopes.to_string()),
+        can_introspect: Set(new.can_introspect),
+        skip_consent: Set(new.skip_consent),
+        require_2fa: Set(new.require_2fa),
+        default_resource: Set(new.resources.default.clone()),
+        introspection_signed_response_alg: Set(new
+            .introspection_signed_response_alg
+            .map(|alg| alg.as_str().to_owned())),
+        jwks: Set(jwks),
+        jwks_uri: Set(jwks_uri),
+        id_token_signed_response_alg: Set(new
+            .openid
+            .id_token_alg
+            .map(|alg| alg.as_str().to_owned())),
+        post_logout_redirect_uris: Set(post_logout_redirect_uris),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+        registration_token_hash: Set(None),
+        client_secret_expires_at: Set(new.secret_expires_at),
+    })
+}
+
+/// Inserts a client row with its resource links and logs the change, inside the caller's
+/// transaction: a resource deleted meanwhile (`Gone`) leaves no client behind whose secret
+/// was never shown.
+pub(super) async fn insert_client<C: ConnectionTrait>(
+    txn: &C,
+    row: client::ActiveModel,
+    id: &str,
+    resources: &[String],
+) -> Result<(), StoreError> {
+    match client::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(StoreError::Conflict(format!(
+                "a client with id {id:?} already exists"
+            )));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    for identifier in resources {
+        allow_link(txn, id, identifier, None).await?;
+    }
+    changes::record(txn, ChangeKind::Client, id).await?;
+    Ok(())
+}
+
 /// What [`Store::replace_client`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
@@ -230,6 +237,21 @@ impl Store {
         client: &Client,
         resources: Option<&[String]>,
         if_version: Option<i64>,
+        now: i64,
+    ) -> Result<Replaced, StoreError> {
+        self.replace_client_guarded(client, resources, if_version, None, now)
+            .await
+    }
+
+    /// [`Store::replace_client`], and with `rotate: Some((presented, new))` only while the
+    /// client's registration access token is still `presented`, which becomes `new` in the
+    /// same write (RFC 7592 §2.2); otherwise `VersionMismatch`.
+    pub(super) async fn replace_client_guarded(
+        &self,
+        client: &Client,
+        resources: Option<&[String]>,
+        if_version: Option<i64>,
+        rotate: Option<(&TokenHash, &TokenHash)>,
         now: i64,
     ) -> Result<Replaced, StoreError> {
         let redirect_uris = serde_json::to_string(&client.redirect_uris)
@@ -290,6 +312,14 @@ impl Store {
             .filter(client::Column::Id.eq(client.id.as_str()));
         if let Some(version) = if_version {
             update = update.filter(client::Column::Version.eq(version));
+        }
+        if let Some((presented, new)) = rotate {
+            update = update
+                .col_expr(
+                    client::Column::RegistrationTokenHash,
+                    Expr::value(new.as_bytes().to_vec()),
+                )
+                .filter(client::Column::RegistrationTokenHash.eq(presented.as_bytes().to_vec()));
         }
         let statement = update.build(self.db.get_database_backend());
         let id = client.id.as_str();

@@ -376,7 +376,7 @@ async fn revoke_audience<C: ConnectionTrait>(
 }
 
 /// `raw` as a literal inside a `LIKE` pattern escaped with `\`: URIs often hold `_`.
-fn escape_like(raw: &str) -> String {
+pub(super) fn escape_like(raw: &str) -> String {
     let mut escaped = String::with_capacity(raw.len());
     for c in raw.chars() {
         if matches!(c, '%' | '_' | '\\') {

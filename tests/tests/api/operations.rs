@@ -53,7 +53,7 @@ db_test! {
 }
 
 /// The JSON and form endpoints the app serves; the OpenAPI document must describe each.
-const API_ROUTES: [(&str, &str); 10] = [
+const API_ROUTES: [(&str, &str); 14] = [
     ("post", "/token"),
     ("get", "/userinfo"),
     ("post", "/userinfo"),
@@ -64,6 +64,10 @@ const API_ROUTES: [(&str, &str); 10] = [
     ("get", "/health/live"),
     ("get", "/health/ready"),
     ("get", "/openapi.json"),
+    ("post", "/register"),
+    ("get", "/register/{client_id}"),
+    ("put", "/register/{client_id}"),
+    ("delete", "/register/{client_id}"),
 ];
 
 db_test! {
@@ -82,6 +86,8 @@ db_test! {
                 let request = match method.as_str() {
                     "get" => app.http.get(app.url(path)),
                     "post" => app.http.post(app.url(path)).form(&[("x", "y")]),
+                    "put" => app.http.put(app.url(path)).json(&serde_json::json!({})),
+                    "delete" => app.http.delete(app.url(path)),
                     other => panic!("unexpected method {other}"),
                 };
                 let status = request.send().await.unwrap().status();

@@ -140,10 +140,17 @@ fn common(state: &AppState) -> Map<String, Value> {
         // and others publish it.
         "resource_indicators_supported": true,
     });
-    match document {
+    let mut document = match document {
         Value::Object(map) => map,
         _ => Map::new(),
+    };
+    if state.settings.registration.enabled {
+        document.insert(
+            "registration_endpoint".into(),
+            json!(format!("{issuer}/register")),
+        );
     }
+    document
 }
 
 fn respond(document: Map<String, Value>) -> HttpResponse {

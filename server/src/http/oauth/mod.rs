@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod introspect;
 pub mod jwks;
 pub mod metadata;
+pub mod registration;
 pub mod revocations;
 pub mod revoke;
 pub mod token;

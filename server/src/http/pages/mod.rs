@@ -1,7 +1,9 @@
 //! The browser pages a person sees: sign-in, the second step, consent and the account page with
-//! its second-factor enrolment. HTML forms with CSRF tokens; errors render as pages.
+//! its second-factor enrolment, and the operator console. HTML forms with CSRF tokens; errors
+//! render as pages.
 pub mod account;
 pub mod consent;
+pub mod console;
 pub mod end_session;
 pub mod login;
 pub mod second_step;
