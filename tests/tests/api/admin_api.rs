@@ -529,6 +529,13 @@ db_test! {
             (Method::PATCH, user_path.clone(), Some(("application/json", b"{}".to_vec())), StatusCode::PRECONDITION_REQUIRED),
             (Method::PUT, user_path.clone(), None, StatusCode::METHOD_NOT_ALLOWED),
             (Method::GET, "/admin/nothing-here".into(), None, StatusCode::NOT_FOUND),
+            (Method::GET, "/admin/clients?cursor=!!".into(), None, StatusCode::BAD_REQUEST),
+            (Method::GET, "/admin/clients?limit=-1".into(), None, StatusCode::BAD_REQUEST),
+            (Method::POST, "/admin/clients".into(), Some(("application/json", br#"{"grant_types": "client_credentials"}"#.to_vec())), StatusCode::BAD_REQUEST),
+            (Method::POST, "/admin/clients".into(), Some(("application/json", br#"{"client_id": "bad id!", "grant_types": ["client_credentials"]}"#.to_vec())), StatusCode::BAD_REQUEST),
+            (Method::PUT, "/admin/clients/nobody".into(), Some(("application/json", b"{}".to_vec())), StatusCode::NOT_FOUND),
+            (Method::POST, "/admin/resources".into(), Some(("application/json", br#"{"identifier": "https://x.example", "name": "X", "introspectors": ["nobody"]}"#.to_vec())), StatusCode::BAD_REQUEST),
+            (Method::POST, "/admin/keys/rotate".into(), Some(("application/json", br#"{"alg": 5}"#.to_vec())), StatusCode::BAD_REQUEST),
             (Method::GET, "/admin/users/../../etc/passwd".into(), None, StatusCode::NOT_FOUND),
         ];
         for (method, path, body, status) in cases {

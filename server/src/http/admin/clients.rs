@@ -7,7 +7,9 @@
 //! metadata, 409. A replacement (`PUT`) is conditional on the `ETag` it read.
 use super::caller::AdminCaller;
 use super::problem::{Problem, ProblemBody};
-use super::support::{PageParams, if_match, no_content, no_store, with_etag};
+use super::support::{
+    PageParams, decode_cursor, encode_cursor, if_match, no_content, no_store, with_etag,
+};
 use crate::clock;
 use crate::http::AppState;
 use crate::manage;
@@ -223,13 +225,13 @@ pub async fn list(
     let query = ClientQuery {
         name_prefix: filter.name.filter(|n| !n.is_empty()),
         grant_type,
-        after: page.cursor.clone(),
+        after: page.cursor.as_deref().map(decode_cursor).transpose()?,
         limit: page.size()?,
     };
     let page = state.store.query_clients(&query).await?;
     Ok(HttpResponse::Ok().json(ClientList {
         clients: page.clients.iter().map(ClientView::of).collect(),
-        next: page.next,
+        next: page.next.as_deref().map(encode_cursor),
     }))
 }
 
