@@ -548,6 +548,8 @@ db_test! {
             let body = problem(response, status).await;
             assert!(!body.to_string().contains("12345678"), "{body}");
         }
+        let response = app.admin(Method::PUT, &user_path, t).send().await.unwrap();
+        assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
         // An empty PATCH with If-Match names nothing to change.
         let response = app.admin(Method::PATCH, &user_path, t).header("if-match", "\"1\"")
             .json(&json!({})).send().await.unwrap();
@@ -752,6 +754,40 @@ db_test! {
             assert_eq!(response.status(), StatusCode::OK);
             assert!(std::time::Instant::now() < deadline, "still administering");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+db_test! {
+    async fn concurrent_revocations_of_a_users_grants_revoke_each_once(app: TestApp) {
+        let (_, token) = app.admin_client().await;
+        let web = app.web_app(false).await;
+        let rs = app.resource_server().await;
+        let user = app.create_user("grace", PASSWORD).await;
+        let mut tokens = Vec::new();
+        for _ in 0..3 {
+            tokens.push(app.user_access_token(&web, "grace", PASSWORD, "read").await);
+        }
+        let path = format!("/admin/users/{}/grants", user.id);
+        let grants = json_of(app.admin(Method::GET, &path, Some(&token)).send().await.unwrap(), StatusCode::OK).await;
+        let one = format!("{path}/{}", grants[0]["id"].as_str().unwrap());
+
+        // One grant, 24 times at once: one revocation, the others find nothing live.
+        let singles = (0..24).map(|_| app.admin(Method::DELETE, &one, Some(&token)).send());
+        let statuses: Vec<StatusCode> = join_all(singles).await.into_iter().map(|r| r.unwrap().status()).collect();
+        let revoked = statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count();
+        let gone = statuses.iter().filter(|s| **s == StatusCode::NOT_FOUND).count();
+        assert_eq!((revoked, gone), (1, 23), "{statuses:?}");
+
+        // All of them, 24 times at once: the two left, counted once.
+        let alls = (0..24).map(|_| app.admin(Method::DELETE, &path, Some(&token)).send());
+        let mut total = 0;
+        for response in join_all(alls).await {
+            total += json_of(response.unwrap(), StatusCode::OK).await["revoked"].as_u64().unwrap();
+        }
+        assert_eq!(total, 2);
+        for token in &tokens {
+            assert_eq!(app.introspection_of(&rs, token).await, json!({"active": false}));
         }
     }
 }

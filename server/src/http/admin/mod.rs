@@ -50,6 +50,17 @@ impl Verb {
         }
     }
 
+    /// The method as HTTP names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
     /// The method as OpenAPI names it.
     pub fn openapi(self) -> utoipa::openapi::HttpMethod {
         use utoipa::openapi::HttpMethod;
@@ -170,21 +181,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in paths {
         // One resource per path: actix answers 405 within a resource, never falls through.
         let mut resource = web::resource(path);
+        let mut allow = Vec::new();
         for route in ROUTES.iter().filter(|r| r.path == path) {
             resource = resource.route((route.handler)(route.verb.route()));
+            allow.push(route.verb.name());
         }
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
+        cfg.service(resource.default_service(method_not_allowed(allow.join(", "))));
     }
     cfg.service(
         web::resource("/openapi.json")
             .route(web::get().to(openapi::openapi_json))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET".to_owned())),
     )
     .default_service(web::to(not_found));
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, Problem> {
-    Err(Problem::MethodNotAllowed)
+/// Answers 405 naming the methods `allow` lists.
+fn method_not_allowed(allow: String) -> Route {
+    web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<HttpResponse, _>(Problem::MethodNotAllowed(allow)) }
+    })
 }
 
 async fn not_found() -> Result<HttpResponse, Problem> {

@@ -30,8 +30,9 @@ pub enum Problem {
     BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// With the methods the resource allows, for the `Allow` header (RFC 9110 §15.5.6).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(String),
     #[error("conflict: {0}")]
     Conflict(String),
     /// An update without `If-Match` (RFC 6585 §3).
@@ -93,7 +94,7 @@ impl Problem {
             Self::InsufficientScope => ("insufficient-scope", "Forbidden"),
             Self::BadRequest(_) => ("bad-request", "Bad request"),
             Self::NotFound(_) => ("not-found", "Not found"),
-            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PreconditionRequired => ("precondition-required", "Precondition required"),
             Self::PreconditionFailed { .. } => ("precondition-failed", "Precondition failed"),
@@ -117,7 +118,7 @@ impl Problem {
             Self::BadRequest(detail) | Self::NotFound(detail) | Self::Conflict(detail) => {
                 detail.clone()
             }
-            Self::MethodNotAllowed => "this method is not allowed on this resource".into(),
+            Self::MethodNotAllowed(allow) => format!("this resource allows {allow}"),
             Self::PreconditionRequired => {
                 "this update needs If-Match with the ETag of the version it replaces".into()
             }
@@ -228,7 +229,7 @@ impl ResponseError for Problem {
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -263,6 +264,11 @@ impl ResponseError for Problem {
         }
         if let Self::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Self::MethodNotAllowed(allow) = self
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.insert_header((header::ALLOW, value));
         }
         response.body(serde_json::to_string(&body).unwrap_or_default())
     }
