@@ -293,7 +293,7 @@ launch() {
         while [[ $metrics_port == "$port" ]]; do metrics_port=$(free_port); done
         LAUNCHED_METRICS="http://127.0.0.1:$metrics_port/metrics"
         env DATABASE_URL="$db_url_now" UMBRA__SERVER__PORT="$port" \
-            UMBRA__SERVER__ISSUER="$LAUNCHED_URL" UMBRA__METRICS__PORT="$metrics_port" \
+            UMBRA__SERVER__ISSUER="$LAUNCHED_URL" UMBRA__METRICS__PORT="$metrics_port" UMBRA__ADMIN__PORT=0 \
             "$@" "$UMBRA_BIN" serve >"$OUT_DIR/server-$name.log" 2>&1 &
     fi
     LAUNCHED_PID=$!

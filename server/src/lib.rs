@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod keys;
+pub mod manage;
 pub mod oauth;
 pub mod remote_jwks;
 pub mod second_factor;

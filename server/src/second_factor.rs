@@ -103,6 +103,28 @@ pub struct Actor {
     pub address: Option<IpAddr>,
 }
 
+/// One factor as an operator sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct FactorSummary {
+    /// `totp`, `email` or `sms`.
+    pub kind: &'static str,
+    /// Enabled; `false` while enrolling.
+    pub confirmed: bool,
+    /// Where codes go (e-mail address or phone number), for sent-code factors.
+    pub destination: Option<String>,
+    pub created_at: i64,
+}
+
+/// A user's second factor as an operator sees it (`umbra user 2fa status`, the admin API).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct FactorStatus {
+    pub username: String,
+    pub factors: Vec<FactorSummary>,
+    pub recovery_codes_left: u64,
+    /// Seconds until sign-in is possible again, when locked.
+    pub locked_for_secs: Option<i64>,
+}
+
 /// The outcome of a confirmed enrolment: the recovery codes, when this was the first factor.
 #[derive(Debug)]
 pub struct Enabled {
@@ -616,18 +638,48 @@ impl SecondFactor {
     /// Clears every factor, recovery code and lock of a user (an operator's reset) and signs
     /// out every session of the user.
     pub async fn reset(&self, user: &User, now: i64) -> Result<u64, FactorError> {
+        self.reset_by(user, None, now).await
+    }
+
+    /// [`Self::reset`], audited as made by `operator`.
+    pub async fn reset_by(
+        &self,
+        user: &User,
+        operator: Option<&crate::store::Actor>,
+        now: i64,
+    ) -> Result<u64, FactorError> {
         let removed = self.store.reset_second_factor(user.id).await?;
         self.store.clear_lockout(user.id).await?;
         self.store.rotate_security_stamp(user.id, now).await?;
-        self.audit(
-            AuditEntry::new(AuditKind::FactorsReset),
-            user,
-            &Actor::default(),
-            "by an operator",
-            now,
-        )
-        .await?;
+        let mut entry = AuditEntry::new(AuditKind::FactorsReset);
+        if let Some(operator) = operator {
+            entry = entry.actor(operator);
+        }
+        self.audit(entry, user, &Actor::default(), "by an operator", now)
+            .await?;
         Ok(removed)
+    }
+
+    /// What an operator sees of a user's second factor: the factors, the recovery codes left
+    /// and any sign-in lock. Never a secret or a destination's codes.
+    pub async fn status(&self, user: &User, now: i64) -> Result<FactorStatus, FactorError> {
+        Ok(FactorStatus {
+            username: user.username.clone(),
+            factors: self
+                .store
+                .factors(user.id)
+                .await?
+                .into_iter()
+                .map(|f| FactorSummary {
+                    kind: f.kind.as_str(),
+                    confirmed: f.confirmed(),
+                    destination: f.destination.clone(),
+                    created_at: f.created_at,
+                })
+                .collect(),
+            recovery_codes_left: self.store.recovery_codes_left(user.id).await?,
+            locked_for_secs: self.locked_for(user, now).await?,
+        })
     }
 
     /// Enrols and confirms a TOTP factor in one go (the operator's `user totp enroll`).

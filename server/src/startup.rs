@@ -55,8 +55,10 @@ pub struct Application {
     settings: Arc<Settings>,
     port: u16,
     metrics_port: Option<u16>,
+    admin_port: Option<u16>,
     server: Server,
     metrics_server: Option<Server>,
+    admin_server: Option<Server>,
     readiness: Readiness,
     stop_background: watch::Sender<bool>,
     cleanup: Option<JoinHandle<()>>,
@@ -107,6 +109,14 @@ impl Application {
             )?),
             false => None,
         };
+        let admin_listener = match settings.admin.enabled {
+            true => Some(bind(
+                &settings.admin.host,
+                settings.admin.port,
+                ADMIN_LISTENER,
+            )?),
+            false => None,
+        };
         let (stop_background, stop) = watch::channel(false);
         let cleanup = store::spawn_cleanup(
             store.clone(),
@@ -134,6 +144,10 @@ impl Application {
         let effective = state.settings.clone();
         let readiness = Readiness::default();
         let server = serve(listener, state.clone(), readiness.clone())?;
+        let (admin_server, admin_port) = match admin_listener {
+            Some((listener, port)) => (Some(serve_admin(listener, state.clone())?), Some(port)),
+            None => (None, None),
+        };
         let (metrics_server, metrics_port) = match metrics_listener {
             Some((listener, port)) => (Some(serve_metrics(listener, state)?), Some(port)),
             None => (None, None),
@@ -142,8 +156,10 @@ impl Application {
             settings: effective,
             port,
             metrics_port,
+            admin_port,
             server,
             metrics_server,
+            admin_server,
             readiness,
             stop_background,
             cleanup,
@@ -167,12 +183,18 @@ impl Application {
         self.metrics_port
     }
 
+    /// The admin API listener's port, when the admin API is enabled.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
     /// Serves until SIGTERM or SIGINT: then answers 503 on `/health/ready` while still serving
     /// for `server.shutdown_drain_secs`, stops accepting, lets requests in flight finish (up to
     /// `server.shutdown_timeout_secs`), stops the background tasks and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handles = std::iter::once(self.server.handle())
             .chain(self.metrics_server.as_ref().map(Server::handle))
+            .chain(self.admin_server.as_ref().map(Server::handle))
             .collect::<Vec<_>>();
         let drain = Duration::from_secs(self.settings.server.shutdown_drain_secs);
         let readiness = self.readiness;
@@ -194,7 +216,13 @@ impl Application {
                 None => Ok(()),
             }
         };
-        let (served, metrics_served) = tokio::join!(self.server, metrics);
+        let admin = async {
+            match self.admin_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
+        let (served, metrics_served, admin_served) = tokio::join!(self.server, metrics, admin);
         on_signal.abort();
         self.stop_background.send_replace(true);
         if let Some(cleanup) = self.cleanup {
@@ -203,7 +231,7 @@ impl Application {
         self.key_refresh.await.ok();
         self.change_poller.await.ok();
         tracing::info!("umbra stopped");
-        served.and(metrics_served)
+        served.and(metrics_served).and(admin_served)
     }
 }
 
@@ -230,6 +258,7 @@ async fn shutdown_signal() {
 /// (most often: another instance already runs on this machine).
 const HTTP_LISTENER: &str = "HTTP listener, `server.port` / `UMBRA__SERVER__PORT`";
 const METRICS_LISTENER: &str = "metrics listener, `metrics.port` / `UMBRA__METRICS__PORT`";
+const ADMIN_LISTENER: &str = "admin API listener, `admin.port` / `UMBRA__ADMIN__PORT`";
 
 fn bind(host: &str, port: u16, listener: &'static str) -> Result<(TcpListener, u16), StartupError> {
     let address = format!("{host}:{port}");
@@ -385,6 +414,29 @@ fn serve_metrics(
         source,
     })?;
     tracing::info!(%address, "metrics listening");
+    Ok(server.run())
+}
+
+/// The admin API listener: the admin routes and their OpenAPI document, nothing else.
+fn serve_admin(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let address = local_address(&listener);
+    let shutdown_timeout = state.settings.server.shutdown_timeout_secs;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .app_data(state.clone())
+            .configure(http::admin::routes)
+    })
+    .disable_signals()
+    .workers(2)
+    .shutdown_timeout(shutdown_timeout)
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        address: address.clone(),
+        listener: ADMIN_LISTENER,
+        source,
+    })?;
+    tracing::info!(%address, "admin API listening");
     Ok(server.run())
 }
 

@@ -51,8 +51,9 @@ impl Scratch {
             .env_remove("UMBRA_ENV")
             .env_remove("RUST_LOG")
             .env("UMBRA_CONFIG_DIR", self.dir.join("config"))
-            // Tests run in parallel: let each server pick a free metrics port.
-            .env("UMBRA__METRICS__PORT", "0");
+            // Tests run in parallel: let each server pick free metrics and admin ports.
+            .env("UMBRA__METRICS__PORT", "0")
+            .env("UMBRA__ADMIN__PORT", "0");
         if let Some(postgres) = &self.postgres {
             command.env("DATABASE_URL", postgres.url.as_str());
         }

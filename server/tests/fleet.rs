@@ -165,6 +165,7 @@ impl Fleet {
             .arg("serve")
             .env("UMBRA__SERVER__PORT", instance.port.to_string())
             .env("UMBRA__METRICS__PORT", instance.metrics_port.to_string())
+            .env("UMBRA__ADMIN__PORT", "0")
             .env("UMBRA__DATABASE__MIGRATE_ON_START", "false")
             .env("UMBRA__SESSION__KEY", SESSION_KEY)
             .env("UMBRA__SERVER__TRUSTED_PROXIES", "127.0.0.1")
@@ -344,6 +345,7 @@ fn umbra(dir: &Path, database_url: &str) -> Command {
         .env_remove("RUST_LOG")
         .env("UMBRA_CONFIG_DIR", dir.join("config"))
         .env("UMBRA__METRICS__PORT", "0")
+        .env("UMBRA__ADMIN__PORT", "0")
         // Cheap hashes, as the other tests use: a debug build on a busy machine verifies the
         // default ones in about a second.
         .env("UMBRA__PASSWORDS__ARGON2_MEMORY_KIB", "1024")

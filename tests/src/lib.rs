@@ -35,6 +35,8 @@ pub struct TestApp {
     pub address: String,
     /// The metrics listener, e.g. `http://127.0.0.1:PORT`.
     pub metrics_address: String,
+    /// The admin API listener, e.g. `http://127.0.0.1:PORT`.
+    pub admin_address: String,
     pub http: reqwest::Client,
     /// A second handle on the same database, for arranging state and asserting on rows.
     pub store: Store,
@@ -72,6 +74,7 @@ impl TestApp {
         settings.database.url = database.url().to_owned();
         settings.cleanup.interval_secs = 0;
         settings.metrics.port = 0;
+        settings.admin.port = 0;
         // Cheap hashes keep the suite fast; production parameters are tested in unit tests.
         settings.passwords.argon2_memory_kib = 1024;
         settings.passwords.argon2_iterations = 1;
@@ -107,6 +110,7 @@ impl TestApp {
             "http://127.0.0.1:{}",
             application.metrics_port().unwrap_or(0)
         );
+        let admin_address = format!("http://127.0.0.1:{}", application.admin_port().unwrap_or(0));
         // The settings in force: an unset issuer is the listener's URL.
         let settings = Settings::clone(&application.settings());
         tokio::spawn(application.run_until_stopped());
@@ -124,6 +128,7 @@ impl TestApp {
         Self {
             address,
             metrics_address,
+            admin_address,
             http,
             store,
             settings: Arc::new(settings),
@@ -140,6 +145,7 @@ impl TestApp {
         let mut settings = Settings::clone(&self.settings);
         settings.server.port = 0;
         settings.metrics.port = 0;
+        settings.admin.port = 0;
         let application = Application::build_with(settings, Arc::new(self.sender.clone()))
             .await
             .expect("another instance starts");
@@ -167,6 +173,29 @@ impl TestApp {
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
         response.json().await.expect("a JSON body")
+    }
+
+    /// A request to the admin API listener at `path`, with `token` as the bearer if any.
+    pub fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.admin_address));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A client allowed the admin scope, and a token of it (client_credentials).
+    pub async fn admin_client(&self) -> (TestClient, String) {
+        let client = self.service_client("umbra:admin").await;
+        let token = self.issue_token(&client).await;
+        (client, token)
     }
 
     /// How many audit events named `event` (e.g. `login.failed`) are recorded.

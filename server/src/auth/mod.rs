@@ -24,6 +24,21 @@ pub fn validate_username(username: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Longest display name (OpenID Connect `name`) accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A display name is 1 to 200 characters without control characters, trimmed.
+pub fn validate_display_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "a name is 1 to {MAX_NAME_LEN} characters without control characters"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate_username;

@@ -72,6 +72,21 @@ impl Passwords {
             .map_err(|e| PasswordError::Hash(e.to_string()))
     }
 
+    /// [`Self::hash`] on the blocking pool, keeping the caller's span: argon2 holds a core for
+    /// its whole run, which the async runtime must not lose.
+    pub async fn hash_off_runtime(
+        self: &Arc<Self>,
+        password: SecretString,
+    ) -> Result<String, PasswordError> {
+        let passwords = Arc::clone(self);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| passwords.hash(password.expose_secret()))
+        })
+        .await
+        .map_err(|_| PasswordError::Interrupted)?
+    }
+
     /// Checks `password` against `stored` (its own parameters apply), or against the dummy
     /// hash when there is no user, in which case the answer is always `false`.
     pub fn verify(&self, password: &str, stored: Option<&str>) -> bool {
@@ -111,6 +126,24 @@ impl Passwords {
         .await
         .map_err(|_| PasswordError::Interrupted)
     }
+}
+
+/// Whether `password` may be set: at least `min_length` characters (`passwords.min_length`)
+/// and at most [`MAX_PASSWORD_LEN`](super::MAX_PASSWORD_LEN) bytes. The message says which
+/// rule failed, never the password.
+pub fn check_policy(password: &str, min_length: usize) -> Result<(), String> {
+    if password.chars().count() < min_length {
+        return Err(format!(
+            "the password must have at least {min_length} characters"
+        ));
+    }
+    if password.len() > super::MAX_PASSWORD_LEN {
+        return Err(format!(
+            "the password must have at most {} bytes",
+            super::MAX_PASSWORD_LEN
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

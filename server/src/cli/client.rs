@@ -6,13 +6,14 @@ use super::registration_token::RegistrationTokenCommand;
 use super::{output, parse_scopes, resource};
 use crate::clock;
 use crate::keys::{self, SigningAlg};
+use crate::manage;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::AuthMethod;
 use crate::oauth::client_jwks::{ClientJwks, ClientKeys, MAX_JWKS_BYTES, validate_jwks_uri};
 use crate::oauth::grant_type::GrantType;
 use crate::oauth::registration::{ClientMetadata, Registration, RegistrationPolicy};
 use crate::oauth::resource::{AllowedResource, ResourceAccess};
-use crate::oauth::token::{Token, TokenKind};
+use crate::oauth::token::Token;
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
@@ -451,12 +452,13 @@ impl ClientCommand {
                     resources,
                 } = args.into_registration()?;
                 // Before anything is written, so that a typo registers nothing.
-                for identifier in &resources {
-                    resource::find(store, identifier).await?;
-                }
-                if let Some(alg) = new.openid.id_token_alg {
-                    require_signing_key(store, alg).await?;
-                }
+                manage::client_prerequisites(
+                    store,
+                    &resources,
+                    new.openid.id_token_alg,
+                    clock::now(),
+                )
+                .await?;
                 let client = store
                     .create_client_with_resources(new, &resources, clock::now())
                     .await?;
@@ -506,22 +508,7 @@ impl ClientCommand {
                 );
             }
             Self::RotateSecret { client_id } => {
-                let client = find(store, &client_id).await?;
-                match client.auth_method() {
-                    AuthMethod::None => bail!("client {client_id:?} is public and has no secret"),
-                    AuthMethod::PrivateKeyJwt => bail!(
-                        "client {client_id:?} authenticates with private_key_jwt and has no \
-                         secret; replace its keys with `umbra client set-keys`"
-                    ),
-                    _ => {}
-                }
-                let secret = Token::generate(TokenKind::ClientSecret)?;
-                if !store
-                    .set_client_secret(&client_id, secret.hash(), None, clock::now())
-                    .await?
-                {
-                    bail!("{}", unknown(&client_id));
-                }
+                let secret = manage::rotate_client_secret(store, &client_id, clock::now()).await?;
                 output::print(
                     json,
                     &serde_json::json!({"client_id": client_id, "client_secret": secret.expose()}),
@@ -562,17 +549,6 @@ impl ClientCommand {
 
 /// Refuses an ID token algorithm that no active key signs: every ID token of the client
 /// would fail.
-async fn require_signing_key(store: &Store, alg: SigningAlg) -> anyhow::Result<()> {
-    let keys = crate::keys::list(store, clock::now()).await?;
-    if !keys
-        .iter()
-        .any(|k| k.alg == alg.as_str() && k.state == "active")
-    {
-        bail!("no active {alg} signing key: create one first with `umbra keys rotate --alg {alg}`");
-    }
-    Ok(())
-}
-
 /// The client with id `client_id`, or the error that says there is none.
 pub(super) async fn find(store: &Store, client_id: &str) -> anyhow::Result<Client> {
     store

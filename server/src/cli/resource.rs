@@ -3,12 +3,11 @@
 //! tokens for a resource is set per client (`umbra client allow-resource`).
 use super::{output, parse_scopes};
 use crate::clock;
-use crate::oauth::resource::validate_identifier;
+use crate::manage::{self, ResourceView};
 use crate::oauth::scope::ScopeSet;
 use crate::store::{Resource, ResourceChange, Store};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
 pub enum ResourceCommand {
@@ -76,56 +75,13 @@ pub struct UpdateArgs {
     no_introspectors: bool,
 }
 
-/// A client allowed to ask tokens for a resource, as the CLI shows it.
-#[derive(Serialize)]
-struct AllowedClientView<'a> {
-    client_id: &'a str,
-    /// The scopes it may ask there now.
-    scopes: String,
-    /// Whether it follows the resource's scopes as they change, rather than a list of its own.
-    every_scope: bool,
-}
-
 /// A resource as the CLI shows it.
-#[derive(Serialize)]
-struct ResourceView<'a> {
-    identifier: &'a str,
-    name: &'a str,
-    scopes: String,
-    introspectors: &'a [String],
-    clients: Vec<AllowedClientView<'a>>,
-}
+struct ResourceText(ResourceView);
 
-impl<'a> ResourceView<'a> {
-    fn of(resource: &'a Resource) -> Self {
-        let clients = resource
-            .clients
-            .iter()
-            .map(|(client_id, scopes)| AllowedClientView {
-                client_id,
-                // A scope the resource no longer defines is not granted (see
-                // `Store::resource_access`), so it is not shown either.
-                scopes: scopes
-                    .as_ref()
-                    .map_or_else(
-                        || resource.scopes.clone(),
-                        |s| s.intersection(&resource.scopes),
-                    )
-                    .to_string(),
-                every_scope: scopes.is_none(),
-            })
-            .collect();
-        Self {
-            identifier: &resource.identifier,
-            name: &resource.name,
-            scopes: resource.scopes.to_string(),
-            introspectors: &resource.introspectors,
-            clients,
-        }
-    }
-
+impl ResourceText {
     fn text(&self) -> String {
-        let clients = self
+        let view = &self.0;
+        let clients = view
             .clients
             .iter()
             .map(|c| {
@@ -139,10 +95,10 @@ impl<'a> ResourceView<'a> {
             .collect::<Vec<_>>()
             .join("\n");
         output::fields(&[
-            ("identifier", self.identifier.to_owned()),
-            ("name", self.name.to_owned()),
-            ("scopes", self.scopes.clone()),
-            ("introspectors", self.introspectors.join(" ")),
+            ("identifier", view.identifier.clone()),
+            ("name", view.name.clone()),
+            ("scopes", view.scopes.clone()),
+            ("introspectors", view.introspectors.join(" ")),
             ("clients", clients),
         ])
     }
@@ -152,11 +108,11 @@ impl ResourceCommand {
     pub async fn run(self, store: &Store, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Create(args) => {
-                validate(&args.identifier)?;
+                manage::resource_identifier(&args.identifier)?;
                 let new = Resource {
-                    name: non_empty_name(&args.name)?,
+                    name: manage::resource_name(&args.name)?,
                     scopes: parse_scopes(&args.scopes)?,
-                    introspectors: introspectors(store, &args.introspectors).await?,
+                    introspectors: manage::introspectors(store, &args.introspectors).await?,
                     identifier: args.identifier,
                     clients: Vec::new(),
                 };
@@ -209,7 +165,11 @@ impl ResourceCommand {
 impl UpdateArgs {
     /// Checks the new values; refuses a command that changes nothing.
     async fn change(&self, store: &Store) -> anyhow::Result<ResourceChange> {
-        let name = self.name.as_deref().map(non_empty_name).transpose()?;
+        let name = self
+            .name
+            .as_deref()
+            .map(manage::resource_name)
+            .transpose()?;
         let scopes = match (&self.scopes, self.no_scopes) {
             (_, true) => Some(ScopeSet::default()),
             (Some(scopes), false) => Some(parse_scopes(scopes)?),
@@ -217,7 +177,7 @@ impl UpdateArgs {
         };
         let introspectors = match (&self.introspectors, self.no_introspectors) {
             (_, true) => Some(Vec::new()),
-            (Some(ids), false) => Some(introspectors(store, ids).await?),
+            (Some(ids), false) => Some(manage::introspectors(store, ids).await?),
             (None, false) => None,
         };
         if name.is_none() && scopes.is_none() && introspectors.is_none() {
@@ -248,42 +208,7 @@ fn unknown(identifier: &str) -> String {
 
 async fn show(store: &Store, identifier: &str, json: bool) -> anyhow::Result<()> {
     let resource = find(store, identifier).await?;
-    let view = ResourceView::of(&resource);
-    output::print(json, &view, &view.text());
+    let view = ResourceText(ResourceView::of(&resource));
+    output::print(json, &view.0, &view.text());
     Ok(())
-}
-
-fn validate(identifier: &str) -> anyhow::Result<()> {
-    validate_identifier(identifier)
-        .map_err(|reason| anyhow::anyhow!("the resource identifier {identifier:?} {reason}"))
-}
-
-fn non_empty_name(name: &str) -> anyhow::Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        bail!("the resource name must not be empty");
-    }
-    Ok(name.to_owned())
-}
-
-/// Checks that each client exists and is confidential, since a resource server proves who it
-/// is with its secret when it introspects; the list without repeats.
-async fn introspectors(store: &Store, client_ids: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut checked: Vec<String> = Vec::with_capacity(client_ids.len());
-    for client_id in client_ids {
-        if checked.contains(client_id) {
-            continue;
-        }
-        let client = store.find_client(client_id).await?.with_context(|| {
-            format!("the --introspector {client_id:?} is not a registered client")
-        })?;
-        if client.is_public() {
-            bail!(
-                "client {client_id:?} is public: an introspector authenticates with a secret, \
-                 so it must be a confidential client"
-            );
-        }
-        checked.push(client_id.clone());
-    }
-    Ok(checked)
 }

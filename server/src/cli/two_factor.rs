@@ -10,7 +10,6 @@ use crate::startup;
 use crate::store::{Store, User};
 use anyhow::Context;
 use clap::Subcommand;
-use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -38,22 +37,6 @@ pub enum TotpCommand {
     },
 }
 
-#[derive(Serialize)]
-struct FactorStatus {
-    kind: &'static str,
-    confirmed: bool,
-    destination: Option<String>,
-    created_at: i64,
-}
-
-#[derive(Serialize)]
-struct Status {
-    username: String,
-    factors: Vec<FactorStatus>,
-    recovery_codes_left: u64,
-    locked_for_secs: Option<i64>,
-}
-
 /// The service without a sender: these commands never send codes.
 fn service(store: &Store, settings: &Settings) -> anyhow::Result<SecondFactor> {
     Ok(startup::second_factor(
@@ -69,22 +52,7 @@ impl TwoFactorCommand {
         match self {
             Self::Status { username } => {
                 let user = find(store, &username).await?;
-                let status = Status {
-                    factors: store
-                        .factors(user.id)
-                        .await?
-                        .into_iter()
-                        .map(|f| FactorStatus {
-                            kind: f.kind.as_str(),
-                            confirmed: f.confirmed(),
-                            destination: f.destination.clone(),
-                            created_at: f.created_at,
-                        })
-                        .collect(),
-                    recovery_codes_left: store.recovery_codes_left(user.id).await?,
-                    locked_for_secs: factors.locked_for(&user, clock::now()).await?,
-                    username: user.username,
-                };
+                let status = factors.status(&user, clock::now()).await?;
                 let kinds: Vec<String> = status
                     .factors
                     .iter()

@@ -6,8 +6,8 @@
 use super::output;
 use super::two_factor::{TotpCommand, TwoFactorCommand};
 use crate::auth::factor::{FactorKind, validate_destination};
-use crate::auth::password::Passwords;
-use crate::auth::{MAX_PASSWORD_LEN, validate_username};
+use crate::auth::password::{Passwords, check_policy};
+use crate::auth::{MAX_PASSWORD_LEN, validate_display_name, validate_username};
 use crate::clock;
 use crate::settings::Settings;
 use crate::store::{Actor, AuditEntry, AuditKind, ProfileChange, Store, User};
@@ -94,23 +94,13 @@ pub struct ProfileArgs {
     email_verified: bool,
 }
 
-/// Longest display name accepted.
-const MAX_NAME_LEN: usize = 200;
-
 impl ProfileArgs {
     /// The change these options ask for, checked.
     fn change(self) -> anyhow::Result<ProfileChange> {
         let name = match self.name {
-            Some(name) => {
-                let name = name.trim();
-                if name.is_empty()
-                    || name.chars().count() > MAX_NAME_LEN
-                    || name.chars().any(char::is_control)
-                {
-                    bail!("a name is 1 to {MAX_NAME_LEN} characters without control characters");
-                }
-                Some(Some(name.to_owned()))
-            }
+            Some(name) => Some(Some(
+                validate_display_name(&name).map_err(anyhow::Error::msg)?,
+            )),
             None => None,
         };
         let email = match self.email {
@@ -187,13 +177,9 @@ impl UserCommand {
                 }
                 let password = read_password(password_stdin, settings)?;
                 let hash = hash(settings, password).await?;
-                let mut user = store.create_user(&username, hash, clock::now()).await?;
-                if change != ProfileChange::default() {
-                    store
-                        .update_user_profile(user.id, &change, clock::now())
-                        .await?;
-                    user = find(store, &user.username).await?;
-                }
+                let user = store
+                    .create_user_with(&username, hash, &change, clock::now())
+                    .await?;
                 let view = UserView::of(&user);
                 output::print(json, &view, &view.text());
             }
@@ -391,23 +377,12 @@ fn read_password(from_stdin: bool, settings: &Settings) -> anyhow::Result<Secret
         }
         SecretString::from(first)
     };
-    let length = password.expose_secret().chars().count();
-    if length < settings.passwords.min_length {
-        bail!(
-            "the password must have at least {} characters",
-            settings.passwords.min_length
-        );
-    }
-    if password.expose_secret().len() > MAX_PASSWORD_LEN {
-        bail!("the password must have at most {MAX_PASSWORD_LEN} bytes");
-    }
+    check_policy(password.expose_secret(), settings.passwords.min_length)
+        .map_err(anyhow::Error::msg)?;
     Ok(password)
 }
 
 async fn hash(settings: &Settings, password: SecretString) -> anyhow::Result<String> {
-    let passwords = Passwords::new(&settings.passwords)?;
-    let hashed = tokio::task::spawn_blocking(move || passwords.hash(password.expose_secret()))
-        .await
-        .context("password hashing was interrupted")??;
-    Ok(hashed)
+    let passwords = std::sync::Arc::new(Passwords::new(&settings.passwords)?);
+    Ok(passwords.hash_off_runtime(password).await?)
 }

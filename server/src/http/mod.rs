@@ -5,6 +5,7 @@
 //! revoke, metadata), [`pages`] the browser pages (sign-in, second step, consent, account),
 //! [`api`] the JSON APIs; the plumbing they share (errors, forms, sessions, templates, metrics,
 //! OpenAPI, health) sits beside them.
+pub mod admin;
 pub mod api;
 pub mod bearer;
 pub mod client_address;

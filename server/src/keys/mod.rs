@@ -68,7 +68,7 @@ pub struct KeyPolicy {
 }
 
 /// What `umbra keys list` shows of a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeySummary {
     pub kid: String,
     pub alg: String,

@@ -163,7 +163,7 @@ impl AuditEntry {
 }
 
 /// A recorded event, as `umbra audit list` and the admin API show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: String,
     pub at: i64,

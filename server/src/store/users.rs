@@ -5,14 +5,20 @@
 //! concurrent moves never lose one) whenever what proves the user changes; sessions signed in
 //! under an older value are signed out. A new password and disabling an account also revoke
 //! every grant of the user in the same transaction, so no token outlives the change.
+//!
+//! Each user also has a version, moved by every write of the row (`version = version + 1`):
+//! the admin API's `ETag`. A profile change may be conditional on it
+//! ([`Store::update_user_profile_if`]): one UPDATE `… WHERE id = ? AND version = ?`, so of
+//! concurrent writers holding the same version exactly one wins and the others learn the
+//! current version.
 use super::changes::{self, ChangeKind};
 use super::grants::{Revoked, revoke_grants_in};
 use super::{Store, StoreError};
 use entity::{grant, user};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait, UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqlErr, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -38,6 +44,39 @@ pub struct User {
     pub version: i64,
     /// May use the operator console (with a second factor).
     pub admin: bool,
+}
+
+/// What a conditional profile change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserUpdate {
+    /// Written; the row's new version.
+    Done {
+        version: i64,
+    },
+    /// The row has moved on since the caller read it (another writer won).
+    VersionMismatch {
+        current: i64,
+    },
+    NotFound,
+}
+
+/// Which users to list, by normalized username; every filter given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Usernames starting with this (compared case-insensitively).
+    pub username_prefix: Option<String>,
+    pub disabled: Option<bool>,
+    /// Continue after this normalized username (from [`UserPage::next`]).
+    pub after: Option<String>,
+    pub limit: u64,
+}
+
+/// One page of users in username order and where the next starts (`None`: the last page).
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// The normalized username of the last user of this page.
+    pub next: Option<String>,
 }
 
 /// A change of a user's profile; `None` leaves a field as it is.
@@ -73,6 +112,22 @@ impl Store {
         password_hash: String,
         now: i64,
     ) -> Result<User, StoreError> {
+        self.create_user_with(username, password_hash, &ProfileChange::default(), now)
+            .await
+    }
+
+    /// Creates a user with a profile in one insert, so that nobody sees the user without it.
+    /// An address is verified only if `profile` says so.
+    pub async fn create_user_with(
+        &self,
+        username: &str,
+        password_hash: String,
+        profile: &ProfileChange,
+        now: i64,
+    ) -> Result<User, StoreError> {
+        let name = profile.name.clone().flatten();
+        let email = profile.email.clone().flatten();
+        let email_verified = email.is_some() && profile.email_verified == Some(true);
         let id = Uuid::new_v4();
         let username = username.trim().to_owned();
         let row = user::ActiveModel {
@@ -80,14 +135,14 @@ impl Store {
             username: Set(username.clone()),
             username_normalized: Set(normalize_username(&username)),
             password_hash: Set(password_hash.clone()),
-            email: Set(None),
+            email: Set(email.clone()),
             phone: Set(None),
             disabled: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
             security_stamp: Set(0),
-            name: Set(None),
-            email_verified: Set(false),
+            name: Set(name.clone()),
+            email_verified: Set(email_verified),
             version: Set(1),
             admin: Set(false),
         };
@@ -102,9 +157,9 @@ impl Store {
                 disabled: false,
                 created_at: now,
                 security_stamp: 0,
-                name: None,
-                email: None,
-                email_verified: false,
+                name,
+                email,
+                email_verified,
                 version: 1,
                 admin: false,
             }),
@@ -155,6 +210,7 @@ impl Store {
             self.update_and_revoke(id, update, now).await
         } else {
             let update = update
+                .col_expr(user::Column::Version, next_version())
                 .col_expr(user::Column::UpdatedAt, Expr::value(now))
                 .filter(user::Column::Id.eq(id));
             let subject = id.to_string();
@@ -202,6 +258,7 @@ impl Store {
         let txn = self.db.begin().await?;
         let found = update
             .col_expr(user::Column::SecurityStamp, next_stamp())
+            .col_expr(user::Column::Version, next_version())
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id))
             .exec(&txn)
@@ -234,6 +291,7 @@ impl Store {
             let txn = self.db.begin().await?;
             let result = user::Entity::update_many()
                 .col_expr(user::Column::SecurityStamp, next_stamp())
+                .col_expr(user::Column::Version, next_version())
                 .col_expr(user::Column::UpdatedAt, Expr::value(now))
                 .filter(user::Column::Id.eq(id))
                 .exec(&txn)
@@ -266,8 +324,22 @@ impl Store {
         change: &ProfileChange,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut update =
-            user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now));
+        let outcome = self.update_user_profile_if(id, change, None, now).await?;
+        Ok(outcome != UserUpdate::NotFound)
+    }
+
+    /// [`Store::update_user_profile`] only while the row is at `if_version` (any version when
+    /// `None`).
+    pub async fn update_user_profile_if(
+        &self,
+        id: Uuid,
+        change: &ProfileChange,
+        if_version: Option<i64>,
+        now: i64,
+    ) -> Result<UserUpdate, StoreError> {
+        let mut update = user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .col_expr(user::Column::Version, next_version());
         if let Some(name) = &change.name {
             update = update.col_expr(user::Column::Name, Expr::value(name.clone()));
         }
@@ -282,12 +354,79 @@ impl Store {
         if let Some(verified) = verified {
             update = update.col_expr(user::Column::EmailVerified, Expr::value(verified));
         }
-        let update = update.filter(user::Column::Id.eq(id));
-        let subject = id.to_string();
-        Ok(self
-            .write_logged("update_user_profile", update, ChangeKind::User, &subject)
-            .await?
-            > 0)
+        let mut update = update.filter(user::Column::Id.eq(id));
+        if let Some(version) = if_version {
+            update = update.filter(user::Column::Version.eq(version));
+        }
+        let update = &update;
+        let outcome = self
+            .retrying("update_user_profile", move || async move {
+                let txn = self.db.begin().await?;
+                let written = update.clone().exec(&txn).await?.rows_affected > 0;
+                // Read in the transaction: the version this write made, or what beat it.
+                let current = user::Entity::find_by_id(id)
+                    .select_only()
+                    .column(user::Column::Version)
+                    .into_tuple::<i64>()
+                    .one(&txn)
+                    .await?;
+                let outcome = match (written, current) {
+                    (true, Some(version)) => UserUpdate::Done { version },
+                    (false, Some(current)) => UserUpdate::VersionMismatch { current },
+                    (_, None) => UserUpdate::NotFound,
+                };
+                if written {
+                    changes::record(&txn, ChangeKind::User, &id.to_string()).await?;
+                }
+                txn.commit().await?;
+                Ok(outcome)
+            })
+            .await?;
+        if let UserUpdate::Done { .. } = outcome {
+            self.changed_here(ChangeKind::User, &id.to_string());
+        }
+        Ok(outcome)
+    }
+
+    /// One page of users as `query` selects them, in username order.
+    pub async fn query_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let mut select = user::Entity::find();
+        if let Some(prefix) = &query.username_prefix {
+            // The leading characters compared rather than LIKE: nothing to escape.
+            let prefix = normalize_username(prefix);
+            let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+            select = select.filter(
+                Expr::expr(
+                    Func::cust("SUBSTR")
+                        .arg(Expr::col(user::Column::UsernameNormalized))
+                        .arg(1)
+                        .arg(length),
+                )
+                .eq(prefix),
+            );
+        }
+        if let Some(disabled) = query.disabled {
+            select = select.filter(user::Column::Disabled.eq(disabled));
+        }
+        if let Some(after) = &query.after {
+            select = select.filter(user::Column::UsernameNormalized.gt(after.as_str()));
+        }
+        let limit = Ord::max(query.limit, 1);
+        let mut rows = select
+            .order_by_asc(user::Column::UsernameNormalized)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(last.username_normalized.clone()),
+            _ => None,
+        };
+        Ok(UserPage {
+            users: rows.into_iter().map(to_user).collect(),
+            next,
+        })
     }
 
     /// Deletes a user with their grants, tokens and consents. `false` if unknown.
@@ -299,6 +438,11 @@ impl Store {
             .await?
             > 0)
     }
+}
+
+/// `version + 1`, computed by the database: every write of the row moves it.
+fn next_version() -> Expr {
+    Expr::col(user::Column::Version).add(1)
 }
 
 /// `security_stamp + 1`, computed by the database so that concurrent moves all count.
