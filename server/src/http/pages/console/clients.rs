@@ -6,9 +6,10 @@ use crate::http::AppState;
 use crate::http::error::PageError;
 use crate::http::page_extract::{CsrfForm, csrf_protected};
 use crate::http::session::UserSession;
+use crate::manage::{self, ManageError};
 use crate::oauth::client::Client;
 use crate::oauth::registration::{ClientMetadata, MetadataError, RegistrationPolicy};
-use crate::oauth::token::{Token, TokenKind};
+use crate::oauth::token::Token;
 use crate::store::{AuditKind, StoreError, User};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -240,28 +241,21 @@ pub async fn rotate_secret(
     id: web::Path<String>,
     page: ConsoleForm<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleError> {
+    let now = clock::now();
+    // An operator's new secret does not expire (as `umbra client rotate-secret`'s).
+    let secret = match manage::rotate_client_secret(&state.store, &id, now).await {
+        Ok(secret) => secret,
+        Err(ManageError::NotFound(_)) => return Ok(gone(&req, &id)),
+        // A secret would turn a public or a key-signing client into another kind of client.
+        Err(ManageError::Invalid(why)) => return Ok(done(&req, "/console/clients", &why)),
+        Err(ManageError::Store(err)) => return Err(err.into()),
+        Err(ManageError::Random) => {
+            return Err(ConsoleError::Page(PageError::internal(ManageError::Random)));
+        }
+    };
     let Some(client) = state.store.find_client(&id).await? else {
         return Ok(gone(&req, &id));
     };
-    if client.secret_hash.is_none() {
-        // A secret would turn a public or a key-signing client into another kind of client.
-        let notice = format!(
-            "{} has no secret to rotate: it is a public client or signs with its keys.",
-            client.id
-        );
-        return Ok(done(&req, "/console/clients", &notice));
-    }
-    let secret = Token::generate(TokenKind::ClientSecret)
-        .map_err(|err| ConsoleError::Page(PageError::internal(err)))?;
-    let now = clock::now();
-    // An operator's new secret does not expire (as `umbra client rotate-secret`'s).
-    if !state
-        .store
-        .set_client_secret(&client.id, secret.hash(), None, now)
-        .await?
-    {
-        return Ok(gone(&req, &id));
-    }
     state.clients.evict(&client.id);
     let entry = audited(&req, &page.operator, AuditKind::ClientSecretRotated)
         .client(Some(&client.id))

@@ -4,7 +4,7 @@ use super::{ConsoleError, ConsoleForm, ConsolePage, PAGE_SIZE, audited, done, re
 use crate::clock;
 use crate::http::AppState;
 use crate::http::page_extract::CsrfForm;
-use crate::store::{AuditKind, GrantOwner, User, normalize_username};
+use crate::store::{Actor, AuditKind, GrantOwner, User, normalize_username};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -248,15 +248,12 @@ pub async fn reset_second_factor(
         ));
     }
     let now = clock::now();
+    let operator = Actor::User(page.operator.username.clone());
     let removed = state
         .factors
-        .reset(&user, now)
+        .reset_by(&user, Some(&operator), now)
         .await
         .map_err(|err| ConsoleError::Page(err.into()))?;
-    let entry = audited(&req, &page.operator, AuditKind::FactorsReset)
-        .user(user.id, &user.username)
-        .detail(format!("{removed} factor(s) removed in the console"));
-    state.store.record_audit(entry, now).await?;
     Ok(done(
         &req,
         &location,
