@@ -350,6 +350,14 @@ db_test! {
         let other = json!({"username": "LINUS", "password": PASSWORD, "name": "Someone else"});
         let response = app.admin(Method::POST, "/admin/users", Some(&token)).json(&other).send().await.unwrap();
         problem(response, StatusCode::CONFLICT).await;
+        // The same profile with another password is not "the same user again": the caller
+        // must not believe it set that password.
+        let other = json!({"username": "linus", "password": "another long password", "name": "Linus"});
+        let response = app.admin(Method::POST, "/admin/users", Some(&token)).json(&other).send().await.unwrap();
+        problem(response, StatusCode::CONFLICT).await;
+        let stored = app.store.find_user_by_username("linus").await.unwrap().unwrap();
+        let passwords = umbra::auth::password::Passwords::new(&app.settings.passwords).unwrap();
+        assert!(passwords.verify(PASSWORD, Some(&stored.password_hash)));
     }
 }
 

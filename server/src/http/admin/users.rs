@@ -183,12 +183,24 @@ fn same_profile(user: &User, asked: &ProfileChange) -> bool {
 }
 
 /// 200 with `user` when it has the profile asked for, else 409.
-fn existing(user: &User, asked: &ProfileChange) -> Result<HttpResponse, Problem> {
-    if same_profile(user, asked) {
+/// The answer to a create that names an existing user: the same user (200) only if the
+/// request would have made exactly it, its password included; otherwise a conflict, so that
+/// automation never believes it set a password it did not.
+async fn existing(
+    state: &AppState,
+    user: &User,
+    asked: &ProfileChange,
+    password: SecretString,
+) -> Result<HttpResponse, Problem> {
+    let same_password = state
+        .passwords
+        .verify_off_runtime(password, Some(user.password_hash.clone()))
+        .await?;
+    if same_profile(user, asked) && same_password {
         Ok(user_response(HttpResponse::Ok(), user))
     } else {
         Err(Problem::conflict(format!(
-            "the username {:?} is taken by a user with another profile",
+            "the username {:?} is taken by a user with another profile or password",
             user.username
         )))
     }
@@ -203,7 +215,7 @@ fn existing(user: &User, asked: &ProfileChange) -> Result<HttpResponse, Problem>
     responses(
         (status = 201, description = "Created", body = UserView),
         (status = 200, description = "The same user existed already", body = UserView),
-        (status = 409, description = "The username is taken by a user with another profile", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken by a user with another profile or password", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(
@@ -224,9 +236,9 @@ pub async fn create(
         return Err(Problem::bad_request("email_verified needs email"));
     }
     if let Some(user) = state.store.find_user_by_username(&username).await? {
-        return existing(&user, &profile);
+        return existing(&state, &user, &profile, password).await;
     }
-    let hash = hashed(&state, password).await?;
+    let hash = hashed(&state, password.clone()).await?;
     let now = clock::now();
     let user = match state
         .store
@@ -241,7 +253,7 @@ pub async fn create(
                 .find_user_by_username(&username)
                 .await?
                 .ok_or_else(|| Problem::conflict("the username was taken and freed meanwhile"))?;
-            return existing(&user, &profile);
+            return existing(&state, &user, &profile, password).await;
         }
         Err(err) => return Err(err.into()),
     };
