@@ -342,6 +342,61 @@ pub struct RegistrationSettings {
     pub secret_lifetime_secs: i64,
 }
 
+impl RegistrationSettings {
+    /// What a self-registering client may ask for (checked by `Settings::validate`).
+    pub fn policy(&self) -> crate::oauth::registration::RegistrationPolicy {
+        use crate::oauth::grant_type::GrantType;
+        use crate::oauth::scope::ScopeSet;
+        crate::oauth::registration::RegistrationPolicy {
+            trusted: false,
+            grant_types: Some(
+                self.grant_types
+                    .iter()
+                    .filter_map(|name| name.parse::<GrantType>().ok())
+                    .collect(),
+            ),
+            scopes: Some(ScopeSet::parse(&self.scopes.join(" ")).unwrap_or_default()),
+            https_or_loopback_only: true,
+            ..Default::default()
+        }
+    }
+
+    /// Refuses names that would silently allow nothing, and the admin scope.
+    fn validate(&self) -> Result<(), SettingsError> {
+        use crate::oauth::grant_type::GrantType;
+        let invalid = |msg: String| Err(SettingsError::Invalid(msg));
+        if let Some(unknown) = self
+            .grant_types
+            .iter()
+            .find(|name| name.parse::<GrantType>().is_err())
+        {
+            return invalid(format!(
+                "registration.grant_types: {unknown:?} is not a grant type Umbra serves"
+            ));
+        }
+        if crate::oauth::scope::ScopeSet::parse(&self.scopes.join(" ")).is_err()
+            || self.scopes.iter().any(|s| s.is_empty() || s.contains(' '))
+        {
+            return invalid("registration.scopes: each is one scope token".into());
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| s == crate::oauth::registration::ADMIN_SCOPE)
+        {
+            return invalid(format!(
+                "registration.scopes may not hold {}: a client that registers itself never \
+                 administers",
+                crate::oauth::registration::ADMIN_SCOPE
+            ));
+        }
+        if self.secret_lifetime_secs < 0 {
+            return invalid("registration.secret_lifetime_secs may not be negative".into());
+        }
+        Ok(())
+    }
+}
+
 /// The operator console (`/console`), on the public listener: people sign in there.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -705,6 +760,7 @@ impl Settings {
         }
         self.validate_second_factor()?;
         self.validate_keys()?;
+        self.registration.validate()?;
         if self.cleanup.batch_size == 0
             || self.cleanup.revoked_retention_secs < 0
             || !(0..=36_500).contains(&self.cleanup.audit_retention_days)
@@ -991,6 +1047,38 @@ mod tests {
                 .is_empty()
         );
         assert!(with_environment(&[("UMBRA__SERVER__TRUSTED_PROXIES", "proxy.local")]).is_err());
+    }
+
+    #[test]
+    fn registration_policy_lists_come_from_comma_separated_variables_and_are_checked() {
+        let settings = with_environment(&[
+            (
+                "UMBRA__REGISTRATION__GRANT_TYPES",
+                "client_credentials,authorization_code",
+            ),
+            ("UMBRA__REGISTRATION__SCOPES", "read,orders:write"),
+        ])
+        .unwrap();
+        let policy = settings.registration.policy();
+        assert_eq!(policy.grant_types.map(|g| g.len()), Some(2));
+        assert_eq!(
+            policy.scopes.map(|s| s.to_string()),
+            Some("read orders:write".to_owned())
+        );
+        for (key, value) in [
+            ("UMBRA__REGISTRATION__GRANT_TYPES", "client_credential"),
+            ("UMBRA__REGISTRATION__GRANT_TYPES", "password"),
+            ("UMBRA__REGISTRATION__SCOPES", "read,umbra:admin"),
+            ("UMBRA__REGISTRATION__SECRET_LIFETIME_SECS", "-1"),
+        ] {
+            let err = with_environment(&[(key, value)])
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("registration.")),
+                "{key}={value}: {err:?}"
+            );
+        }
     }
 
     #[test]

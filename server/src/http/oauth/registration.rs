@@ -12,11 +12,8 @@ use crate::http::AppState;
 use crate::http::client_address::client_address;
 use crate::http::error::json_problem;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::grant_type::GrantType;
-use crate::oauth::registration::{ClientMetadata, RegistrationPolicy};
-use crate::oauth::scope::ScopeSet;
+use crate::oauth::registration::ClientMetadata;
 use crate::oauth::token::{self, Token, TokenHash, TokenKind};
-use crate::settings::RegistrationSettings;
 use crate::store::{Actor, AuditEntry, AuditKind, Registered, Replaced};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -107,7 +104,7 @@ pub async fn register(
         Some((hash, id))
     };
     let metadata: ClientMetadata = json_body(&req, payload).await?;
-    let mut registration = metadata.register(&policy(settings))?;
+    let mut registration = metadata.register(&settings.policy())?;
     if registration.secret.is_some() && settings.secret_lifetime_secs > 0 {
         registration.client.secret_expires_at = Some(now + settings.secret_lifetime_secs);
     }
@@ -232,7 +229,7 @@ pub async fn update(
             "client_secret does not match the client's secret: it cannot be changed here",
         ));
     }
-    let updated = request.metadata.apply_to(&client, &policy(settings))?;
+    let updated = request.metadata.apply_to(&client, &settings.policy())?;
     let new_token = generate(TokenKind::RegistrationAccessToken)?;
     let now = clock::now();
     match state
@@ -306,23 +303,6 @@ pub async fn delete(
 
 /// What `registration` lets a client ask for: its grant types and scopes (never the admin
 /// scope), redirect URIs https or http to a loopback address.
-fn policy(settings: &RegistrationSettings) -> RegistrationPolicy {
-    // Names the settings do not know are allowed to nobody.
-    let grant_types = settings
-        .grant_types
-        .iter()
-        .filter_map(|name| name.parse::<GrantType>().ok())
-        .collect();
-    let scopes = ScopeSet::parse(&settings.scopes.join(" ")).unwrap_or_default();
-    RegistrationPolicy {
-        trusted: false,
-        grant_types: Some(grant_types),
-        scopes: Some(scopes),
-        https_or_loopback_only: true,
-        ..RegistrationPolicy::default()
-    }
-}
-
 /// The response for `client`: its metadata, where to manage it, and its secret's expiry.
 fn response(state: &AppState, client: &crate::oauth::client::Client) -> RegistrationResponse {
     let issuer = &state.settings.server.issuer;
