@@ -36,6 +36,12 @@ const SECOND_STEP_USER: &str = "second_step_user";
 const SECOND_STEP_AT: &str = "second_step_at";
 /// The user's security stamp when this session signed in (or began the second step).
 const STAMP: &str = "stamp";
+/// Where a page that sent the person to sign in wants them back when no authorization
+/// request is in progress (one of [`RETURN_PAGES`]).
+const RETURN_TO: &str = "return_to";
+/// The pages a sign-in may return to: fixed paths, so that the value can never become an open
+/// redirect.
+const RETURN_PAGES: &[&str] = &["/console"];
 
 /// How long the second step waits for its code after the password was accepted.
 const SECOND_STEP_TTL_SECS: i64 = 600;
@@ -181,6 +187,26 @@ impl UserSession {
             second_factor,
             sid: self.0.get::<String>(SID).ok().flatten(),
         })
+    }
+
+    /// After the coming sign-in (or second step), go to `page` unless an authorization request
+    /// is in progress. Only the pages of [`RETURN_PAGES`] are remembered.
+    pub fn return_after_sign_in(&self, page: &'static str) -> Result<(), SessionError> {
+        if RETURN_PAGES.contains(&page) {
+            self.0.insert(RETURN_TO, page)?;
+        }
+        Ok(())
+    }
+
+    /// Where to go after signing in with no request in progress: the page that asked for it
+    /// (once), or the account page.
+    pub fn after_sign_in(&self) -> &'static str {
+        let asked = self.0.remove_as::<String>(RETURN_TO).and_then(Result::ok);
+        RETURN_PAGES
+            .iter()
+            .find(|page| asked.as_deref() == Some(**page))
+            .copied()
+            .unwrap_or("/account")
     }
 
     /// Forgets everything.

@@ -120,6 +120,38 @@ db_test! {
 }
 
 db_test! {
+    async fn an_operator_sent_to_sign_in_or_to_the_second_step_comes_back_to_the_console(app: TestApp) {
+        let ada = app.create_user("ada", PASSWORD).await;
+        app.store.set_user_admin(ada.id, true, umbra::clock::now()).await.unwrap();
+        let (secret, _) = app.enroll_totp(&ada).await;
+
+        // Anonymous at the console: signed in with both factors, back at the console.
+        let browser = app.browser();
+        assert_eq!(location(&browser.get("/console/users").await), "/login");
+        assert_eq!(location(&browser.sign_in("ada", PASSWORD).await), "/login/2fa");
+        let response = browser.second_step("totp", &totp_code(&secret, 0).await).await;
+        assert_eq!(location(&response), "/console");
+        assert_eq!(browser.get("/console").await.status(), StatusCode::OK);
+        // Once: a later sign-in with no console visit goes to the account as ever.
+        browser.post("/logout", &[("csrf_token", &browser.form_token("/account").await)]).await;
+        browser.sign_in("ada", PASSWORD).await;
+        let response = browser.second_step("totp", &totp_code(&secret, 1).await).await;
+        assert_eq!(location(&response), "/account");
+
+        // Signed in before the factor existed: the console asks for it, then lets them in.
+        let grace = app.create_user("grace", PASSWORD).await;
+        app.store.set_user_admin(grace.id, true, umbra::clock::now()).await.unwrap();
+        let browser = app.browser();
+        assert_eq!(location(&browser.sign_in("grace", PASSWORD).await), "/account");
+        let (secret, _) = app.enroll_totp(&grace).await;
+        assert_eq!(location(&browser.get("/console").await), "/login/2fa");
+        let response = browser.second_step("totp", &totp_code(&secret, 0).await).await;
+        assert_eq!(location(&response), "/console");
+        assert_eq!(browser.get("/console/clients").await.status(), StatusCode::OK);
+    }
+}
+
+db_test! {
     async fn revoking_the_role_or_disabling_the_operator_acts_at_the_next_request(app: TestApp) {
         let (browser, ada) = operator(&app, "ada").await;
         assert_eq!(browser.get("/console").await.status(), StatusCode::OK);

@@ -277,7 +277,8 @@ async fn second_factor_gate(
 pub const ENROLMENT_REQUIRED: &str = "/account?second_factor=required";
 
 /// After a fresh sign-in: back into the newest authorization request in progress (its
-/// `prompt=login` and `max_age` now satisfied), or to the account.
+/// `prompt=login` and `max_age` now satisfied), or to the page that sent the person to sign
+/// in (the console), or to the account.
 pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpResponse, PageError> {
     match session.latest_pending() {
         Some(mut pending) => {
@@ -287,7 +288,7 @@ pub async fn resume(state: &AppState, session: &UserSession) -> Result<HttpRespo
             session.update_pending(&pending)?;
             proceed(state, session, pending).await
         }
-        None => Ok(redirect("/account")),
+        None => Ok(redirect(session.after_sign_in())),
     }
 }
 
@@ -298,7 +299,7 @@ pub async fn resume_page(
 ) -> Result<HttpResponse, PageError> {
     match session.latest_pending() {
         Some(pending) => proceed(&state, &session, pending).await,
-        None => Ok(redirect("/account")),
+        None => Ok(redirect(session.after_sign_in())),
     }
 }
 

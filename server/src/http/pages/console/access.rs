@@ -39,12 +39,16 @@ impl FromRequest for ConsolePage {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let visitor = UserSession::of(req);
         let page = Page::<User>::from_request(req, payload);
         Box::pin(async move {
             let state = enabled(state)?;
-            let (session, operator) = page.await?.into_parts();
-            admit(&state, &session, &operator).await?;
-            Ok(Self { session, operator })
+            let admitted = async {
+                let (session, operator) = page.await?.into_parts();
+                admit(&state, &session, &operator).await?;
+                Ok(Self { session, operator })
+            };
+            come_back(&visitor, admitted.await)
         })
     }
 }
@@ -71,6 +75,26 @@ where
         })
     }
 }
+
+/// A person sent to sign in, or to prove their second factor, comes back to the console
+/// afterwards rather than to the account page. (Forms are not replayed: a form posted by
+/// someone whose sign-in ended is simply refused.)
+fn come_back<T>(
+    session: &UserSession,
+    result: Result<T, actix_web::Error>,
+) -> Result<T, actix_web::Error> {
+    if let Err(err) = &result
+        && matches!(err.as_error::<Refusal>(), Some(Refusal::Detour(_)))
+    {
+        session
+            .return_after_sign_in(CONSOLE)
+            .map_err(|err| ConsoleError::Page(err.into()))?;
+    }
+    result
+}
+
+/// The console's first page.
+const CONSOLE: &str = "/console";
 
 /// The application state, if the console is on.
 fn enabled(state: Option<web::Data<AppState>>) -> Result<web::Data<AppState>, actix_web::Error> {
