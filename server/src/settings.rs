@@ -340,6 +340,10 @@ pub struct RegistrationSettings {
     /// How long the secret of a self-registered confidential client lasts
     /// (`client_secret_expires_at`); 0: it does not expire.
     pub secret_lifetime_secs: i64,
+    /// Open registration only: registrations one client address (IPv6: its /64) may attempt
+    /// per `open_window_secs`, on all instances together; more get 429.
+    pub open_max_per_address: i32,
+    pub open_window_secs: i64,
 }
 
 impl RegistrationSettings {
@@ -358,6 +362,14 @@ impl RegistrationSettings {
             scopes: Some(ScopeSet::parse(&self.scopes.join(" ")).unwrap_or_default()),
             https_or_loopback_only: true,
             ..Default::default()
+        }
+    }
+
+    /// The limit of open registrations per client address.
+    pub fn open_limit(&self) -> crate::auth::limiter::Limit {
+        crate::auth::limiter::Limit {
+            max: self.open_max_per_address,
+            window_secs: self.open_window_secs,
         }
     }
 
@@ -392,6 +404,11 @@ impl RegistrationSettings {
         }
         if self.secret_lifetime_secs < 0 {
             return invalid("registration.secret_lifetime_secs may not be negative".into());
+        }
+        if self.open_max_per_address < 1 || self.open_window_secs < 1 {
+            return invalid(
+                "registration.open_max_per_address and open_window_secs must be positive".into(),
+            );
         }
         Ok(())
     }

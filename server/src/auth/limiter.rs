@@ -58,6 +58,15 @@ pub fn address_key(address: IpAddr) -> [u8; 32] {
     key_hash("address", &address_bucket(address).to_string())
 }
 
+/// The stored key of an address's open registrations (RFC 7591 without an initial access
+/// token), counted apart from its sign-in failures.
+pub fn registration_key(address: Option<IpAddr>) -> [u8; 32] {
+    match address {
+        Some(address) => key_hash("registration", &address_bucket(address).to_string()),
+        None => key_hash("registration", "unknown"),
+    }
+}
+
 // The kind is part of the hash so that no username can share a row with an address.
 fn key_hash(kind: &str, key: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();

@@ -62,8 +62,14 @@ impl ResponseError for OAuthError {
                 response.insert_header((header::WWW_AUTHENTICATE, value));
             }
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        match self.retry_after() {
+            Some(secs) => {
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            None if status == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            None => {}
         }
         response.json(ErrorBody {
             error: self.code().as_str(),

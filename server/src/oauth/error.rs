@@ -112,6 +112,8 @@ pub struct OAuthError {
     description: Cow<'static, str>,
     status: u16,
     cause: Option<String>,
+    /// Seconds a refused caller should wait (`Retry-After`); `None`: the default of its status.
+    retry_after: Option<u64>,
 }
 
 /// Whether `c` may appear in an `error_description`: "Values for the "error_description"
@@ -147,6 +149,7 @@ impl OAuthError {
             description: description_safe(description.into()),
             status: code.default_status(),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -188,6 +191,18 @@ impl OAuthError {
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// Too many requests from one caller: 429 with how long to wait.
+    pub fn too_many_requests(description: impl Into<Cow<'static, str>>, wait_secs: u64) -> Self {
+        let mut error = Self::new(ErrorCode::InvalidRequest, description).with_status(429);
+        error.retry_after = Some(wait_secs.max(1));
+        error
+    }
+
+    /// How long the caller should wait before trying again, if the error says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// Attaches a private cause, logged and never sent to the client.

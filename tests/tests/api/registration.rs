@@ -166,6 +166,35 @@ db_test_with! {
     }
 }
 
+db_test_with! {
+    |settings| {
+        settings.registration.open = true;
+        settings.registration.open_max_per_address = 5;
+    },
+    async fn open_registration_is_limited_per_address_even_when_attempts_arrive_at_once(app: TestApp) {
+        // Refused metadata counts too: the limit is on attempts, not on clients made.
+        let refused = app.post_register(None, &json!({"redirect_uris": ["http://x.example/cb"]})).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+        let metadata = service();
+        let attempts = (0..24).map(|_| app.post_register(None, &metadata));
+        let responses = join_all(attempts).await;
+
+        let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+        let won = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+        let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+        assert_eq!((won, limited), (4, 20), "{statuses:?}");
+        let limited = responses.into_iter().find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).unwrap();
+        let wait: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&wait), "{wait}");
+        let body: Value = limited.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(app.audit_count("client.registered").await, 4);
+        // Registrations with an initial access token are the operator's, never limited here.
+        assert_eq!(registered(&app, &service()).await["grant_types"], json!(["client_credentials"]));
+    }
+}
+
 db_test! {
     async fn what_the_policy_does_not_allow_is_refused_with_the_rfc_7591_codes(app: TestApp) {
         let token = app.initial_access_token(100, 3600).await;

@@ -7,6 +7,7 @@
 //! JSON through [`OAuthError`]; a missing or wrong token is 401 `invalid_token` with a Bearer
 //! challenge, and RFC 7592 never tells an unknown client from a wrong token.
 use super::token::no_store;
+use crate::auth::limiter::registration_key;
 use crate::clock;
 use crate::http::AppState;
 use crate::http::client_address::client_address;
@@ -14,7 +15,7 @@ use crate::http::error::json_problem;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::registration::ClientMetadata;
 use crate::oauth::token::{self, Token, TokenHash, TokenKind};
-use crate::store::{Actor, AuditEntry, AuditKind, Registered, Replaced};
+use crate::store::{Actor, AuditEntry, AuditKind, Registered, Replaced, SignInSlot};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -89,8 +90,11 @@ pub async fn register(
         return Ok(crate::http::not_found().await);
     }
     let now = clock::now();
-    // The token first: without a good one, the body is not looked at.
-    let initial = if settings.open {
+    // The token first: without a good one, the body is not looked at. Open registration
+    // still takes a token that is presented (and uses it up as ever); without one, the
+    // request counts against its address.
+    let initial = if settings.open && !req.headers().contains_key(header::AUTHORIZATION) {
+        count_open_registration(&state, &req, now).await?;
         None
     } else {
         let hash = presented_token(&req, TokenKind::InitialAccessToken)?;
@@ -303,6 +307,31 @@ pub async fn delete(
 
 /// What `registration` lets a client ask for: its grant types and scopes (never the admin
 /// scope), redirect URIs https or http to a loopback address.
+/// Counts an open registration against its address, or refuses it (429) when the address
+/// used up its window: anyone may register, but nobody may fill the clients table. Every
+/// attempt counts, whatever becomes of it, so the count is settled as it is taken.
+async fn count_open_registration(
+    state: &AppState,
+    req: &HttpRequest,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let key = registration_key(client_address(req));
+    let limit = state.settings.registration.open_limit();
+    match state.store.take_sign_in_slot(&key, &limit, now).await? {
+        SignInSlot::Taken { window_ends_at } => {
+            state
+                .store
+                .settle_sign_in_slot(&key, window_ends_at, true)
+                .await?;
+            Ok(())
+        }
+        SignInSlot::Refused { retry_after_secs } => Err(OAuthError::too_many_requests(
+            "too many registrations from this address, retry later",
+            retry_after_secs,
+        )),
+    }
+}
+
 /// The response for `client`: its metadata, where to manage it, and its secret's expiry.
 fn response(state: &AppState, client: &crate::oauth::client::Client) -> RegistrationResponse {
     let issuer = &state.settings.server.issuer;
