@@ -1087,6 +1087,8 @@ mod tests {
             ("UMBRA__REGISTRATION__GRANT_TYPES", "password"),
             ("UMBRA__REGISTRATION__SCOPES", "read,umbra:admin"),
             ("UMBRA__REGISTRATION__SECRET_LIFETIME_SECS", "-1"),
+            ("UMBRA__REGISTRATION__OPEN_MAX_PER_ADDRESS", "0"),
+            ("UMBRA__REGISTRATION__OPEN_WINDOW_SECS", "0"),
         ] {
             let err = with_environment(&[(key, value)])
                 .err()
