@@ -110,6 +110,8 @@ pub enum Actor {
     User(String),
     /// The `umbra` command line.
     Cli,
+    /// A client registering itself (RFC 7591), with an initial access token or openly.
+    Registration,
 }
 
 impl std::fmt::Display for Actor {
@@ -118,6 +120,7 @@ impl std::fmt::Display for Actor {
             Self::Client(id) => write!(f, "client:{id}"),
             Self::User(name) => write!(f, "user:{name}"),
             Self::Cli => f.write_str("cli"),
+            Self::Registration => f.write_str("registration"),
         }
     }
 }

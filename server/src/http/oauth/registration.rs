@@ -132,14 +132,14 @@ pub async fn register(
         }
     };
     tracing::Span::current().record("client_id", client.id.as_str());
-    let mut entry = AuditEntry::new(AuditKind::ClientRegistered)
+    let entry = AuditEntry::new(AuditKind::ClientRegistered)
+        .actor(&Actor::Registration)
         .client(Some(&client.id))
         .address(client_address(&req))
         .detail(match &initial {
             Some((_, id)) => format!("initial access token {id}"),
             None => "open registration".to_owned(),
         });
-    entry.actor = Some("registration".to_owned());
     state.store.record_audit(entry, now).await?;
     let body = RegistrationResponse {
         client_secret: registration.secret.map(Token::into_string),
