@@ -14,6 +14,8 @@ pub struct Model {
     pub scopes: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves with every change of the row: the admin API's `ETag`.
+    pub version: i64,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

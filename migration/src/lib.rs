@@ -18,6 +18,7 @@ mod m20261202_000002_change_log;
 mod m20261202_000003_leases;
 mod m20261203_000001_change_log_notify;
 mod m20261203_000002_platform_automation;
+mod m20261203_000003_resource_version;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_leases::Migration),
             Box::new(m20261203_000001_change_log_notify::Migration),
             Box::new(m20261203_000002_platform_automation::Migration),
+            Box::new(m20261203_000003_resource_version::Migration),
         ]
     }
 }

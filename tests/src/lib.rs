@@ -337,6 +337,7 @@ impl TestApp {
                     scopes: ScopeSet::parse(scopes).unwrap(),
                     introspectors: introspectors.iter().map(|c| c.id.clone()).collect(),
                     clients: Vec::new(),
+                    version: 1,
                 },
                 umbra::clock::now(),
             )

@@ -5,7 +5,7 @@ use super::{output, parse_scopes};
 use crate::clock;
 use crate::manage::{self, ResourceView};
 use crate::oauth::scope::ScopeSet;
-use crate::store::{Resource, ResourceChange, Store};
+use crate::store::{Replaced, Resource, ResourceChange, Store};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
@@ -115,6 +115,7 @@ impl ResourceCommand {
                     introspectors: manage::introspectors(store, &args.introspectors).await?,
                     identifier: args.identifier,
                     clients: Vec::new(),
+                    version: 1,
                 };
                 store.create_resource(&new, clock::now()).await?;
                 show(store, &new.identifier, json).await?;
@@ -136,10 +137,11 @@ impl ResourceCommand {
             Self::Show { identifier } => show(store, &identifier, json).await?,
             Self::Update(args) => {
                 let change = args.change(store).await?;
-                if !store
-                    .update_resource(&args.identifier, &change, clock::now())
-                    .await?
-                {
+                // The command line changes whatever version is there (no If-Match).
+                let updated = store
+                    .update_resource(&args.identifier, &change, None, clock::now())
+                    .await?;
+                if updated == Replaced::NotFound {
                     bail!("{}", unknown(&args.identifier));
                 }
                 show(store, &args.identifier, json).await?;

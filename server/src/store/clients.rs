@@ -207,7 +207,7 @@ pub(super) async fn insert_client<C: ConnectionTrait>(
     Ok(())
 }
 
-/// What [`Store::replace_client`] did.
+/// What [`Store::replace_client`] (or `update_resource`) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
     /// The metadata is replaced; the row's version is now `version`.

@@ -1,12 +1,12 @@
 //! Resources (RFC 8707) and their links to clients: which clients introspect for a resource,
 //! which may ask tokens for it and with which scopes, and each client's default resource.
 use super::changes::{self, ChangeKind};
-use super::clients::next_version;
+use super::clients::{Replaced, next_version};
 use super::{Store, StoreError};
 use crate::oauth::resource::{AllowedResource, Audience, ResourceAccess};
 use crate::oauth::scope::ScopeSet;
 use entity::{access_token, client, client_resource, grant, resource, resource_introspector};
-use sea_orm::sea_query::{Expr, LikeExpr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
     TransactionTrait,
@@ -25,6 +25,9 @@ pub struct Resource {
     pub introspectors: Vec<String>,
     /// Clients that may ask tokens for it, with the scopes they may ask (`None`: all).
     pub clients: Vec<(String, Option<ScopeSet>)>,
+    /// Moves with every change (the admin API's `ETag`); a new resource starts at 1 whatever
+    /// this says.
+    pub version: i64,
 }
 
 /// Changes to a resource; `None` leaves a field as it is.
@@ -48,6 +51,7 @@ impl Store {
                 scopes: Set(new.scopes.to_string()),
                 created_at: Set(now),
                 updated_at: Set(now),
+                version: Set(1),
             })
             .exec_without_returning(&txn)
             .await;
@@ -93,18 +97,28 @@ impl Store {
         Ok(resources)
     }
 
-    /// Applies `change`; `false` if the resource is unknown.
+    /// Applies `change`, only to the version `if_version` when given (an `If-Match`): one
+    /// conditional UPDATE that moves the version, with the links and the change-log row in
+    /// the same transaction.
     pub async fn update_resource(
         &self,
         identifier: &str,
         change: &ResourceChange,
+        if_version: Option<i64>,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Replaced, StoreError> {
         self.retrying("update_resource", move || async move {
             let txn = self.db.begin().await?;
             let mut update = resource::Entity::update_many()
                 .col_expr(resource::Column::UpdatedAt, Expr::value(now))
+                .col_expr(
+                    resource::Column::Version,
+                    Expr::col(resource::Column::Version).add(1),
+                )
                 .filter(resource::Column::Identifier.eq(identifier));
+            if let Some(version) = if_version {
+                update = update.filter(resource::Column::Version.eq(version));
+            }
             if let Some(name) = &change.name {
                 update = update.col_expr(resource::Column::Name, Expr::value(name.clone()));
             }
@@ -112,8 +126,16 @@ impl Store {
                 update = update.col_expr(resource::Column::Scopes, Expr::value(scopes.to_string()));
             }
             if update.exec(&txn).await?.rows_affected == 0 {
+                let current = resource::Entity::find_by_id(identifier.to_owned())
+                    .one(&txn)
+                    .await?;
                 txn.rollback().await?;
-                return Ok(false);
+                return Ok(match current {
+                    Some(row) => Replaced::VersionMismatch {
+                        current: row.version,
+                    },
+                    None => Replaced::NotFound,
+                });
             }
             if let Some(introspectors) = &change.introspectors {
                 resource_introspector::Entity::delete_many()
@@ -123,8 +145,12 @@ impl Store {
                 insert_introspectors(&txn, identifier, introspectors).await?;
             }
             changes::record(&txn, ChangeKind::Resource, identifier).await?;
+            let version = resource::Entity::find_by_id(identifier.to_owned())
+                .one(&txn)
+                .await?
+                .map_or(0, |row| row.version);
             txn.commit().await?;
-            Ok(true)
+            Ok(Replaced::Done { version })
         })
         .await
     }
@@ -322,6 +348,7 @@ impl Store {
             scopes: ScopeSet::from_stored(&row.scopes),
             introspectors,
             clients,
+            version: row.version,
         })
     }
 }

@@ -467,9 +467,26 @@ db_test! {
         problem(response, StatusCode::BAD_REQUEST).await;
         let path = "/admin/resources/https%3A%2F%2Forders.example";
         let response = app.admin(Method::GET, path, t).send().await.unwrap();
+        assert_eq!(response.headers()["etag"], "\"1\"");
         assert_eq!(json_of(response, StatusCode::OK).await["name"], "Orders");
-        let response = app.admin(Method::PATCH, path, t).json(&json!({"scopes": "orders:read"})).send().await.unwrap();
+        let patch = json!({"scopes": "orders:read"});
+        let response = app.admin(Method::PATCH, path, t).json(&patch).send().await.unwrap();
+        problem(response, StatusCode::PRECONDITION_REQUIRED).await;
+        // Of 24 changes made from version 1 at once, exactly one is applied.
+        let patches = (0..24).map(|i| {
+            app.admin(Method::PATCH, path, t)
+                .header("if-match", "\"1\"")
+                .json(&json!({"scopes": "orders:read", "name": format!("Orders {i}")}))
+                .send()
+        });
+        let responses: Vec<_> = join_all(patches).await.into_iter().map(Result::unwrap).collect();
+        let won: Vec<_> = responses.iter().filter(|r| r.status() == StatusCode::OK).collect();
+        let stale = responses.iter().filter(|r| r.status() == StatusCode::PRECONDITION_FAILED).count();
+        assert_eq!((won.len(), stale), (1, 23));
+        assert_eq!(won[0].headers()["etag"], "\"2\"");
+        let response = app.admin(Method::GET, path, t).send().await.unwrap();
         assert_eq!(json_of(response, StatusCode::OK).await["scopes"], "orders:read");
+        assert_eq!(audited(&app, "resource.updated").await.len(), 1);
         let response = app.admin(Method::GET, "/admin/resources", t).send().await.unwrap();
         assert_eq!(json_of(response, StatusCode::OK).await.as_array().unwrap().len(), 1);
         let response = app.admin(Method::DELETE, path, t).send().await.unwrap();

@@ -167,7 +167,8 @@ db_test! {
             scopes: Some(ScopeSet::parse("orders:read").unwrap()),
             ..ResourceChange::default()
         };
-        assert!(app.store.update_resource(ORDERS, &change, umbra::clock::now()).await.unwrap());
+        let updated = app.store.update_resource(ORDERS, &change, None, umbra::clock::now()).await.unwrap();
+        assert!(matches!(updated, umbra::store::Replaced::Done { .. }));
 
         within_a_second(changed_at, "the removed scope refused at the other instance", || async {
             orders_token_status(&other, &service, "orders:write").await == StatusCode::BAD_REQUEST

@@ -3,14 +3,14 @@
 //! path it is percent-encoded (`/admin/resources/https%3A%2F%2Forders.example`).
 use super::caller::AdminCaller;
 use super::problem::{Problem, ProblemBody};
-use super::support::no_content;
+use super::support::{if_match, no_content, with_etag};
 use crate::clock;
 use crate::http::AppState;
 use crate::manage::{self, ManageError, ResourceView};
 use crate::oauth::scope::ScopeSet;
-use crate::store::{AuditKind, Resource, ResourceChange};
+use crate::store::{AuditKind, Replaced, Resource, ResourceChange};
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -65,13 +65,18 @@ fn identifier(raw: &str) -> Result<String, Problem> {
         .map_err(|_| Problem::not_found("no such resource"))
 }
 
-async fn view(state: &AppState, identifier: &str) -> Result<ResourceView, Problem> {
+/// The resource as it is stored now, answered with `status` and its version as `ETag`.
+async fn view(
+    state: &AppState,
+    identifier: &str,
+    status: HttpResponseBuilder,
+) -> Result<HttpResponse, Problem> {
     let resource = state
         .store
         .find_resource(identifier)
         .await?
         .ok_or_else(|| Problem::not_found("no such resource"))?;
-    Ok(ResourceView::of(&resource))
+    Ok(with_etag(status, resource.version).json(ResourceView::of(&resource)))
 }
 
 /// Every resource.
@@ -114,6 +119,7 @@ pub async fn create(
         introspectors: manage::introspectors(&state.store, &body.introspectors).await?,
         identifier: body.identifier,
         clients: Vec::new(),
+        version: 1,
     };
     let now = clock::now();
     state.store.create_resource(&new, now).await?;
@@ -130,9 +136,9 @@ pub async fn create(
         "/admin/resources/{}",
         percent_encoding::utf8_percent_encode(&new.identifier, percent_encoding::NON_ALPHANUMERIC)
     );
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(view(&state, &new.identifier).await?))
+    let mut created = HttpResponse::Created();
+    created.insert_header((header::LOCATION, location));
+    view(&state, &new.identifier, created).await
 }
 
 /// One resource, with the clients that introspect for it and that may ask for it.
@@ -152,28 +158,35 @@ pub async fn show(
     raw: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let identifier = identifier(&raw)?;
-    Ok(HttpResponse::Ok().json(view(&state, &identifier).await?))
+    view(&state, &identifier, HttpResponse::Ok()).await
 }
 
-/// Changes a resource's name, scopes or introspectors.
+/// Changes a resource's name, scopes or introspectors; `If-Match` with its `ETag` is required.
 #[utoipa::path(
     patch,
     path = "/admin/resources/{identifier}",
     tag = "resources",
-    params(("identifier" = String, Path, description = "The resource's identifier, percent-encoded")),
+    params(
+        ("identifier" = String, Path, description = "The resource's identifier, percent-encoded"),
+        ("If-Match" = String, Header, description = "The ETag of the version this change replaces"),
+    ),
     request_body = ResourcePatch,
     responses(
         (status = 200, description = "Changed", body = ResourceView),
         (status = 404, description = "No such resource", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "The resource changed since that ETag", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
+    req: HttpRequest,
     caller: AdminCaller,
     state: web::Data<AppState>,
     raw: web::Path<String>,
     body: web::Json<ResourcePatch>,
 ) -> Result<HttpResponse, Problem> {
     let identifier = identifier(&raw)?;
+    let expected = if_match(&req)?.ok_or(Problem::PreconditionRequired)?;
     let body = body.into_inner();
     let introspectors = match &body.introspectors {
         Some(ids) => Some(manage::introspectors(&state.store, ids).await?),
@@ -194,12 +207,16 @@ pub async fn update(
         ));
     }
     let now = clock::now();
-    if !state
+    match state
         .store
-        .update_resource(&identifier, &change, now)
+        .update_resource(&identifier, &change, Some(expected), now)
         .await?
     {
-        return Err(Problem::not_found("no such resource"));
+        Replaced::Done { .. } => {}
+        Replaced::VersionMismatch { current } => {
+            return Err(Problem::PreconditionFailed { current });
+        }
+        Replaced::NotFound => return Err(Problem::not_found("no such resource")),
     }
     state
         .store
@@ -210,7 +227,7 @@ pub async fn update(
             now,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(view(&state, &identifier).await?))
+    view(&state, &identifier, HttpResponse::Ok()).await
 }
 
 /// Deletes a resource and every client's permission for it, and revokes every token issued
