@@ -2,6 +2,7 @@
 //! operator asks that need the store, and what both show. One place, so that the two front
 //! ends never disagree on a rule.
 use crate::keys::SigningAlg;
+use crate::oauth::client::Client;
 use crate::oauth::client_auth::AuthMethod;
 use crate::oauth::registration::Registration;
 use crate::oauth::resource::validate_identifier;
@@ -169,8 +170,13 @@ pub async fn registration_prerequisites(
 }
 
 /// Draws a new secret for client `id` and stores its hash (the old one stops working); the
-/// secret, shown once. A public or `private_key_jwt` client has no secret to rotate.
-pub async fn rotate_client_secret(store: &Store, id: &str, now: i64) -> Result<Token, ManageError> {
+/// client as it was read and the secret, shown once. A public or `private_key_jwt` client has
+/// no secret to rotate.
+pub async fn rotate_client_secret(
+    store: &Store,
+    id: &str,
+    now: i64,
+) -> Result<(Client, Token), ManageError> {
     let client = store
         .find_client(id)
         .await?
@@ -196,5 +202,5 @@ pub async fn rotate_client_secret(store: &Store, id: &str, now: i64) -> Result<T
     {
         return Err(ManageError::NotFound(format!("no client with id {id:?}")));
     }
-    Ok(secret)
+    Ok((client, secret))
 }

@@ -508,7 +508,8 @@ impl ClientCommand {
                 );
             }
             Self::RotateSecret { client_id } => {
-                let secret = manage::rotate_client_secret(store, &client_id, clock::now()).await?;
+                let (_, secret) =
+                    manage::rotate_client_secret(store, &client_id, clock::now()).await?;
                 output::print(
                     json,
                     &serde_json::json!({"client_id": client_id, "client_secret": secret.expose()}),

@@ -378,7 +378,7 @@ pub async fn rotate_secret(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let now = clock::now();
-    let secret = manage::rotate_client_secret(&state.store, &id, now).await?;
+    let (_, secret) = manage::rotate_client_secret(&state.store, &id, now).await?;
     // The old secret must stop here at once, not at the next poll of the change log.
     state.clients.evict(&id);
     state

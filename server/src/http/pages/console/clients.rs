@@ -243,8 +243,8 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ConsoleError> {
     let now = clock::now();
     // An operator's new secret does not expire (as `umbra client rotate-secret`'s).
-    let secret = match manage::rotate_client_secret(&state.store, &id, now).await {
-        Ok(secret) => secret,
+    let (client, secret) = match manage::rotate_client_secret(&state.store, &id, now).await {
+        Ok(rotated) => rotated,
         Err(ManageError::NotFound(_)) => return Ok(gone(&req, &id)),
         // A secret would turn a public or a key-signing client into another kind of client.
         Err(ManageError::Invalid(why)) => return Ok(done(&req, "/console/clients", &why)),
@@ -252,9 +252,6 @@ pub async fn rotate_secret(
         Err(ManageError::Random) => {
             return Err(ConsoleError::Page(PageError::internal(ManageError::Random)));
         }
-    };
-    let Some(client) = state.store.find_client(&id).await? else {
-        return Ok(gone(&req, &id));
     };
     state.clients.evict(&client.id);
     let entry = audited(&req, &page.operator, AuditKind::ClientSecretRotated)
