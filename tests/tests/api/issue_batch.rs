@@ -152,6 +152,19 @@ async fn stored(store: &Store, hash: &TokenHash) -> Option<String> {
         .map(|record| record.client_id)
 }
 
+/// The client `hash` was issued to once it is stored, waiting up to five seconds for a group
+/// that nobody awaits to commit.
+async fn stored_soon(store: &Store, hash: &TokenHash) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = stored(store, hash).await;
+        if found.is_some() || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 db_test! {
     async fn a_group_with_issuances_for_an_unknown_client_fails_only_those(app: TestApp) {
         let clients = [app.service_client("read").await, app.service_client("read").await];
@@ -205,16 +218,25 @@ db_test! {
         }))
         .await;
 
+        let mut dropped = 0;
         for (n, (token, outcome)) in tokens.iter().zip(outcomes).enumerate() {
             if n % 2 == 0 {
                 outcome.unwrap().unwrap();
                 assert_eq!(stored(&store, &token.hash).await.as_deref(), Some(client.id.as_str()));
             } else {
-                assert!(outcome.is_none(), "dropped before its group committed");
-                // Every group holds requests still waiting, so it has committed by now.
-                assert_eq!(stored(&store, &token.hash).await.as_deref(), Some(client.id.as_str()), "stored anyway");
+                match outcome {
+                    None => dropped += 1,
+                    // Its thread was preempted between queueing and the one poll for so long
+                    // that the group committed meanwhile: answered, so nothing was dropped.
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => panic!("a queued issuance failed: {err}"),
+                }
+                // A group may hold only dropped requests (the tail of the burst, taken after the
+                // last awaited one's group): nobody waits for it, so it commits a moment later.
+                assert_eq!(stored_soon(&store, &token.hash).await.as_deref(), Some(client.id.as_str()), "stored anyway");
             }
         }
+        assert!(dropped > 0, "some requests were dropped while queued");
         assert!(store.issue_batch_sizes().get_sample_count() < 48, "issuances shared groups");
     }
 }
